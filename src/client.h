@@ -1,0 +1,78 @@
+/*
+ * client: one connection, its buffers and its replies (Redis' networking.c).
+ *
+ * A client owns two bounded buffers.  `in` holds bytes read but not yet
+ * executed; `qpos` is where the next command starts.  `out` holds replies:
+ * bytes [sent, committed) may go to the socket, bytes past `committed`
+ * belong to commands whose transaction has not committed yet and are held
+ * back (the AE_BARRIER idea: no reply to a write leaves before its commit).
+ * The worker moves `committed` forward after each commit, or cuts `out` back
+ * when a transaction is aborted and its commands are run again.
+ */
+#ifndef DQ_CLIENT_H
+#define DQ_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "resp.h"
+
+#define CLIENT_CLOSE_AFTER_REPLY 0x01	/* QUIT, protocol error */
+#define CLIENT_CLOSE_ASAP	0x02	/* I/O error: drop without replying */
+#define CLIENT_AUTHED		0x04
+#define CLIENT_PENDING		0x08	/* on the pending list */
+#define CLIENT_THROTTLED	0x10	/* output backlog: input paused */
+#define CLIENT_MORE		0x20	/* stopped with complete commands left */
+
+struct client {
+	uint64_t		 id;
+	int			 fd;
+	int			 flags;
+	char			 addr[64];	/* "ip:port" */
+	char			*name;		/* CLIENT SETNAME */
+	char			*lib_name;	/* CLIENT SETINFO */
+	char			*lib_ver;
+	uint64_t		 created_ms;
+	uint64_t		 last_ms;	/* last input, for timeout */
+	const char		*last_cmd;
+
+	struct buf		 in;
+	size_t			 qpos;
+	struct resp_parser	 parser;
+	struct buf		 out;
+	size_t			 sent;
+	size_t			 committed;
+
+	/* Where this client stood when the current batch began. */
+	size_t			 batch_qpos;
+	size_t			 batch_outlen;
+
+	struct client		*prev, *next;	/* all clients */
+	struct client		*pnext;		/* pending list */
+	struct client		*bnext;		/* batch list */
+};
+
+struct client	*client_new(int fd, uint64_t id, const char *addr,
+		    size_t max_bulk, size_t query_limit);
+void		 client_free(struct client *);
+/* Reads what the socket has; -1: closed or error (logged at debug). */
+int		 client_read(struct client *);
+/* Writes committed replies; -1 on a write error. */
+int		 client_write(struct client *);
+size_t		 client_unsent(const struct client *);
+size_t		 client_held(const struct client *);
+
+/* Replies.  On failure (memory) the client is marked CLOSE_ASAP. */
+void	reply_simple(struct client *, const char *);
+void	reply_ok(struct client *);
+void	reply_error(struct client *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	reply_int(struct client *, long long);
+void	reply_bulk(struct client *, const void *, size_t);
+void	reply_bulkstr(struct client *, const char *);
+void	reply_nil(struct client *);
+void	reply_nil_array(struct client *);
+void	reply_array(struct client *, size_t);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * cmd: the command table and dispatch.
+ *
+ * One table drives dispatch, arity and authentication checks, COMMAND,
+ * COMMAND DOCS and the per-command statistics.  A handler writes its reply
+ * with the reply_* functions and returns STORE_OK, or the STORE_ code of a
+ * storage operation that did not succeed: STORE_RETRY (the whole batch is
+ * aborted and run again, so the handler must not have had effects outside
+ * the store), STORE_ERR or STORE_PANIC.  Anything the handler replied before
+ * a non-OK return is discarded by the caller.
+ */
+#ifndef DQ_CMD_H
+#define DQ_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct client;
+
+#define CMD_WRITE	0x01	/* may change stored data */
+#define CMD_READONLY	0x02	/* reads stored data */
+#define CMD_NOAUTH	0x04	/* allowed before AUTH */
+#define CMD_FAST	0x08	/* O(1) or O(log n) */
+#define CMD_ADMIN	0x10
+
+struct cmdctx {
+	struct client	 *c;
+	size_t		  argc;
+	const char	**argv;
+	const size_t	 *argvlen;
+	uint64_t	  now;		/* Unix ms when the command began */
+};
+
+struct cmd {
+	const char	*name;		/* lower case */
+	int		 arity;		/* > 0 exact, < 0 at least -arity */
+	int		 flags;
+	int		 (*proc)(struct cmdctx *);
+	int		 firstkey, lastkey, keystep;
+	const char	*group;
+	const char	*since;
+	const char	*summary;
+};
+
+extern const struct cmd	cmd_table[];
+extern const size_t	cmd_count;
+
+const struct cmd *cmd_lookup(const char *, size_t);
+int	cmd_execute(struct client *, size_t argc, const char **argv,
+	    const size_t *argvlen);
+
+/* Handlers, in cmd_queue.c and cmd_server.c. */
+int	cmd_sadd(struct cmdctx *);
+int	cmd_spop(struct cmdctx *);
+int	cmd_scard(struct cmdctx *);
+int	cmd_del(struct cmdctx *);
+int	cmd_keys(struct cmdctx *);
+int	cmd_scan(struct cmdctx *);
+int	cmd_exists(struct cmdctx *);
+int	cmd_type(struct cmdctx *);
+int	cmd_dbsize(struct cmdctx *);
+int	cmd_ping(struct cmdctx *);
+int	cmd_echo(struct cmdctx *);
+int	cmd_quit(struct cmdctx *);
+int	cmd_select(struct cmdctx *);
+int	cmd_auth(struct cmdctx *);
+int	cmd_hello(struct cmdctx *);
+int	cmd_client(struct cmdctx *);
+int	cmd_command(struct cmdctx *);
+int	cmd_config(struct cmdctx *);
+int	cmd_info(struct cmdctx *);
+
+/* Shared argument checks; each replies with the error itself. */
+int	arg_ll(struct cmdctx *, size_t i, long long *);
+int	arg_eq(const struct cmdctx *, size_t i, const char *);
+void	reply_syntax_error(struct client *);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * cmd_info: INFO [section ...] in Redis' format, so that redis-cli, client
+ * libraries' ready checks (ioredis reads loading:0) and dashboards work.
+ * Figures are added up over all processes from the shared stats region.
+ */
+#include <sys/utsname.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "cmd.h"
+#include "config.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+struct info {
+	struct buf		 b;
+	struct stats_slot	 sum;
+	struct store_info	 si;
+	int			 have_si;
+	uint64_t		 nqueues;
+};
+
+static void
+human_bytes(char *out, size_t len, uint64_t n)
+{
+	if (n >= 1024ULL * 1024 * 1024)
+		snprintf(out, len, "%.2fG", n / (1024.0 * 1024 * 1024));
+	else if (n >= 1024 * 1024)
+		snprintf(out, len, "%.2fM", n / (1024.0 * 1024));
+	else if (n >= 1024)
+		snprintf(out, len, "%.2fK", n / 1024.0);
+	else
+		snprintf(out, len, "%lluB", (unsigned long long)n);
+}
+
+static uint64_t
+rss_bytes(void)
+{
+	unsigned long	size, resident;
+	FILE		*f;
+	int		 n;
+
+	if ((f = fopen("/proc/self/statm", "r")) == NULL)
+		return 0;
+	n = fscanf(f, "%lu %lu", &size, &resident);
+	fclose(f);
+	return n == 2 ? (uint64_t)resident * sysconf(_SC_PAGESIZE) : 0;
+}
+
+static void
+section_server(struct info *in)
+{
+	const struct config	*cfg = server.cfg;
+	struct utsname		 u;
+	uint64_t		 now = now_ms(), up;
+
+	up = stats->started_ms ? (now - stats->started_ms) / 1000 : 0;
+	if (uname(&u) == -1)
+		memset(&u, 0, sizeof(u));
+	buf_appendf(&in->b, "# Server\r\nredis_version:7.2.0\r\n"
+	    "dqd_version:%s\r\nredis_mode:standalone\r\nos:%s %s %s\r\n"
+	    "arch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\n"
+	    "worker_pid:%d\r\nworker_id:%d\r\nworkers:%d\r\ntcp_port:%d\r\n"
+	    "server_time_usec:%llu\r\nuptime_in_seconds:%llu\r\n"
+	    "uptime_in_days:%llu\r\nconfig_file:%s\r\ndata_dir:%s\r\n\r\n",
+	    PACKAGE_VERSION, u.sysname, u.release, u.machine,
+	    (int)sizeof(long) * 8, (int)stats->master_pid, (int)getpid(),
+	    server.slot, stats->nworkers, cfg->port,
+	    (unsigned long long)now * 1000, (unsigned long long)up,
+	    (unsigned long long)up / 86400, cfg->path ? cfg->path : "",
+	    cfg->data_dir);
+}
+
+static void
+section_clients(struct info *in)
+{
+	buf_appendf(&in->b, "# Clients\r\nconnected_clients:%lld\r\n"
+	    "maxclients:%d\r\nblocked_clients:0\r\nworker_clients:%d\r\n\r\n",
+	    (long long)__atomic_load_n(&stats->clients, __ATOMIC_RELAXED),
+	    server.cfg->maxclients, server.nclients);
+}
+
+static void
+section_memory(struct info *in)
+{
+	char		h[32], hc[32];
+	uint64_t	rss = rss_bytes();
+
+	human_bytes(h, sizeof(h), rss);
+	human_bytes(hc, sizeof(hc), in->si.cache_bytes);
+	buf_appendf(&in->b, "# Memory\r\nused_memory:%llu\r\n"
+	    "used_memory_human:%s\r\nused_memory_rss:%llu\r\n"
+	    "maxmemory:0\r\nmaxmemory_policy:noeviction\r\n"
+	    "cache_size:%llu\r\ncache_size_human:%s\r\n\r\n",
+	    (unsigned long long)rss, h, (unsigned long long)rss,
+	    (unsigned long long)in->si.cache_bytes, hc);
+}
+
+static void
+section_persistence(struct info *in)
+{
+	buf_appendf(&in->b, "# Persistence\r\nloading:0\r\nasync_loading:0\r\n"
+	    "rdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n"
+	    "rdb_last_save_time:%llu\r\nrdb_last_bgsave_status:ok\r\n"
+	    "aof_enabled:0\r\naof_rewrite_in_progress:0\r\n"
+	    "durability:%s\r\nlast_checkpoint_time:%llu\r\n"
+	    "data_bytes:%llu\r\nlog_bytes:%llu\r\n\r\n",
+	    (unsigned long long)in->si.last_checkpoint,
+	    config_durability_name(server.cfg->durability),
+	    (unsigned long long)in->si.last_checkpoint,
+	    (unsigned long long)in->si.data_bytes,
+	    (unsigned long long)in->si.log_bytes);
+}
+
+static void
+section_stats(struct info *in)
+{
+	const struct stats_slot	*s = &in->sum;
+	uint64_t		 lookups;
+
+	lookups = in->si.cache_hit + in->si.cache_miss;
+	buf_appendf(&in->b, "# Stats\r\ntotal_connections_received:%llu\r\n"
+	    "total_commands_processed:%llu\r\ninstantaneous_ops_per_sec:0\r\n"
+	    "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
+	    "rejected_connections:%llu\r\ntotal_error_replies:%llu\r\n"
+	    "protocol_errors:%llu\r\nexpired_keys:0\r\nevicted_keys:0\r\n"
+	    "keyspace_hits:0\r\nkeyspace_misses:0\r\n"
+	    "messages_enqueued:%llu\r\nmessages_delivered:%llu\r\n"
+	    "commits:%llu\r\nbatch_retries:%llu\r\ndeadlocks:%llu\r\n"
+	    "lock_waits:%llu\r\ncache_hit_ratio:%.4f\r\n"
+	    "worker_restarts:%llu\r\npool_restarts:%llu\r\n\r\n",
+	    (unsigned long long)s->connections,
+	    (unsigned long long)s->commands, (unsigned long long)s->net_in,
+	    (unsigned long long)s->net_out, (unsigned long long)s->rejected,
+	    (unsigned long long)s->errors,
+	    (unsigned long long)s->protocol_errors,
+	    (unsigned long long)s->enqueued, (unsigned long long)s->delivered,
+	    (unsigned long long)s->commits, (unsigned long long)s->retries,
+	    (unsigned long long)in->si.deadlocks,
+	    (unsigned long long)in->si.lock_waits,
+	    lookups ? (double)in->si.cache_hit / lookups : 1.0,
+	    (unsigned long long)stats->worker_restarts,
+	    (unsigned long long)stats->pool_restarts);
+}
+
+static void
+section_replication(struct info *in)
+{
+	buf_appendf(&in->b, "# Replication\r\nrole:master\r\n"
+	    "connected_slaves:0\r\nmaster_failover_state:no-failover\r\n"
+	    "master_repl_offset:0\r\nrepl_backlog_active:0\r\n\r\n");
+}
+
+static int
+count_queue(void *arg, const void *name, size_t len, uint32_t qid)
+{
+	struct info	*in = arg;
+	int64_t		 n;
+
+	if (store_queue_count(server.store, qid, &n) != STORE_OK)
+		return 1;
+	in->nqueues += n > 0;
+	return 0;
+}
+
+static void
+section_keyspace(struct info *in)
+{
+	buf_appendf(&in->b, "# Keyspace\r\n");
+	if (in->nqueues > 0)
+		buf_appendf(&in->b, "db0:keys=%llu,expires=0,avg_ttl=0\r\n",
+		    (unsigned long long)in->nqueues);
+	buf_appendf(&in->b, "\r\n");
+}
+
+static const struct {
+	const char	*name;
+	void		(*fn)(struct info *);
+} sections[] = {
+	{ "server", section_server },
+	{ "clients", section_clients },
+	{ "memory", section_memory },
+	{ "persistence", section_persistence },
+	{ "stats", section_stats },
+	{ "replication", section_replication },
+	{ "keyspace", section_keyspace },
+};
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+static int
+wanted(const struct cmdctx *x, const char *name)
+{
+	size_t	i;
+
+	if (x->argc == 1)
+		return 1;
+	for (i = 1; i < x->argc; i++)
+		if (arg_eq(x, i, name) || arg_eq(x, i, "all") ||
+		    arg_eq(x, i, "everything") || arg_eq(x, i, "default"))
+			return 1;
+	return 0;
+}
+
+int
+cmd_info(struct cmdctx *x)
+{
+	struct info	in;
+	size_t		i;
+	int		r;
+
+	memset(&in, 0, sizeof(in));
+	buf_init(&in.b, 0);
+	stats_sum(&in.sum);
+	if ((r = store_info(server.store, &in.si)) != STORE_OK)
+		return r;
+	if (wanted(x, "keyspace") &&
+	    (r = store_queue_each(server.store, count_queue, &in)) !=
+	    STORE_OK) {
+		buf_free(&in.b);
+		return r;
+	}
+	for (i = 0; i < NSECTIONS; i++)
+		if (wanted(x, sections[i].name))
+			sections[i].fn(&in);
+	/* Redis ends the reply without the last blank line. */
+	if (in.b.len >= 2)
+		in.b.len -= 2;
+	reply_bulk(x->c, in.b.data, in.b.len);
+	buf_free(&in.b);
+	return STORE_OK;
+}

@@ -1,0 +1,365 @@
+/*
+ * cmd_queue: the seed's commands (SADD, SPOP, SCARD, DEL, KEYS) and the
+ * keyspace commands that real clients and tools use on queues.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+#include "cmd.h"
+#include "glob.h"
+#include "resp.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#define MAX_DELAY_MS	3153600000000LL	/* 100 years */
+#define MAX_QUEUE_NAME	4096
+#define REPLY_CAP	(64 * 1024 * 1024) /* one reply's messages, at most */
+
+/* Replies whose element count is known only at the end are built here. */
+static struct buf	scratch;
+
+static int
+check_queue_name(struct cmdctx *x, size_t i)
+{
+	if (x->argvlen[i] <= MAX_QUEUE_NAME)
+		return 0;
+	reply_error(x->c, "ERR queue name is %zu bytes, longer than the "
+	    "limit of %d", x->argvlen[i], MAX_QUEUE_NAME);
+	return -1;
+}
+
+static int
+parse_delay(struct cmdctx *x, size_t i, long long *delay)
+{
+	if (parse_ll(x->argv[i], x->argvlen[i], delay) == 0 &&
+	    *delay >= 0 && *delay <= MAX_DELAY_MS)
+		return 0;
+	reply_error(x->c, "ERR invalid delay_ms '%.*s': must be an integer "
+	    "from 0 to %lld", (int)(x->argvlen[i] > 32 ? 32 : x->argvlen[i]),
+	    x->argv[i], MAX_DELAY_MS);
+	return -1;
+}
+
+static int
+check_body(struct cmdctx *x, size_t i)
+{
+	long long	max = server.cfg->max_message_bytes;
+
+	if ((long long)x->argvlen[i] <= max)
+		return 0;
+	reply_error(x->c, "ERR message body is %zu bytes, more than "
+	    "max_message_bytes (%lld)", x->argvlen[i], max);
+	return -1;
+}
+
+/* SADD queue body delay_ms [body delay_ms ...]: all pairs or none. */
+int
+cmd_sadd(struct cmdctx *x)
+{
+	long long	delay;
+	uint32_t	qid;
+	size_t		i;
+	int		r;
+
+	if ((x->argc - 2) % 2 != 0) {
+		reply_error(x->c, "ERR wrong number of arguments for 'sadd' "
+		    "command");
+		return STORE_OK;
+	}
+	if (check_queue_name(x, 1) == -1)
+		return STORE_OK;
+	/* Every argument is checked before anything is written. */
+	for (i = 2; i < x->argc; i += 2)
+		if (check_body(x, i) == -1 || parse_delay(x, i + 1, &delay))
+			return STORE_OK;
+	if ((r = store_queue_create(server.store, x->argv[1], x->argvlen[1],
+	    &qid)) != STORE_OK)
+		return r;
+	for (i = 2; i < x->argc; i += 2) {
+		parse_delay(x, i + 1, &delay);
+		if ((r = store_msg_add(server.store, qid, x->now + delay,
+		    x->argv[i], x->argvlen[i], NULL)) != STORE_OK)
+			return r;
+	}
+	STAT_ADD(enqueued, (x->argc - 2) / 2);
+	reply_int(x->c, (long long)(x->argc - 2) / 2);
+	return STORE_OK;
+}
+
+static int
+collect_body(void *arg, const struct store_msg *m)
+{
+	size_t	*n = arg;
+
+	if (resp_add_bulk(&scratch, m->body, m->bodylen) == -1)
+		return 1;
+	(*n)++;
+	return scratch.len >= REPLY_CAP;
+}
+
+/* SPOP queue [count] */
+int
+cmd_spop(struct cmdctx *x)
+{
+	long long	count = 1;
+	uint32_t	qid;
+	size_t		n = 0, popped;
+	int		r;
+
+	if (x->argc > 3) {
+		reply_syntax_error(x->c);
+		return STORE_OK;
+	}
+	if (x->argc == 3) {
+		if (arg_ll(x, 2, &count) == -1)
+			return STORE_OK;
+		if (count < 0) {
+			reply_error(x->c, "ERR value is out of range, must be "
+			    "positive");
+			return STORE_OK;
+		}
+	}
+	scratch.len = 0;
+	r = store_queue_find(server.store, x->argv[1], x->argvlen[1], &qid);
+	if (r == STORE_OK)
+		r = store_msg_pop(server.store, qid, x->now, (size_t)count,
+		    collect_body, &n, &popped);
+	if (r != STORE_OK && r != STORE_NOTFOUND)
+		return r;
+	if (n != popped) {
+		/* collect_body ran out of memory after the delete. */
+		return STORE_ERR;
+	}
+	STAT_ADD(delivered, n);
+	if (x->argc == 3) {
+		reply_array(x->c, n);
+		if (buf_append(&x->c->out, scratch.data, scratch.len) == -1)
+			x->c->flags |= CLIENT_CLOSE_ASAP;
+	} else if (n == 0)
+		reply_nil(x->c);
+	else if (buf_append(&x->c->out, scratch.data, scratch.len) == -1)
+		x->c->flags |= CLIENT_CLOSE_ASAP;
+	if (scratch.cap > REPLY_CAP / 4)
+		buf_free(&scratch);
+	return STORE_OK;
+}
+
+/* Number of messages of a queue by name; 0 when it does not exist. */
+static int
+queue_size(const char *name, size_t len, int64_t *count)
+{
+	uint32_t	qid;
+	int		r;
+
+	*count = 0;
+	r = store_queue_find(server.store, name, len, &qid);
+	if (r == STORE_NOTFOUND)
+		return STORE_OK;
+	if (r != STORE_OK)
+		return r;
+	return store_queue_count(server.store, qid, count);
+}
+
+int
+cmd_scard(struct cmdctx *x)
+{
+	int64_t	n;
+	int	r;
+
+	if ((r = queue_size(x->argv[1], x->argvlen[1], &n)) != STORE_OK)
+		return r;
+	reply_int(x->c, n);
+	return STORE_OK;
+}
+
+/* DEL queue [queue ...]: the messages are purged in the background. */
+int
+cmd_del(struct cmdctx *x)
+{
+	int64_t		count;
+	long long	n = 0;
+	size_t		i;
+	int		r;
+
+	for (i = 1; i < x->argc; i++) {
+		r = store_queue_delete(server.store, x->argv[i],
+		    x->argvlen[i], &count);
+		if (r != STORE_OK && r != STORE_NOTFOUND)
+			return r;
+		if (count > 0)
+			n++;
+	}
+	reply_int(x->c, n);
+	return STORE_OK;
+}
+
+int
+cmd_exists(struct cmdctx *x)
+{
+	int64_t		count;
+	long long	n = 0;
+	size_t		i;
+	int		r;
+
+	for (i = 1; i < x->argc; i++) {
+		if ((r = queue_size(x->argv[i], x->argvlen[i], &count)) !=
+		    STORE_OK)
+			return r;
+		n += count > 0;
+	}
+	reply_int(x->c, n);
+	return STORE_OK;
+}
+
+int
+cmd_type(struct cmdctx *x)
+{
+	int64_t	count;
+	int	r;
+
+	if ((r = queue_size(x->argv[1], x->argvlen[1], &count)) != STORE_OK)
+		return r;
+	/* "set": the seed's commands are set commands, and tools that
+	   sample keys by type (redis-cli --bigkeys) then ask SCARD. */
+	reply_simple(x->c, count > 0 ? "set" : "none");
+	return STORE_OK;
+}
+
+/* Walks queues, keeping the non-empty ones whose name matches. */
+struct walk {
+	const char	*pat;
+	size_t		 patlen;
+	size_t		 n;
+	int		 r;
+	int		 emit;		/* append names to scratch */
+};
+
+static int
+walk_one(void *arg, const void *name, size_t len, uint32_t qid)
+{
+	struct walk	*w = arg;
+	int64_t		 count;
+
+	if (w->pat != NULL && !glob_match(w->pat, w->patlen, name, len, 0))
+		return 0;
+	if ((w->r = store_queue_count(server.store, qid, &count)) !=
+	    STORE_OK)
+		return 1;
+	if (count <= 0)
+		return 0;
+	if (w->emit && resp_add_bulk(&scratch, name, len) == -1) {
+		w->r = STORE_ERR;
+		return 1;
+	}
+	w->n++;
+	return 0;
+}
+
+static void
+reply_scratch_array(struct client *c, size_t n)
+{
+	reply_array(c, n);
+	if (buf_append(&c->out, scratch.data, scratch.len) == -1)
+		c->flags |= CLIENT_CLOSE_ASAP;
+	scratch.len = 0;
+}
+
+/* KEYS [pattern]: no pattern means "*", as the seed's clients send. */
+int
+cmd_keys(struct cmdctx *x)
+{
+	struct walk	w = { NULL, 0, 0, STORE_OK, 1 };
+	int		r;
+
+	if (x->argc > 2) {
+		reply_error(x->c, "ERR wrong number of arguments for 'keys' "
+		    "command");
+		return STORE_OK;
+	}
+	if (x->argc == 2 && !(x->argvlen[1] == 1 && x->argv[1][0] == '*')) {
+		w.pat = x->argv[1];
+		w.patlen = x->argvlen[1];
+	}
+	scratch.len = 0;
+	r = store_queue_each(server.store, walk_one, &w);
+	if (r == STORE_OK)
+		r = w.r;
+	if (r != STORE_OK)
+		return r;
+	reply_scratch_array(x->c, w.n);
+	return STORE_OK;
+}
+
+int
+cmd_dbsize(struct cmdctx *x)
+{
+	struct walk	w = { NULL, 0, 0, STORE_OK, 0 };
+	int		r;
+
+	r = store_queue_each(server.store, walk_one, &w);
+	if (r == STORE_OK)
+		r = w.r;
+	if (r != STORE_OK)
+		return r;
+	reply_int(x->c, (long long)w.n);
+	return STORE_OK;
+}
+
+/* SCAN cursor [MATCH pattern] [COUNT n] [TYPE type] */
+int
+cmd_scan(struct cmdctx *x)
+{
+	struct walk	w = { NULL, 0, 0, STORE_OK, 1 };
+	uint64_t	cursor;
+	long long	count = 10;
+	char		next[24];
+	size_t		i;
+	int		r, other_type = 0;
+
+	if (parse_u64(x->argv[1], x->argvlen[1], &cursor) == -1) {
+		reply_error(x->c, "ERR invalid cursor");
+		return STORE_OK;
+	}
+	for (i = 2; i < x->argc; i += 2) {
+		if (i + 1 >= x->argc) {
+			reply_syntax_error(x->c);
+			return STORE_OK;
+		}
+		if (arg_eq(x, i, "match")) {
+			w.pat = x->argv[i + 1];
+			w.patlen = x->argvlen[i + 1];
+		} else if (arg_eq(x, i, "count")) {
+			if (arg_ll(x, i + 1, &count) == -1)
+				return STORE_OK;
+			if (count < 1) {
+				reply_syntax_error(x->c);
+				return STORE_OK;
+			}
+		} else if (arg_eq(x, i, "type"))
+			other_type = !eqcase(x->argv[i + 1], x->argvlen[i + 1],
+			    "set");
+		else {
+			reply_syntax_error(x->c);
+			return STORE_OK;
+		}
+	}
+	scratch.len = 0;
+	r = store_queue_scan(server.store, &cursor, (size_t)count, walk_one,
+	    &w);
+	if (r == STORE_OK)
+		r = w.r;
+	if (r != STORE_OK)
+		return r;
+	if (other_type) {
+		scratch.len = 0;
+		w.n = 0;
+	}
+	snprintf(next, sizeof(next), "%llu", (unsigned long long)cursor);
+	reply_array(x->c, 2);
+	reply_bulkstr(x->c, next);
+	reply_scratch_array(x->c, w.n);
+	return STORE_OK;
+}

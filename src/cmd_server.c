@@ -1,0 +1,482 @@
+/*
+ * cmd_server: connection and server commands, there so that real clients'
+ * handshakes and tools work: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT,
+ * COMMAND, CONFIG GET and INFO.
+ */
+#include <sys/utsname.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "client.h"
+#include "cmd.h"
+#include "config.h"
+#include "resp.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#define REDIS_COMPAT_VERSION	"7.2.0"	/* what clients are told */
+
+int
+cmd_ping(struct cmdctx *x)
+{
+	if (x->argc > 2)
+		reply_error(x->c, "ERR wrong number of arguments for 'ping' "
+		    "command");
+	else if (x->argc == 2)
+		reply_bulk(x->c, x->argv[1], x->argvlen[1]);
+	else
+		reply_simple(x->c, "PONG");
+	return STORE_OK;
+}
+
+int
+cmd_echo(struct cmdctx *x)
+{
+	reply_bulk(x->c, x->argv[1], x->argvlen[1]);
+	return STORE_OK;
+}
+
+int
+cmd_quit(struct cmdctx *x)
+{
+	reply_ok(x->c);
+	worker_close_after_reply(x->c);
+	return STORE_OK;
+}
+
+int
+cmd_select(struct cmdctx *x)
+{
+	long long	db;
+
+	if (arg_ll(x, 1, &db) == -1)
+		return STORE_OK;
+	if (db != 0)
+		reply_error(x->c, "ERR DB index is out of range");
+	else
+		reply_ok(x->c);
+	return STORE_OK;
+}
+
+/* Compares without an early exit, so timing tells nothing. */
+static int
+secret_eq(const char *a, size_t alen, const char *b)
+{
+	size_t		blen = strlen(b), i;
+	unsigned char	diff = alen != blen;
+
+	for (i = 0; i < alen; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (blen ? blen : 1)];
+	return diff == 0;
+}
+
+/* Checks user and password; replies with the error and returns -1. */
+static int
+check_password(struct cmdctx *x, size_t ui, size_t pi)
+{
+	const char	*pass = server.cfg->requirepass;
+
+	if (pass == NULL) {
+		reply_error(x->c, "ERR AUTH <password> called without any "
+		    "password configured for the default user. Are you sure "
+		    "your configuration is correct?");
+		return -1;
+	}
+	if ((ui != 0 && !eqcase(x->argv[ui], x->argvlen[ui], "default")) ||
+	    !secret_eq(x->argv[pi], x->argvlen[pi], pass)) {
+		reply_error(x->c, "WRONGPASS invalid username-password pair "
+		    "or user is disabled.");
+		return -1;
+	}
+	x->c->flags |= CLIENT_AUTHED;
+	return 0;
+}
+
+int
+cmd_auth(struct cmdctx *x)
+{
+	if (x->argc > 3) {
+		reply_syntax_error(x->c);
+		return STORE_OK;
+	}
+	if (check_password(x, x->argc == 3 ? 1 : 0, x->argc - 1) == 0)
+		reply_ok(x->c);
+	return STORE_OK;
+}
+
+static int
+valid_client_name(const char *s, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] < '!' || s[i] > '~')
+			return 0;
+	return 1;
+}
+
+static int
+set_name(struct cmdctx *x, size_t i)
+{
+	char	*name = NULL;
+
+	if (!valid_client_name(x->argv[i], x->argvlen[i])) {
+		reply_error(x->c, "ERR Client names cannot contain spaces, "
+		    "newlines or special characters.");
+		return -1;
+	}
+	if (x->argvlen[i] > 0 &&
+	    (name = dq_memdup(x->argv[i], x->argvlen[i])) == NULL) {
+		reply_error(x->c, "ERR out of memory");
+		return -1;
+	}
+	dq_free(x->c->name);
+	x->c->name = name;
+	return 0;
+}
+
+static void
+reply_hello(struct client *c)
+{
+	reply_array(c, 14);
+	reply_bulkstr(c, "server");
+	reply_bulkstr(c, "redis");
+	reply_bulkstr(c, "version");
+	reply_bulkstr(c, REDIS_COMPAT_VERSION);
+	reply_bulkstr(c, "proto");
+	reply_int(c, 2);
+	reply_bulkstr(c, "id");
+	reply_int(c, (long long)c->id);
+	reply_bulkstr(c, "mode");
+	reply_bulkstr(c, "standalone");
+	reply_bulkstr(c, "role");
+	reply_bulkstr(c, "master");
+	reply_bulkstr(c, "modules");
+	reply_array(c, 0);
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only. */
+int
+cmd_hello(struct cmdctx *x)
+{
+	long long	ver;
+	size_t		i, auth = 0, setname = 0;
+
+	if (x->argc >= 2) {
+		if (parse_ll(x->argv[1], x->argvlen[1], &ver) == -1) {
+			reply_error(x->c, "ERR Protocol version is not an "
+			    "integer or out of range");
+			return STORE_OK;
+		}
+		if (ver != 2) {
+			reply_error(x->c, "NOPROTO unsupported protocol "
+			    "version");
+			return STORE_OK;
+		}
+	}
+	for (i = 2; i < x->argc; i++) {
+		if (arg_eq(x, i, "auth") && i + 2 < x->argc) {
+			auth = i + 1;
+			i += 2;
+		} else if (arg_eq(x, i, "setname") && i + 1 < x->argc) {
+			setname = ++i;
+		} else {
+			reply_error(x->c, "ERR Syntax error in HELLO option "
+			    "'%.*s'", (int)(x->argvlen[i] > 32 ? 32 :
+			    x->argvlen[i]), x->argv[i]);
+			return STORE_OK;
+		}
+	}
+	if (auth != 0 && check_password(x, auth, auth + 1) == -1)
+		return STORE_OK;
+	if (!(x->c->flags & CLIENT_AUTHED)) {
+		reply_error(x->c, "NOAUTH HELLO must be called with the client "
+		    "already authenticated, otherwise the HELLO <proto> AUTH "
+		    "<user> <pass> option can be used to authenticate the "
+		    "client and select the RESP protocol version at the same "
+		    "time");
+		return STORE_OK;
+	}
+	if (setname != 0 && set_name(x, setname) == -1)
+		return STORE_OK;
+	reply_hello(x->c);
+	return STORE_OK;
+}
+
+static void
+client_line(struct buf *b, const struct client *c)
+{
+	uint64_t	now = mono_ms();
+
+	buf_appendf(b, "id=%llu addr=%s laddr=%s:%d fd=%d name=%s age=%llu "
+	    "idle=%llu flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
+	    "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
+	    "lib-name=%s lib-ver=%s resp=2\n", (unsigned long long)c->id,
+	    c->addr, server.cfg->bind, server.cfg->port, c->fd,
+	    c->name ? c->name : "",
+	    (unsigned long long)(now - c->created_ms) / 1000,
+	    (unsigned long long)(now - c->last_ms) / 1000,
+	    c->in.len, c->out.len, c->in.cap + c->out.cap,
+	    c->last_cmd ? c->last_cmd : "NULL",
+	    c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
+}
+
+static int
+client_setinfo(struct cmdctx *x)
+{
+	char	**field, *v;
+
+	if (x->argc != 4) {
+		reply_error(x->c, "ERR wrong number of arguments for 'client|"
+		    "setinfo' command");
+		return STORE_OK;
+	}
+	if (arg_eq(x, 2, "lib-name"))
+		field = &x->c->lib_name;
+	else if (arg_eq(x, 2, "lib-ver"))
+		field = &x->c->lib_ver;
+	else {
+		reply_error(x->c, "ERR Unrecognized option '%.*s'",
+		    (int)(x->argvlen[2] > 32 ? 32 : x->argvlen[2]), x->argv[2]);
+		return STORE_OK;
+	}
+	if (!valid_client_name(x->argv[3], x->argvlen[3])) {
+		reply_error(x->c, "ERR %.*s cannot contain spaces, newlines or "
+		    "special characters.", (int)x->argvlen[2], x->argv[2]);
+		return STORE_OK;
+	}
+	if ((v = dq_memdup(x->argv[3], x->argvlen[3])) == NULL) {
+		reply_error(x->c, "ERR out of memory");
+		return STORE_OK;
+	}
+	dq_free(*field);
+	*field = v;
+	reply_ok(x->c);
+	return STORE_OK;
+}
+
+static void
+reply_client_list(struct cmdctx *x, int all)
+{
+	struct buf	 b;
+	struct client	*c;
+
+	buf_init(&b, 0);
+	if (all) {
+		for (c = server.clients; c != NULL; c = c->next)
+			client_line(&b, c);
+	} else
+		client_line(&b, x->c);
+	reply_bulk(x->c, b.data, b.len);
+	buf_free(&b);
+}
+
+static int
+client_wrong_args(struct cmdctx *x, size_t argc, const char *sub)
+{
+	if (x->argc == argc)
+		return 0;
+	reply_error(x->c, "ERR wrong number of arguments for 'client|%s' "
+	    "command", sub);
+	return 1;
+}
+
+int
+cmd_client(struct cmdctx *x)
+{
+	if (arg_eq(x, 1, "setname")) {
+		if (!client_wrong_args(x, 3, "setname") && set_name(x, 2) == 0)
+			reply_ok(x->c);
+	} else if (arg_eq(x, 1, "getname")) {
+		if (client_wrong_args(x, 2, "getname"))
+			return STORE_OK;
+		if (x->c->name != NULL)
+			reply_bulkstr(x->c, x->c->name);
+		else
+			reply_nil(x->c);
+	} else if (arg_eq(x, 1, "id")) {
+		if (!client_wrong_args(x, 2, "id"))
+			reply_int(x->c, (long long)x->c->id);
+	} else if (arg_eq(x, 1, "setinfo"))
+		return client_setinfo(x);
+	else if (arg_eq(x, 1, "info")) {
+		if (!client_wrong_args(x, 2, "info"))
+			reply_client_list(x, 0);
+	} else if (arg_eq(x, 1, "list"))
+		reply_client_list(x, 1);
+	else if (arg_eq(x, 1, "no-evict") || arg_eq(x, 1, "no-touch"))
+		reply_ok(x->c);
+	else
+		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try CLIENT "
+		    "HELP.", (int)(x->argvlen[1] > 32 ? 32 : x->argvlen[1]),
+		    x->argv[1]);
+	return STORE_OK;
+}
+
+static void
+reply_flags(struct client *c, int flags)
+{
+	static const struct { int flag; const char *name; } names[] = {
+		{ CMD_WRITE, "write" }, { CMD_READONLY, "readonly" },
+		{ CMD_NOAUTH, "no_auth" }, { CMD_FAST, "fast" },
+		{ CMD_ADMIN, "admin" },
+	};
+	size_t	i, n = 0;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		n += (flags & names[i].flag) != 0;
+	reply_array(c, n);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (flags & names[i].flag)
+			reply_simple(c, names[i].name);
+}
+
+/* Redis 7's ten-element command description. */
+static void
+reply_command_info(struct client *c, const struct cmd *cmd)
+{
+	char	cat[32];
+
+	reply_array(c, 10);
+	reply_bulkstr(c, cmd->name);
+	reply_int(c, cmd->arity);
+	reply_flags(c, cmd->flags);
+	reply_int(c, cmd->firstkey);
+	reply_int(c, cmd->lastkey);
+	reply_int(c, cmd->keystep);
+	snprintf(cat, sizeof(cat), "@%s", cmd->group);
+	reply_array(c, 1);
+	reply_simple(c, cat);
+	reply_array(c, 0);	/* tips */
+	reply_array(c, 0);	/* key specs */
+	reply_array(c, 0);	/* subcommands */
+}
+
+static void
+reply_command_docs(struct client *c, const struct cmd *cmd)
+{
+	reply_bulkstr(c, cmd->name);
+	reply_array(c, 6);
+	reply_bulkstr(c, "summary");
+	reply_bulkstr(c, cmd->summary);
+	reply_bulkstr(c, "since");
+	reply_bulkstr(c, cmd->since);
+	reply_bulkstr(c, "group");
+	reply_bulkstr(c, cmd->group);
+}
+
+static void
+command_subset(struct cmdctx *x, int docs)
+{
+	const struct cmd	*cmd;
+	size_t			 i, n = 0;
+
+	if (docs) {
+		for (i = 2; i < x->argc; i++)
+			n += cmd_lookup(x->argv[i], x->argvlen[i]) != NULL;
+		reply_array(x->c, 2 * (x->argc > 2 ? n : cmd_count));
+	} else
+		reply_array(x->c, x->argc > 2 ? x->argc - 2 : cmd_count);
+	if (x->argc <= 2) {
+		for (i = 0; i < cmd_count; i++)
+			if (docs)
+				reply_command_docs(x->c, &cmd_table[i]);
+			else
+				reply_command_info(x->c, &cmd_table[i]);
+		return;
+	}
+	for (i = 2; i < x->argc; i++) {
+		cmd = cmd_lookup(x->argv[i], x->argvlen[i]);
+		if (docs && cmd != NULL)
+			reply_command_docs(x->c, cmd);
+		else if (!docs && cmd != NULL)
+			reply_command_info(x->c, cmd);
+		else if (!docs)
+			reply_nil_array(x->c);
+	}
+}
+
+int
+cmd_command(struct cmdctx *x)
+{
+	size_t	i;
+
+	if (x->argc == 1)
+		command_subset(x, 0);
+	else if (arg_eq(x, 1, "count") && x->argc == 2)
+		reply_int(x->c, (long long)cmd_count);
+	else if (arg_eq(x, 1, "info"))
+		command_subset(x, 0);
+	else if (arg_eq(x, 1, "docs"))
+		command_subset(x, 1);
+	else if (arg_eq(x, 1, "list") && x->argc == 2) {
+		reply_array(x->c, cmd_count);
+		for (i = 0; i < cmd_count; i++)
+			reply_bulkstr(x->c, cmd_table[i].name);
+	} else
+		reply_error(x->c, "ERR unknown subcommand or wrong number of "
+		    "arguments for '%.*s'. Try COMMAND HELP.",
+		    (int)(x->argvlen[1] > 32 ? 32 : x->argvlen[1]), x->argv[1]);
+	return STORE_OK;
+}
+
+struct config_pairs {
+	struct buf	 b;
+	size_t		 n;
+	const char	*seen[64];	/* names already in the reply */
+};
+
+static void
+config_pair(const char *name, const char *value, void *arg)
+{
+	struct config_pairs	*p = arg;
+	size_t			 i;
+
+	for (i = 0; i < p->n && i < 64; i++)
+		if (p->seen[i] == name || strcmp(p->seen[i], name) == 0)
+			return;
+	if (p->n < 64)
+		p->seen[p->n] = name;
+	resp_add_bulkstr(&p->b, name);
+	resp_add_bulkstr(&p->b, value);
+	p->n++;
+}
+
+int
+cmd_config(struct cmdctx *x)
+{
+	struct config_pairs	p;
+	size_t			i;
+
+	if (!arg_eq(x, 1, "get")) {
+		if (arg_eq(x, 1, "set"))
+			reply_error(x->c, "ERR CONFIG SET is not supported: "
+			    "edit the configuration file and send SIGHUP to "
+			    "the master process");
+		else
+			reply_error(x->c, "ERR unknown subcommand '%.*s'. Try "
+			    "CONFIG HELP.", (int)(x->argvlen[1] > 32 ? 32 :
+			    x->argvlen[1]), x->argv[1]);
+		return STORE_OK;
+	}
+	if (x->argc < 3) {
+		reply_error(x->c, "ERR wrong number of arguments for "
+		    "'config|get' command");
+		return STORE_OK;
+	}
+	memset(&p, 0, sizeof(p));
+	buf_init(&p.b, 0);
+	for (i = 2; i < x->argc; i++)
+		config_each(server.cfg, x->argv[i], x->argvlen[i], config_pair,
+		    &p);
+	reply_array(x->c, 2 * p.n);
+	if (buf_append(&x->c->out, p.b.data, p.b.len) == -1)
+		x->c->flags |= CLIENT_CLOSE_ASAP;
+	buf_free(&p.b);
+	return STORE_OK;
+}

@@ -1,0 +1,814 @@
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "glob.h"
+
+#define MAX_WORKERS	256
+
+enum kind {
+	K_INT,		/* int field */
+	K_LL,		/* long long field */
+	K_STR,		/* char *, must not be empty */
+	K_STR_OPT,	/* char *, "" means NULL (none) */
+	K_BOOL,		/* int field, 0 or 1 */
+	K_DURABILITY,
+	K_LOG_LEVEL
+};
+
+struct key {
+	const char	*name;
+	enum kind	 kind;
+	size_t		 off;
+	long long	 min, max;
+	const char	*note;		/* what a special value means */
+};
+
+#define OFF(f)		offsetof(struct config, f)
+#define INT(n, f, lo, hi, note)	{ n, K_INT, OFF(f), lo, hi, note }
+
+static const struct key top_keys[] = {
+	{ "bind", K_STR, OFF(bind), 0, 0, NULL },
+	INT("port", port, 1, 65535, NULL),
+	INT("workers", workers, 0, MAX_WORKERS, "0: one per CPU"),
+	{ "data_dir", K_STR, OFF(data_dir), 0, 0, NULL },
+	INT("cache_size_mb", cache_size_mb, 1, 65536, NULL),
+	{ "durability", K_DURABILITY, OFF(durability), 0, 0, NULL },
+	INT("flush_interval_ms", flush_interval_ms, 1, 60000, NULL),
+	{ "requirepass", K_STR_OPT, OFF(requirepass), 0, 0, NULL },
+	INT("maxclients", maxclients, 1, 1000000, NULL),
+	INT("timeout", timeout, 0, 31536000, "0: never"),
+	{ "max_message_bytes", K_LL, OFF(max_message_bytes), 1, 536870912,
+	    NULL },
+	INT("max_deliveries", max_deliveries, 0, 1000000, "0: no limit"),
+	{ "pidfile", K_STR_OPT, OFF(pidfile), 0, 0, NULL },
+	{ "log_file", K_STR_OPT, OFF(log_file), 0, 0, NULL },
+	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, NULL },
+	{ "protected_mode", K_BOOL, OFF(protected_mode), 0, 0, NULL },
+	{ "daemonize", K_BOOL, OFF(daemonize), 0, 0, NULL },
+	INT("checkpoint_interval_s", checkpoint_interval_s, 1, 86400, NULL),
+	{ NULL, K_INT, 0, 0, 0, NULL }
+};
+
+static const struct key metrics_keys[] = {
+	{ "bind", K_STR, OFF(metrics_bind), 0, 0, NULL },
+	INT("port", metrics_port, 0, 65535, "0: off"),
+	{ NULL, K_INT, 0, 0, 0, NULL }
+};
+
+/* Every string member, so that copy and free cannot forget one. */
+static const size_t str_fields[] = {
+	OFF(path), OFF(bind), OFF(data_dir), OFF(requirepass), OFF(pidfile),
+	OFF(log_file), OFF(metrics_bind)
+};
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#define NSTR		NELEM(str_fields)
+
+static const char *const durability_names[] = { "fsync", "write", "none" };
+static const char *const level_names[] = {
+	"debug", "info", "notice", "warning"
+};
+
+/* Where the file being loaded reports its errors. */
+struct ctx {
+	const char	*path;
+	char		*err;
+	size_t		 errlen;
+};
+
+static void	errf(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static int	bad(struct ctx *, const config_setting_t *, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+
+static char **
+str_at(struct config *cfg, size_t off)
+{
+	return (char **)(void *)((char *)cfg + off);
+}
+
+static int *
+int_at(struct config *cfg, size_t off)
+{
+	return (int *)(void *)((char *)cfg + off);
+}
+
+static const void *
+field_at(const struct config *cfg, size_t off)
+{
+	return (const char *)cfg + off;
+}
+
+static void
+errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* "FILE:LINE: KEY: message"; always returns -1 for the caller to pass on. */
+static int
+bad(struct ctx *c, const config_setting_t *s, const char *name,
+    const char *fmt, ...)
+{
+	va_list		 ap;
+	const char	*file;
+	int		 n;
+
+	if (c->errlen == 0)
+		return -1;
+	if ((file = config_setting_source_file(s)) == NULL)
+		file = c->path;
+	n = snprintf(c->err, c->errlen, "%s:%u: %s: ", file,
+	    config_setting_source_line(s), name);
+	if (n < 0 || (size_t)n >= c->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, c->errlen - n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static long
+online_cpus(void)
+{
+	long	n;
+
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	/* The pool is capped like an explicit setting is. */
+	return n > MAX_WORKERS ? MAX_WORKERS : n;
+}
+
+/*
+ * config_defaults() cannot fail by its contract, so a string it could not
+ * allocate stays NULL and config_check() reports it.
+ */
+void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->bind = dq_strdup("127.0.0.1");
+	cfg->port = 6379;
+	cfg->workers = (int)online_cpus();
+	cfg->data_dir = dq_strdup("dqd-data");
+	cfg->cache_size_mb = 64;
+	cfg->durability = DURABILITY_WRITE;
+	cfg->flush_interval_ms = 1000;
+	cfg->maxclients = 10000;
+	cfg->timeout = 0;
+	cfg->max_message_bytes = 1048576;
+	cfg->max_deliveries = 0;
+	cfg->log_level = LOG_LEVEL_NOTICE;
+	cfg->protected_mode = 1;
+	cfg->daemonize = 0;
+	cfg->checkpoint_interval_s = 60;
+	cfg->metrics_bind = dq_strdup("127.0.0.1");
+	cfg->metrics_port = 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < NSTR; i++) {
+		dq_free(*str_at(cfg, str_fields[i]));
+		*str_at(cfg, str_fields[i]) = NULL;
+	}
+}
+
+static int
+config_copy(struct config *dst, const struct config *src)
+{
+	const char	*s;
+	size_t		 i;
+
+	*dst = *src;
+	for (i = 0; i < NSTR; i++)
+		*str_at(dst, str_fields[i]) = NULL;
+	for (i = 0; i < NSTR; i++) {
+		s = *(char *const *)field_at(src, str_fields[i]);
+		if (s != NULL &&
+		    (*str_at(dst, str_fields[i]) = dq_strdup(s)) == NULL) {
+			config_free(dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const char *
+config_durability_name(enum durability d)
+{
+	if ((unsigned)d >= NELEM(durability_names))
+		return "unknown";
+	return durability_names[d];
+}
+
+const char *
+config_log_level_name(enum log_level l)
+{
+	if ((unsigned)l >= NELEM(level_names))
+		return "unknown";
+	return level_names[l];
+}
+
+/* A string value for an error message: quoted, escaped, the start only. */
+static void
+quote(char *buf, size_t len, const char *s)
+{
+	const char	*end = s + 40;
+	size_t		 n = 0;
+
+	buf[n++] = '"';
+	for (; *s != '\0' && s < end && n + 8 < len; s++) {
+		if (*s == '"' || *s == '\\')
+			n += snprintf(buf + n, len - n, "\\%c", *s);
+		else if (isprint((unsigned char)*s))
+			buf[n++] = *s;
+		else
+			n += snprintf(buf + n, len - n, "\\x%02x",
+			    (unsigned char)*s);
+	}
+	if (*s != '\0')
+		n += snprintf(buf + n, len - n, "...");
+	snprintf(buf + n, len - n, "\"");
+}
+
+/* What the file holds, for "must be X, not <this>". */
+static const char *
+describe(const config_setting_t *s, char *buf, size_t len)
+{
+	const char	*v;
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		snprintf(buf, len, "%lld", config_setting_get_int64(s));
+		return buf;
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		if (*(v = config_setting_get_string(s)) == '\0')
+			return "an empty string";
+		snprintf(buf, len, "the string ");
+		quote(buf + strlen(buf), len - strlen(buf), v);
+		return buf;
+	case CONFIG_TYPE_BOOL:
+		return config_setting_get_bool(s) ? "true" : "false";
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "a value of unknown type";
+	}
+}
+
+/*
+ * libconfig 1.5 wraps an integer literal that does not fit 32 bits (and
+ * has no L suffix) without a word: "port = 4294967297;" reads as 1, which
+ * would pass the range check.  So look at the literals after this key's
+ * name on the setting's line: if there are some and none has the value
+ * libconfig gave, the value wrapped; the literal is copied to lit.  A line
+ * we cannot read or find the key on is trusted.
+ */
+static int
+int_wrapped(const config_setting_t *s, const char *key, long long v,
+    char *lit, size_t litlen)
+{
+	FILE			*fp;
+	const char		*file;
+	char			 line[1024], *p, *q, *start, *end;
+	unsigned long long	 u;
+	unsigned int		 n;
+	size_t			 klen = strlen(key);
+	int			 c, found = 0, match = 0, neg;
+
+	if ((file = config_setting_source_file(s)) == NULL ||
+	    (fp = fopen(file, "re")) == NULL)
+		return 0;
+	for (n = config_setting_source_line(s); n > 1; n--)
+		while ((c = getc(fp)) != '\n' && c != EOF)
+			;
+	p = fgets(line, sizeof(line), fp);
+	fclose(fp);
+	if (p == NULL)
+		return 0;
+	for (; !match && (p = strstr(p, key)) != NULL; p += klen) {
+		if (p > line && (isalnum((unsigned char)p[-1]) ||
+		    strchr("_-*", p[-1]) != NULL))
+			continue;
+		q = p + klen + strspn(p + klen, " \t");
+		if (*q != '=' && *q != ':')
+			continue;
+		start = q = q + 1 + strspn(q + 1, " \t");
+		if ((neg = *q == '-') || *q == '+')
+			q++;
+		if (!isdigit((unsigned char)*q))
+			continue;
+		errno = 0;
+		u = strtoull(q, &end, q[0] == '0' && (q[1] == 'x' ||
+		    q[1] == 'X') ? 16 : 10);
+		found = 1;
+		match = errno == 0 && u <= LLONG_MAX &&
+		    (neg ? -(long long)u : (long long)u) == v;
+		end += strspn(end, "Ll");
+		snprintf(lit, litlen, "%.*s", (int)(end - start), start);
+	}
+	return found && !match;
+}
+
+static int
+set_int(struct ctx *c, struct config *cfg, const struct key *k,
+    const config_setting_t *s, const char *name)
+{
+	char		 allowed[96], buf[128];
+	long long	 v;
+	int		 t = config_setting_type(s);
+
+	snprintf(allowed, sizeof(allowed), "an integer from %lld to %lld%s%s%s",
+	    k->min, k->max, k->note ? " (" : "", k->note ? k->note : "",
+	    k->note ? ")" : "");
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+		return bad(c, s, name, "must be %s, not %s", allowed,
+		    describe(s, buf, sizeof(buf)));
+	v = config_setting_get_int64(s);
+	if (int_wrapped(s, k->name, v, buf, sizeof(buf)))
+		return bad(c, s, name, "must be %s, not %s", allowed, buf);
+	if (v < k->min || v > k->max)
+		return bad(c, s, name, "must be %s, not %lld", allowed, v);
+	if (k->kind == K_LL)
+		*(long long *)(void *)((char *)cfg + k->off) = v;
+	else
+		*int_at(cfg, k->off) = (int)v;
+	return 0;
+}
+
+static int
+set_str(struct ctx *c, struct config *cfg, const struct key *k,
+    const config_setting_t *s, const char *name)
+{
+	char		 buf[128], *dup = NULL;
+	const char	*v;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	    (k->kind == K_STR && *config_setting_get_string(s) == '\0'))
+		return bad(c, s, name, "must be a %sstring, not %s",
+		    k->kind == K_STR ? "non-empty " : "",
+		    describe(s, buf, sizeof(buf)));
+	v = config_setting_get_string(s);
+	if (*v != '\0' && (dup = dq_strdup(v)) == NULL)
+		return bad(c, s, name, "out of memory");
+	dq_free(*str_at(cfg, k->off));
+	*str_at(cfg, k->off) = dup;
+	return 0;
+}
+
+static int
+set_bool(struct ctx *c, struct config *cfg, const struct key *k,
+    const config_setting_t *s, const char *name)
+{
+	char	buf[128];
+
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return bad(c, s, name, "must be true or false, not %s",
+		    describe(s, buf, sizeof(buf)));
+	*int_at(cfg, k->off) = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+/* A string out of a fixed list; its index lands in an enum field. */
+static int
+set_enum(struct ctx *c, struct config *cfg, const struct key *k,
+    const config_setting_t *s, const char *name)
+{
+	const char *const	*names;
+	const char		*allowed, *v;
+	char			 buf[128];
+	int			 i, n;
+
+	if (k->kind == K_DURABILITY) {
+		names = durability_names;
+		n = 3;
+		allowed = "\"fsync\", \"write\" or \"none\"";
+	} else {
+		names = level_names;
+		n = 4;
+		allowed = "\"debug\", \"info\", \"notice\" or \"warning\"";
+	}
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(s);
+		for (i = 0; i < n; i++)
+			if (strcasecmp(v, names[i]) == 0) {
+				*int_at(cfg, k->off) = i;
+				return 0;
+			}
+	}
+	return bad(c, s, name, "must be %s, not %s", allowed,
+	    describe(s, buf, sizeof(buf)));
+}
+
+static int
+set_value(struct ctx *c, struct config *cfg, const struct key *k,
+    const config_setting_t *s, const char *name)
+{
+	switch (k->kind) {
+	case K_INT:
+	case K_LL:
+		return set_int(c, cfg, k, s, name);
+	case K_STR:
+	case K_STR_OPT:
+		return set_str(c, cfg, k, s, name);
+	case K_BOOL:
+		return set_bool(c, cfg, k, s, name);
+	default:
+		return set_enum(c, cfg, k, s, name);
+	}
+}
+
+static const struct key *
+find_key(const struct key *keys, const char *name)
+{
+	for (; keys->name != NULL; keys++)
+		if (strcmp(keys->name, name) == 0)
+			return keys;
+	return NULL;
+}
+
+/*
+ * Edit distance counting a swap of two neighbours as one edit (optimal
+ * string alignment), ASCII case-insensitive; names are short.
+ */
+static size_t
+distance(const char *a, const char *b)
+{
+	char	x[64], y[64];
+	size_t	rows[3][64], *prev2, *prev, *row, i, j, best;
+	size_t	la = strlen(a), lb = strlen(b);
+
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (i = 0; i < la; i++)
+		x[i] = tolower((unsigned char)a[i]);
+	for (j = 0; j < lb; j++)
+		y[j] = tolower((unsigned char)b[j]);
+	for (j = 0; j <= lb; j++)
+		rows[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		prev2 = rows[(i + 1) % 3];
+		prev = rows[(i - 1) % 3];
+		row = rows[i % 3];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			best = prev[j - 1] + (x[i - 1] != y[j - 1]);
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (i > 1 && j > 1 && x[i - 1] == y[j - 2] &&
+			    x[i - 2] == y[j - 1] && prev2[j - 2] + 1 < best)
+				best = prev2[j - 2] + 1;
+			row[j] = best;
+		}
+	}
+	return rows[la % 3][lb];
+}
+
+/* An unknown key, with the nearest known one (or also) as a hint. */
+static int
+unknown(struct ctx *c, const struct key *keys, const char *also,
+    const config_setting_t *s, const char *name, const char *allowed)
+{
+	const char	*key = config_setting_name(s), *near = NULL;
+	size_t		 d, bestd;
+
+	/* Two edits turn most four-letter words into "port". */
+	bestd = strlen(key) <= 4 ? 2 : 3;
+
+	for (; keys->name != NULL; keys++)
+		if ((d = distance(key, keys->name)) < bestd) {
+			bestd = d;
+			near = keys->name;
+		}
+	if (also != NULL && distance(key, also) < bestd)
+		near = also;
+	if (near != NULL)
+		return bad(c, s, name, "unknown key (did you mean %s?)", near);
+	return bad(c, s, name, "unknown key; %s", allowed);
+}
+
+static int
+apply_metrics(struct ctx *c, struct config *cfg, const config_setting_t *g)
+{
+	const config_setting_t	*s;
+	const struct key	*k;
+	char			 name[96], buf[128];
+	int			 i;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return bad(c, g, "metrics", "must be a group such as "
+		    "{ bind = \"127.0.0.1\"; port = 9121; }, not %s",
+		    describe(g, buf, sizeof(buf)));
+	for (i = 0; (s = config_setting_get_elem(g, i)) != NULL; i++) {
+		snprintf(name, sizeof(name), "metrics.%s",
+		    config_setting_name(s));
+		if ((k = find_key(metrics_keys, config_setting_name(s))) ==
+		    NULL)
+			return unknown(c, metrics_keys, NULL, s, name,
+			    "the metrics group holds bind and port");
+		if (set_value(c, cfg, k, s, name) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+apply(struct ctx *c, struct config *cfg, const config_setting_t *root)
+{
+	const config_setting_t	*s;
+	const struct key	*k;
+	const char		*name;
+	int			 i;
+
+	for (i = 0; (s = config_setting_get_elem(root, i)) != NULL; i++) {
+		name = config_setting_name(s);
+		if (strcmp(name, "metrics") == 0) {
+			if (apply_metrics(c, cfg, s) == -1)
+				return -1;
+			continue;
+		}
+		if ((k = find_key(top_keys, name)) == NULL)
+			return unknown(c, top_keys, "metrics", s, name,
+			    "see dqd.conf(5) for the keys allowed");
+		if (set_value(c, cfg, k, s, name) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * libconfig says only "file I/O error" and may lose errno, so open the file
+ * first for a real reason ("No such file or directory", "Is a directory").
+ */
+static int
+readable(const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+	FILE		*fp;
+	int		 rc = 0;
+
+	if ((fp = fopen(path, "re")) == NULL) {
+		errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(fp), &st) == -1) {
+		errf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+	} else if (S_ISDIR(st.st_mode)) {
+		errf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		rc = -1;
+	}
+	fclose(fp);
+	return rc;
+}
+
+static int
+parse_error(const config_t *lc, const char *path, char *err, size_t errlen)
+{
+	const char	*file, *text;
+
+	if (config_error_type(lc) != CONFIG_ERR_PARSE) {
+		errf(err, errlen, "%s: %s", path, errno != 0 ?
+		    strerror(errno) : "cannot read the file");
+		return -1;
+	}
+	if ((file = config_error_file(lc)) == NULL)
+		file = path;
+	if ((text = config_error_text(lc)) == NULL)
+		text = "";
+	/* libconfig's text is often just "syntax error": say it once. */
+	if (strcmp(text, "syntax error") == 0)
+		errf(err, errlen, "%s:%d: syntax error", file,
+		    config_error_line(lc));
+	else
+		errf(err, errlen, "%s:%d: syntax error: %s", file,
+		    config_error_line(lc), text);
+	return -1;
+}
+
+/*
+ * The file is applied to a copy, so that a failed load (a SIGHUP with a
+ * broken file) leaves *cfg as it was.
+ */
+int
+config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct config	 tmp;
+	struct ctx	 c = { path, err, errlen };
+	config_t	 lc;
+	int		 rc;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (readable(path, err, errlen) == -1)
+		return -1;
+	if (config_copy(&tmp, cfg) == -1) {
+		errf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	dq_free(tmp.path);
+	if ((tmp.path = dq_strdup(path)) == NULL) {
+		errf(err, errlen, "%s: out of memory", path);
+		config_free(&tmp);
+		return -1;
+	}
+	config_init(&lc);
+	errno = 0;
+	if (config_read_file(&lc, path) != CONFIG_TRUE)
+		rc = parse_error(&lc, path, err, errlen);
+	else
+		rc = apply(&c, &tmp, config_root_setting(&lc));
+	config_destroy(&lc);
+	if (rc == -1) {
+		config_free(&tmp);
+		return -1;
+	}
+	if (tmp.workers == 0)
+		tmp.workers = (int)online_cpus();
+	config_free(cfg);
+	*cfg = tmp;
+	return 0;
+}
+
+static int
+is_loopback(const char *host)
+{
+	struct in_addr	 a4;
+	struct in6_addr	 a6;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return 0;
+}
+
+static int
+is_wildcard(const char *host)
+{
+	struct in_addr	 a4;
+	struct in6_addr	 a6;
+
+	if (strcmp(host, "*") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return a4.s_addr == htonl(INADDR_ANY);
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_UNSPECIFIED(&a6);
+	return 0;
+}
+
+/* Would two sockets bound to a and b on one port collide? */
+static int
+same_bind(const char *a, const char *b)
+{
+	struct in6_addr	 x, y;	/* big enough for either family */
+
+	if (strcasecmp(a, "localhost") == 0)
+		a = "127.0.0.1";
+	if (strcasecmp(b, "localhost") == 0)
+		b = "127.0.0.1";
+	if (strcasecmp(a, b) == 0 || is_wildcard(a) || is_wildcard(b))
+		return 1;
+	if (inet_pton(AF_INET, a, &x) == 1 && inet_pton(AF_INET, b, &y) == 1)
+		return memcmp(&x, &y, sizeof(struct in_addr)) == 0;
+	if (inet_pton(AF_INET6, a, &x) == 1 && inet_pton(AF_INET6, b, &y) == 1)
+		return memcmp(&x, &y, sizeof(x)) == 0;
+	return 0;
+}
+
+int
+config_check(const struct config *cfg, char *err, size_t errlen)
+{
+	/* The file's name, when there is one, tells where to fix it. */
+	const char	*file = cfg->path != NULL ? cfg->path : "";
+	const char	*sep = cfg->path != NULL ? ": " : "";
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (cfg->bind == NULL || cfg->data_dir == NULL ||
+	    cfg->metrics_bind == NULL) {
+		errf(err, errlen, "%s%sout of memory", file, sep);
+		return -1;
+	}
+	if (cfg->requirepass == NULL && cfg->protected_mode &&
+	    !is_loopback(cfg->bind)) {
+		errf(err, errlen, "%s%sbind: protected mode refuses to listen "
+		    "on %s, which is not a loopback address, without a "
+		    "password; set requirepass, or set protected_mode = false "
+		    "to let any host in without one", file, sep, cfg->bind);
+		return -1;
+	}
+	if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->port &&
+	    same_bind(cfg->bind, cfg->metrics_bind)) {
+		errf(err, errlen, "%s%smetrics.port: %d is the server's own "
+		    "port on %s; choose another port for metrics", file, sep,
+		    cfg->port, cfg->metrics_bind);
+		return -1;
+	}
+	return 0;
+}
+
+/* A key's value as CONFIG GET shows it; buf holds numbers. */
+static const char *
+show(const struct config *cfg, const struct key *k, char *buf, size_t len)
+{
+	const void	*f = field_at(cfg, k->off);
+	const char	*s;
+
+	switch (k->kind) {
+	case K_INT:
+		snprintf(buf, len, "%d", *(const int *)f);
+		return buf;
+	case K_LL:
+		snprintf(buf, len, "%lld", *(const long long *)f);
+		return buf;
+	case K_STR:
+	case K_STR_OPT:
+		s = *(char *const *)f;
+		return s != NULL ? s : "";
+	case K_BOOL:
+		return *(const int *)f ? "yes" : "no";
+	case K_DURABILITY:
+		return config_durability_name(*(const enum durability *)f);
+	default:
+		return config_log_level_name(*(const enum log_level *)f);
+	}
+}
+
+static void
+each_key(const struct config *cfg, const struct key *keys, const char *prefix,
+    const char *pat, size_t patlen,
+    void (*fn)(const char *, const char *, void *), void *arg)
+{
+	char	name[64], buf[32];
+	int	n;
+
+	for (; keys->name != NULL; keys++) {
+		n = snprintf(name, sizeof(name), "%s%s", prefix, keys->name);
+		if (n < 0 || (size_t)n >= sizeof(name))
+			continue;
+		if (glob_match(pat, patlen, name, (size_t)n, 1))
+			fn(name, show(cfg, keys, buf, sizeof(buf)), arg);
+	}
+}
+
+void
+config_each(const struct config *cfg, const char *pat, size_t patlen,
+    void (*fn)(const char *, const char *, void *), void *arg)
+{
+	/* Read-only Redis settings that clients and tools ask for. */
+	static const char *const compat[][2] = {
+		{ "save", "" },
+		{ "appendonly", "no" },
+		{ "databases", "1" }
+	};
+	size_t	i;
+
+	each_key(cfg, top_keys, "", pat, patlen, fn, arg);
+	each_key(cfg, metrics_keys, "metrics.", pat, patlen, fn, arg);
+	for (i = 0; i < NELEM(compat); i++)
+		if (glob_match(pat, patlen, compat[i][0],
+		    strlen(compat[i][0]), 1))
+			fn(compat[i][0], compat[i][1], arg);
+}

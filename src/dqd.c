@@ -1,0 +1,136 @@
+/*
+ * dqd: the delayed queue daemon.  Command line, configuration, logging,
+ * daemonizing; then the master takes over (master.c).
+ */
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: dqd [-t] [-c file] [-d]\n"
+	    "       dqd -v | -h\n"
+	    "  -c, --config FILE   read the configuration from FILE "
+	    "(default: built-in defaults)\n"
+	    "  -t, --test-config   check the configuration and exit\n"
+	    "  -d, --debug         log at the debug level to stderr\n"
+	    "  -v, --version       print the version and exit\n"
+	    "See dqd(8) and dqd.conf(5).\n");
+	exit(status);
+}
+
+/* As many descriptors as the hard limit allows: maxclients needs them. */
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void
+daemonize(void)
+{
+	pid_t	pid;
+	int	fd;
+
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid != 0)
+		_exit(0);
+	if (setsid() == -1)
+		fatal("setsid");
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test-config", no_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct config	*cfg;
+	const char	*path = NULL;
+	char		 err[1024];
+	int		 ch, test = 0, debug = 0;
+
+	while ((ch = getopt_long(argc, argv, "c:tdvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'v':
+			printf("dqd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(0);
+		default:
+			usage(1);
+		}
+	}
+	if (optind != argc)
+		usage(1);
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		fprintf(stderr, "dqd: out of memory\n");
+		return 1;
+	}
+	config_defaults(cfg);
+	if ((path != NULL && config_load(cfg, path, err, sizeof(err)) == -1) ||
+	    config_check(cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "dqd: %s\n", err);
+		return 1;
+	}
+	if (test) {
+		printf("dqd: the configuration %s is valid\n",
+		    path ? path : "(built-in defaults)");
+		return 0;
+	}
+	if (debug) {
+		free(cfg->log_file);
+		cfg->log_file = NULL;
+		cfg->log_level = LOG_LEVEL_DEBUG;
+		cfg->daemonize = 0;
+	}
+	if (log_init(cfg->log_file, cfg->log_level, "dqd") == -1) {
+		fprintf(stderr, "dqd: log file %s: %s\n", cfg->log_file,
+		    strerror(errno));
+		return 1;
+	}
+	raise_nofile();
+	if (cfg->daemonize)
+		daemonize();
+	return master_main(cfg);
+}

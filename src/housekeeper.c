@@ -1,0 +1,100 @@
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "housekeeper.h"
+#include "log.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+
+#define PURGE_CHUNK	1000	/* records deleted per transaction */
+#define IDLE_MS		100
+
+static volatile sig_atomic_t	stop, reopen_log;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		reopen_log = 1;
+	else
+		stop = 1;
+}
+
+static void
+signals_setup(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Exits for the master to recover the environment on a panic. */
+static void
+check(int r, const char *what)
+{
+	if (r == STORE_PANIC) {
+		log_warnx("%s: the environment needs recovery", what);
+		_exit(EXIT_PANIC);
+	}
+}
+
+int
+housekeeper_main(const struct config *cfg, int slot)
+{
+	struct store	*s;
+	char		 err[512];
+	uint64_t	 now, next_flush = 0, next_ckpt;
+	int		 more = 0, r;
+
+	log_setproc("housekeeper");
+	signals_setup();
+	stats_attach(slot);
+	memset(my_stats, 0, sizeof(*my_stats));
+	my_stats->pid = getpid();
+	if (store_open(cfg, slot, &s, err, sizeof(err)) == -1) {
+		log_warnx("cannot open the environment: %s", err);
+		return 1;
+	}
+	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
+	while (!stop) {
+		now = mono_ms();
+		if (cfg->durability != DURABILITY_FSYNC && now >= next_flush) {
+			check(store_log_flush(s), "log flush");
+			next_flush = now + cfg->flush_interval_ms;
+		}
+		if (now >= next_ckpt) {
+			check(r = store_checkpoint(s), "checkpoint");
+			if (r == STORE_OK)
+				stats->last_checkpoint_ms = now_ms();
+			next_ckpt = now + (uint64_t)cfg->checkpoint_interval_s *
+			    1000;
+		}
+		check(r = store_purge_step(s, PURGE_CHUNK, &more), "purge");
+		if (reopen_log) {
+			reopen_log = 0;
+			log_reopen();
+		}
+		/* Between purge chunks, a pause that lets writers in. */
+		poll(NULL, 0, more ? 1 : (cfg->durability == DURABILITY_FSYNC ||
+		    cfg->flush_interval_ms > IDLE_MS ? IDLE_MS :
+		    cfg->flush_interval_ms));
+	}
+	if (cfg->durability != DURABILITY_FSYNC)
+		check(store_log_flush(s), "log flush");
+	check(store_checkpoint(s), "checkpoint");
+	store_close(s);
+	log_info("stopped");
+	return 0;
+}

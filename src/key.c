@@ -1,0 +1,88 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "key.h"
+
+void
+be32_put(unsigned char *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+void
+be64_put(unsigned char *p, uint64_t v)
+{
+	be32_put(p, v >> 32);
+	be32_put(p + 4, (uint32_t)v);
+}
+
+uint32_t
+be32_get(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+uint64_t
+be64_get(const unsigned char *p)
+{
+	return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
+}
+
+void
+msg_key_encode(unsigned char out[MSG_KEY_LEN], const struct msg_key *k)
+{
+	be32_put(out, k->qid);
+	be64_put(out + 4, k->due);
+	be64_put(out + 12, k->seq);
+}
+
+int
+msg_key_decode(const void *p, size_t len, struct msg_key *k)
+{
+	const unsigned char	*b = p;
+
+	if (len != MSG_KEY_LEN)
+		return -1;
+	k->qid = be32_get(b);
+	k->due = be64_get(b + 4);
+	k->seq = be64_get(b + 12);
+	return 0;
+}
+
+void
+msg_hdr_encode(unsigned char out[MSG_HDR_LEN], const struct msg_hdr *h)
+{
+	out[0] = h->flags;
+	out[1] = 0;
+	out[2] = h->idlen >> 8;
+	out[3] = h->idlen & 0xff;
+	be32_put(out + 4, h->deliveries);
+}
+
+int
+msg_hdr_decode(const void *p, size_t len, struct msg_hdr *h)
+{
+	const unsigned char	*b = p;
+
+	if (len < MSG_HDR_LEN)
+		return -1;
+	h->flags = b[0];
+	h->idlen = (uint16_t)(b[2] << 8 | b[3]);
+	h->deliveries = be32_get(b + 4);
+	if (h->idlen > MAX_ID_LEN || (size_t)h->idlen > len - MSG_HDR_LEN)
+		return -1;
+	return 0;
+}
+
+size_t
+msg_server_id(char *out, size_t outlen, uint64_t seq)
+{
+	int	n;
+
+	n = snprintf(out, outlen, "#%llu", (unsigned long long)seq);
+	return n < 0 ? 0 : (size_t)n;
+}

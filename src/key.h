@@ -1,0 +1,55 @@
+/*
+ * key: the byte layout of Berkeley DB keys and values.
+ *
+ * All integers are big-endian so that Berkeley DB's default byte-wise
+ * comparison orders keys numerically: a queue's messages sort by due time,
+ * then by sequence, and the earliest message of queue q is the first key
+ * >= (q, 0, 0).  Pure functions, no Berkeley DB types: unit-tested alone.
+ *
+ *   msgs key   qid:4 due_ms:8 seq:8                      (20 bytes)
+ *   msgs value flags:1 reserved:1 idlen:2 deliveries:4 id body
+ *   ids key    qid:4 id                                  (4 + idlen)
+ *   ids value  due_ms:8 seq:8                            (16 bytes)
+ *   count key  qid:4                    (one sub-database per slot)
+ *   count value count:8 (signed, two's complement)
+ */
+#ifndef DQ_KEY_H
+#define DQ_KEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MSG_KEY_LEN	20
+#define MSG_HDR_LEN	8
+#define IDS_VAL_LEN	16
+#define QID_LEN		4
+#define MAX_ID_LEN	512		/* longest message id */
+
+#define MSG_F_RESERVED	0x01		/* leased to a consumer (QRESERVE) */
+
+struct msg_key {
+	uint32_t	qid;
+	uint64_t	due;		/* Unix ms */
+	uint64_t	seq;		/* tie-breaker, unique per environment */
+};
+
+struct msg_hdr {
+	uint8_t		flags;
+	uint16_t	idlen;
+	uint32_t	deliveries;
+};
+
+void	 be32_put(unsigned char *, uint32_t);
+void	 be64_put(unsigned char *, uint64_t);
+uint32_t be32_get(const unsigned char *);
+uint64_t be64_get(const unsigned char *);
+
+void	msg_key_encode(unsigned char out[MSG_KEY_LEN], const struct msg_key *);
+int	msg_key_decode(const void *, size_t, struct msg_key *);	/* -1: bad */
+void	msg_hdr_encode(unsigned char out[MSG_HDR_LEN], const struct msg_hdr *);
+/* Checks that idlen fits in len; -1 on a malformed value. */
+int	msg_hdr_decode(const void *, size_t, struct msg_hdr *);
+/* Server-assigned id of a message: "#" and the sequence in decimal. */
+size_t	msg_server_id(char *, size_t, uint64_t seq);
+
+#endif

@@ -1,0 +1,714 @@
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "housekeeper.h"
+#include "log.h"
+#include "master.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#define MAX_CHILDREN	(STATS_SLOTS - 1)
+#define FAILCHK_MS	1000	/* failchk that takes longer: recovery */
+#define RECOVERY_MS	(15 * 60 * 1000)
+#define STOP_MS		10000	/* SIGTERM, then SIGKILL */
+#define QUICK_DEATH_MS	2000	/* a death this soon after start counts */
+#define MAX_BACKOFF_MS	30000
+
+enum kind { K_NONE, K_WORKER, K_HOUSEKEEPER };
+
+struct child {
+	enum kind	kind;
+	pid_t		pid;		/* 0: waiting to be (re)started */
+	int		stopping;	/* told to stop: not replaced */
+	uint64_t	started;	/* mono ms */
+	uint64_t	respawn_at;	/* mono ms, when pid == 0 */
+	int		quick_deaths;
+};
+
+static struct config		*cfg;
+static struct child		 children[MAX_CHILDREN];
+static int			 listen_fd = -1;
+static pid_t			 failchk_pid;
+static uint64_t			 failchk_deadline;
+static int			 failchk_again;	/* a death during failchk */
+static volatile sig_atomic_t	 got_stop, got_reload, got_chld, got_usr1;
+
+static void
+on_signal(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		got_stop = 1;
+		break;
+	case SIGHUP:
+		got_reload = 1;
+		break;
+	case SIGUSR1:
+		got_usr1 = 1;
+		break;
+	case SIGCHLD:
+		got_chld = 1;
+		break;
+	}
+}
+
+static void
+signals_setup(sigset_t *waitmask)
+{
+	struct sigaction	sa;
+	sigset_t		block;
+	int			sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+				    SIGCHLD };
+	size_t			i;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	sigemptyset(&block);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		sigaction(sigs[i], &sa, NULL);
+		sigaddset(&block, sigs[i]);
+	}
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	/* Blocked except inside ppoll(): no signal is lost between checks. */
+	sigprocmask(SIG_BLOCK, &block, waitmask);
+	sigdelset(waitmask, SIGTERM);
+	sigdelset(waitmask, SIGINT);
+	sigdelset(waitmask, SIGHUP);
+	sigdelset(waitmask, SIGUSR1);
+	sigdelset(waitmask, SIGCHLD);
+}
+
+/* The default signal state for a child, before it installs its own. */
+static void
+child_signals(void)
+{
+	sigset_t	none;
+
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void
+sd_notify(const char *msg)
+{
+	struct sockaddr_un	 sun;
+	const char		*path = getenv("NOTIFY_SOCKET");
+	socklen_t		 len;
+	int			 fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun,
+	    len) == -1)
+		log_warn("sd_notify");
+	close(fd);
+}
+
+static int
+bind_listen(void)
+{
+	struct addrinfo	 hints, *res, *ai;
+	char		 port[16];
+	int		 fd = -1, one = 1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", cfg->port);
+	if ((e = getaddrinfo(cfg->bind, port, &hints, &res)) != 0) {
+		log_warnx("bind %s: %s", cfg->bind, gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 511) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	freeaddrinfo(res);
+	if (fd == -1)
+		log_warn("cannot listen on %s:%d", cfg->bind, cfg->port);
+	return fd;
+}
+
+/* Waits for pid until deadline; returns its status, or -1 on timeout. */
+static int
+wait_deadline(pid_t pid, uint64_t ms)
+{
+	uint64_t	end = mono_ms() + ms;
+	int		status;
+	pid_t		r;
+
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (mono_ms() >= end)
+			return -1;
+		poll(NULL, 0, 5);
+	}
+}
+
+static int
+run_recovery(void)
+{
+	char	err[512];
+	pid_t	pid;
+	int	status;
+
+	log_info("running recovery in %s", cfg->data_dir);
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		return -1;
+	}
+	if (pid == 0) {
+		child_signals();
+		log_setproc("recovery");
+		if (store_recover(cfg, err, sizeof(err)) == -1) {
+			log_warnx("recovery failed: %s", err);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	status = wait_deadline(pid, RECOVERY_MS);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		log_warnx("recovery took longer than %d s", RECOVERY_MS / 1000);
+		return -1;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -1;
+	log_info("recovery done");
+	return 0;
+}
+
+static int
+free_slot(void)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind == K_NONE)
+			return i;
+	return -1;
+}
+
+static void
+spawn(int slot)
+{
+	struct child	*ch = &children[slot];
+	pid_t		 pid;
+
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		ch->respawn_at = mono_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		child_signals();
+		if (ch->kind == K_HOUSEKEEPER)
+			_exit(housekeeper_main(cfg, slot));
+		_exit(worker_main(cfg, slot, listen_fd));
+	}
+	ch->pid = pid;
+	ch->started = mono_ms();
+	log_info("%s %d started, pid %d", ch->kind == K_WORKER ? "worker" :
+	    "housekeeper", slot, (int)pid);
+}
+
+static void
+add_child(enum kind kind)
+{
+	int	slot;
+
+	if ((slot = free_slot()) == -1) {
+		log_warnx("no slot for a new process");
+		return;
+	}
+	memset(&children[slot], 0, sizeof(children[slot]));
+	children[slot].kind = kind;
+	spawn(slot);
+}
+
+static void
+start_pool(void)
+{
+	int	i;
+
+	add_child(K_HOUSEKEEPER);
+	for (i = 0; i < cfg->workers; i++)
+		add_child(K_WORKER);
+	stats->nworkers = cfg->workers;
+}
+
+/* A dead child's share of the shared figures goes with it. */
+static void
+forget_stats(int slot)
+{
+	struct stats_slot	*s = &stats->slot[slot];
+
+	__atomic_sub_fetch(&stats->clients, (int64_t)s->clients,
+	    __ATOMIC_RELAXED);
+	s->clients = 0;
+	s->pid = 0;
+}
+
+static void
+kill_all(void)
+{
+	int	i;
+
+	if (failchk_pid != 0) {
+		kill(failchk_pid, SIGKILL);
+		waitpid(failchk_pid, NULL, 0);
+		failchk_pid = 0;
+	}
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind != K_NONE && children[i].pid != 0)
+			kill(children[i].pid, SIGKILL);
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		if (children[i].kind == K_NONE)
+			continue;
+		if (children[i].pid != 0)
+			waitpid(children[i].pid, NULL, 0);
+		forget_stats(i);
+		children[i].kind = K_NONE;
+	}
+	stats->clients = 0;
+}
+
+/* PostgreSQL's answer to a backend that died inside shared state. */
+static void
+restart_pool(const char *why)
+{
+	int	tries;
+
+	log_warnx("restarting every process after recovery: %s", why);
+	stats->pool_restarts++;
+	kill_all();
+	for (tries = 0; run_recovery() == -1; tries++) {
+		if (tries == 2)
+			fatalx("recovery failed three times; giving up");
+		sleep(1 << tries);
+	}
+	failchk_again = 0;
+	start_pool();
+}
+
+static void
+start_failchk(void)
+{
+	pid_t	pid;
+
+	if (failchk_pid != 0) {
+		failchk_again = 1;
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		restart_pool("cannot fork failchk");
+		return;
+	}
+	if (pid == 0) {
+		child_signals();
+		log_setproc("failchk");
+		/* No close: a clean exit must not wait on a stuck region. */
+		_exit(store_failchk(cfg) == 0 ? 0 : 1);
+	}
+	failchk_pid = pid;
+	failchk_deadline = mono_ms() + FAILCHK_MS;
+	failchk_again = 0;
+}
+
+static void
+schedule_respawn(struct child *ch)
+{
+	uint64_t	now = mono_ms(), delay = 0;
+
+	if (now - ch->started < QUICK_DEATH_MS) {
+		ch->quick_deaths++;
+		delay = 100ULL << (ch->quick_deaths > 9 ? 9 :
+		    ch->quick_deaths);
+		if (delay > MAX_BACKOFF_MS)
+			delay = MAX_BACKOFF_MS;
+		log_warnx("it died %d times in a row soon after starting; "
+		    "next start in %llu ms", ch->quick_deaths,
+		    (unsigned long long)delay);
+	} else
+		ch->quick_deaths = 0;
+	ch->respawn_at = now + delay;
+}
+
+static void
+describe_exit(const char *what, int slot, pid_t pid, int status)
+{
+	if (WIFSIGNALED(status))
+		log_warnx("%s %d (pid %d) killed by signal %d", what, slot,
+		    (int)pid, WTERMSIG(status));
+	else
+		log_warnx("%s %d (pid %d) exited with status %d", what, slot,
+		    (int)pid, WEXITSTATUS(status));
+}
+
+static void
+child_died(int slot, pid_t pid, int status)
+{
+	struct child	*ch = &children[slot];
+	const char	*what = ch->kind == K_WORKER ? "worker" : "housekeeper";
+
+	forget_stats(slot);
+	ch->pid = 0;
+	if (ch->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		log_info("%s %d (pid %d) stopped", what, slot, (int)pid);
+		ch->kind = K_NONE;
+		return;
+	}
+	describe_exit(what, slot, pid, status);
+	if (ch->stopping) {
+		/* It was leaving anyway; what it left behind still needs
+		   failchk, but it is not replaced. */
+		ch->kind = K_NONE;
+		start_failchk();
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_PANIC) {
+		restart_pool("a process found the environment broken");
+		return;
+	}
+	stats->worker_restarts++;
+	schedule_respawn(ch);
+	start_failchk();
+}
+
+static void
+failchk_done(int status)
+{
+	failchk_pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		restart_pool("failchk could not repair the environment");
+		return;
+	}
+	log_info("failchk: the environment is consistent");
+	if (failchk_again)
+		start_failchk();
+}
+
+static int
+slot_of(pid_t pid)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind != K_NONE && children[i].pid == pid)
+			return i;
+	return -1;
+}
+
+static void
+reap(void)
+{
+	pid_t	pid;
+	int	status, slot;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == failchk_pid)
+			failchk_done(status);
+		else if ((slot = slot_of(pid)) != -1)
+			child_died(slot, pid, status);
+	}
+}
+
+/* Children waiting for failchk and their back-off start again. */
+static void
+respawn_due(void)
+{
+	uint64_t	now = mono_ms();
+	int		i;
+
+	if (failchk_pid != 0)
+		return;
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind != K_NONE && children[i].pid == 0 &&
+		    !children[i].stopping && now >= children[i].respawn_at)
+			spawn(i);
+}
+
+static uint64_t
+next_respawn(void)
+{
+	uint64_t	next = UINT64_MAX;
+	int		i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind != K_NONE && children[i].pid == 0 &&
+		    children[i].respawn_at < next)
+			next = children[i].respawn_at;
+	return next;
+}
+
+static void
+signal_all(int sig, enum kind kind)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind == kind && children[i].pid != 0) {
+			children[i].stopping = 1;
+			kill(children[i].pid, sig);
+		}
+}
+
+/* SIGUSR1: every process reopens its log file. */
+static void
+forward(int sig)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind != K_NONE && children[i].pid != 0)
+			kill(children[i].pid, sig);
+}
+
+static int
+alive(enum kind kind)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind == kind && children[i].pid != 0)
+			n++;
+	return n;
+}
+
+/* SIGTERM to one kind, SIGKILL after STOP_MS; 1 if any was killed. */
+static int
+stop_kind(enum kind kind)
+{
+	uint64_t	end = mono_ms() + STOP_MS;
+	int		killed = 0, i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind == kind && children[i].pid == 0)
+			children[i].kind = K_NONE;	/* never restarted */
+	signal_all(SIGTERM, kind);
+	while (alive(kind) > 0 && mono_ms() < end) {
+		poll(NULL, 0, 10);
+		reap();
+	}
+	if (alive(kind) > 0) {
+		log_warnx("%d process(es) did not stop in %d s: killing them",
+		    alive(kind), STOP_MS / 1000);
+		signal_all(SIGKILL, kind);
+		killed = 1;
+		while (alive(kind) > 0) {
+			poll(NULL, 0, 10);
+			reap();
+		}
+	}
+	return killed;
+}
+
+static int
+shutdown_all(void)
+{
+	int	killed;
+
+	log_notice("stopping");
+	sd_notify("STOPPING=1");
+	if (failchk_pid != 0) {
+		kill(failchk_pid, SIGKILL);
+		waitpid(failchk_pid, NULL, 0);
+		failchk_pid = 0;
+	}
+	/* Workers first, so that the housekeeper's last checkpoint comes
+	   after the last write. */
+	killed = stop_kind(K_WORKER);
+	killed |= stop_kind(K_HOUSEKEEPER);
+	close(listen_fd);
+	if (cfg->pidfile != NULL)
+		unlink(cfg->pidfile);
+	if (killed)
+		log_warnx("stopped by force: the next start runs recovery");
+	else
+		log_notice("stopped");
+	return 0;
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* SIGHUP: a new configuration and a new generation of children. */
+static void
+reload(void)
+{
+	struct config	*n;
+	char		 err[1024];
+
+	log_notice("reloading %s", cfg->path ? cfg->path : "(defaults)");
+	if ((n = calloc(1, sizeof(*n))) == NULL) {
+		log_warn("reload");
+		return;
+	}
+	config_defaults(n);
+	if ((cfg->path != NULL && config_load(n, cfg->path, err,
+	    sizeof(err)) == -1) || config_check(n, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "%s", err);
+		config_free(n);
+		free(n);
+		return;
+	}
+	if (!same_str(n->bind, cfg->bind) || n->port != cfg->port ||
+	    !same_str(n->data_dir, cfg->data_dir) ||
+	    n->cache_size_mb != cfg->cache_size_mb)
+		log_warnx("reload: bind, port, data_dir and cache_size_mb "
+		    "take effect only after a restart");
+	/* What the running environment and socket were made with stays. */
+	free(n->bind);
+	n->bind = strdup(cfg->bind);
+	n->port = cfg->port;
+	free(n->data_dir);
+	n->data_dir = strdup(cfg->data_dir);
+	n->cache_size_mb = cfg->cache_size_mb;
+	if (n->bind == NULL || n->data_dir == NULL) {
+		log_warnx("reload: out of memory");
+		config_free(n);
+		free(n);
+		return;
+	}
+	if (log_init(n->log_file, n->log_level, "dqd") == -1)
+		log_warn("reload: log file %s", n->log_file);
+	signal_all(SIGTERM, K_WORKER);
+	signal_all(SIGTERM, K_HOUSEKEEPER);
+	config_free(cfg);
+	free(cfg);
+	cfg = n;
+	start_pool();
+	log_notice("reloaded");
+}
+
+static void
+write_pidfile(void)
+{
+	FILE	*f;
+
+	if (cfg->pidfile == NULL)
+		return;
+	if ((f = fopen(cfg->pidfile, "w")) == NULL)
+		fatal("pidfile %s", cfg->pidfile);
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) == EOF)
+		fatal("pidfile %s", cfg->pidfile);
+}
+
+static int
+poll_timeout(void)
+{
+	uint64_t	now = mono_ms(), next = now + 500;
+
+	if (failchk_pid != 0 && failchk_deadline < next)
+		next = failchk_deadline;
+	if (next_respawn() < next)
+		next = next_respawn();
+	return next > now ? (int)(next - now) : 0;
+}
+
+int
+master_main(struct config *c)
+{
+	struct timespec	ts;
+	sigset_t	waitmask;
+	int		t;
+
+	cfg = c;
+	log_setproc("master");
+	signals_setup(&waitmask);
+	if (stats_create() == -1)
+		fatal("shared memory");
+	stats->master_pid = getpid();
+	stats->started_ms = now_ms();
+	write_pidfile();
+	if (run_recovery() == -1)
+		fatalx("cannot open the environment in %s", cfg->data_dir);
+	if ((listen_fd = bind_listen()) == -1) {
+		if (cfg->pidfile != NULL)
+			unlink(cfg->pidfile);
+		return 1;
+	}
+	start_pool();
+	log_notice("ready to accept connections on %s:%d (%d workers, "
+	    "durability %s)", cfg->bind, cfg->port, cfg->workers,
+	    config_durability_name(cfg->durability));
+	sd_notify("READY=1");
+	for (;;) {
+		t = poll_timeout();
+		ts.tv_sec = t / 1000;
+		ts.tv_nsec = (long)(t % 1000) * 1000000;
+		ppoll(NULL, 0, &ts, &waitmask);
+		got_chld = 0;
+		reap();
+		if (failchk_pid != 0 && mono_ms() >= failchk_deadline) {
+			kill(failchk_pid, SIGKILL);
+			waitpid(failchk_pid, NULL, 0);
+			failchk_pid = 0;
+			restart_pool("failchk did not finish in time");
+		}
+		if (got_stop)
+			return shutdown_all();
+		if (got_reload) {
+			got_reload = 0;
+			reload();
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			if (log_reopen() == -1)
+				log_warn("reopen log");
+			forward(SIGUSR1);
+		}
+		respawn_due();
+	}
+}

@@ -1,0 +1,61 @@
+/*
+ * stats: figures shared by all processes without locks.
+ *
+ * The master maps one anonymous shared region before it forks anything, so
+ * it outlives every worker.  Each process writes only its own slot, with
+ * plain stores and relaxed atomic adds; readers (INFO, the metrics endpoint)
+ * add the slots up and accept a figure that is a moment old.  The one
+ * server-wide counter written by all, the number of connected clients
+ * (maxclients), uses an atomic add.
+ */
+#ifndef DQ_STATS_H
+#define DQ_STATS_H
+
+#include <sys/types.h>
+
+#include <stdint.h>
+
+#define STATS_SLOTS	258	/* workers (256 at most) + housekeeper + 1 */
+#define STATS_CMDS	64	/* per-command counters, by table index */
+
+struct stats_slot {
+	pid_t		pid;		/* 0: slot unused */
+	uint64_t	started_ms;
+	uint64_t	connections;	/* accepted */
+	uint64_t	rejected;	/* maxclients */
+	uint64_t	clients;	/* connected now */
+	uint64_t	commands;
+	uint64_t	errors;		/* error replies */
+	uint64_t	protocol_errors;
+	uint64_t	enqueued;
+	uint64_t	delivered;
+	uint64_t	commits;
+	uint64_t	retries;	/* batches run again after a deadlock */
+	uint64_t	net_in;
+	uint64_t	net_out;
+	uint64_t	cmd_calls[STATS_CMDS];
+	uint64_t	cmd_usec[STATS_CMDS];
+};
+
+struct stats_shared {
+	pid_t			master_pid;
+	uint64_t		started_ms;
+	int			nworkers;
+	int64_t			clients;	/* atomic: all workers */
+	uint64_t		worker_restarts;
+	uint64_t		pool_restarts;
+	uint64_t		last_checkpoint_ms;
+	struct stats_slot	slot[STATS_SLOTS];
+};
+
+extern struct stats_shared	*stats;		/* NULL until created */
+extern struct stats_slot	*my_stats;	/* this process' slot */
+
+int	stats_create(void);
+void	stats_attach(int slot);		/* in the child, after fork */
+void	stats_sum(struct stats_slot *);	/* all slots added up */
+
+#define STAT_ADD(field, n)	\
+	__atomic_add_fetch(&my_stats->field, (n), __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,966 @@
+/*
+ * store: Berkeley DB behind a small interface.  See store.h and
+ * doc/storage.md for the layout and the locking.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <db.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "key.h"
+#include "log.h"
+#include "store.h"
+
+#define PENDING_MAX	64	/* queues whose count changes wait for commit */
+#define MSG_SEQ_CACHE	1000	/* sequence values a handle takes at once */
+
+struct count_delta {
+	uint32_t	qid;
+	int64_t		delta;
+};
+
+struct store {
+	DB_ENV		*env;
+	DB		*queues, *qnames, *msgs, *ids, *purge, *seqdb;
+	DB		*counts[STORE_SLOTS];
+	DB_SEQUENCE	*seq_msg, *seq_qid;
+	DB_TXN		*txn;
+	int		 slot;
+	uint32_t	 commit_flags;
+	/*
+	 * Count changes are added up in memory during a transaction and
+	 * written once per queue at commit: one counter update per batch,
+	 * not one per message.
+	 */
+	struct count_delta pending[PENDING_MAX];
+	size_t		 npending;
+	unsigned char	*vbuf;		/* value being built */
+	size_t		 vcap;
+	char		 err[256];
+};
+
+static void
+bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
+{
+	log_warnx("bdb: %s", msg);
+}
+
+static void
+bdb_msgcall(const DB_ENV *env, const char *msg)
+{
+	log_notice("bdb: %s", msg);
+}
+
+/*
+ * failchk asks whether the process that owned a slot of the thread table is
+ * still there.  The master reaps a dead worker before failchk runs, so a
+ * dead worker is never mistaken for a live zombie.
+ */
+static int
+bdb_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, uint32_t flags)
+{
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+static void
+set_err(char *err, size_t errlen, const char *what, int ret)
+{
+	snprintf(err, errlen, "%s: %s", what, db_strerror(ret));
+}
+
+static int
+env_setup(const struct config *cfg, DB_ENV **envp, int recover, char *err,
+    size_t errlen)
+{
+	DB_ENV		*env;
+	uint32_t	 flags;
+	int		 ret;
+
+	if ((ret = db_env_create(&env, 0)) != 0) {
+		set_err(err, errlen, "db_env_create", ret);
+		return -1;
+	}
+	env->set_errcall(env, bdb_errcall);
+	env->set_msgcall(env, bdb_msgcall);
+	if ((ret = env->set_cachesize(env, cfg->cache_size_mb / 1024,
+	    (cfg->cache_size_mb % 1024) * 1024 * 1024, 1)) != 0 ||
+	    (ret = env->set_lk_detect(env, DB_LOCK_YOUNGEST)) != 0 ||
+	    (ret = env->set_lk_max_locks(env, 20000)) != 0 ||
+	    (ret = env->set_lk_max_objects(env, 20000)) != 0 ||
+	    (ret = env->set_lk_max_lockers(env, 4000)) != 0 ||
+	    (ret = env->set_tx_max(env, 512)) != 0 ||
+	    (ret = env->set_lg_bsize(env, 2 * 1024 * 1024)) != 0 ||
+	    (ret = env->set_lg_max(env, 32 * 1024 * 1024)) != 0 ||
+	    (ret = env->set_thread_count(env, 64 + 4 * cfg->workers)) != 0 ||
+	    (ret = env->set_isalive(env, bdb_isalive)) != 0 ||
+	    (ret = env->set_flags(env, DB_AUTO_COMMIT, 1)) != 0) {
+		set_err(err, errlen, "environment settings", ret);
+		env->close(env, 0);
+		return -1;
+	}
+	flags = DB_CREATE | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
+	    DB_INIT_TXN;
+	if (recover)
+		flags |= DB_RECOVER;
+	if ((ret = env->open(env, cfg->data_dir, flags, 0600)) != 0) {
+		snprintf(err, errlen, "%s: %s", cfg->data_dir, db_strerror(ret));
+		env->close(env, 0);
+		return -1;
+	}
+	*envp = env;
+	return 0;
+}
+
+static int
+db_open(DB_ENV *env, DB **dbp, const char *file, const char *sub,
+    uint32_t pagesize, char *err, size_t errlen)
+{
+	DB	*db;
+	int	 ret;
+
+	*dbp = NULL;
+	if ((ret = db_create(&db, env, 0)) != 0) {
+		set_err(err, errlen, file, ret);
+		return -1;
+	}
+	if (pagesize != 0 && (ret = db->set_pagesize(db, pagesize)) != 0) {
+		set_err(err, errlen, file, ret);
+		db->close(db, 0);
+		return -1;
+	}
+	if ((ret = db->open(db, NULL, file, sub, DB_BTREE,
+	    DB_CREATE | DB_AUTO_COMMIT, 0600)) != 0) {
+		set_err(err, errlen, file, ret);
+		db->close(db, 0);
+		return -1;
+	}
+	*dbp = db;
+	return 0;
+}
+
+static int
+seq_open(DB *db, DB_SEQUENCE **seqp, const char *name, int32_t cache,
+    char *err, size_t errlen)
+{
+	DB_SEQUENCE	*seq;
+	DBT		 key;
+	int		 ret;
+
+	*seqp = NULL;
+	if ((ret = db_sequence_create(&seq, db, 0)) != 0) {
+		set_err(err, errlen, name, ret);
+		return -1;
+	}
+	memset(&key, 0, sizeof(key));
+	key.data = (void *)name;
+	key.size = strlen(name);
+	if ((ret = seq->initial_value(seq, 1)) != 0 ||
+	    (cache > 0 && (ret = seq->set_cachesize(seq, cache)) != 0) ||
+	    (ret = seq->open(seq, NULL, &key, DB_CREATE)) != 0) {
+		set_err(err, errlen, name, ret);
+		seq->close(seq, 0);
+		return -1;
+	}
+	*seqp = seq;
+	return 0;
+}
+
+static void
+handles_close(struct store *s)
+{
+	DB	**dbs[] = { &s->queues, &s->qnames, &s->msgs, &s->ids,
+		    &s->purge };
+	size_t	  i;
+
+	if (s->seq_msg != NULL)
+		s->seq_msg->close(s->seq_msg, 0);
+	if (s->seq_qid != NULL)
+		s->seq_qid->close(s->seq_qid, 0);
+	if (s->seqdb != NULL)
+		s->seqdb->close(s->seqdb, 0);
+	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++)
+		if (*dbs[i] != NULL)
+			(*dbs[i])->close(*dbs[i], 0);
+	for (i = 0; i < STORE_SLOTS; i++)
+		if (s->counts[i] != NULL)
+			s->counts[i]->close(s->counts[i], 0);
+	if (s->env != NULL)
+		s->env->close(s->env, 0);
+}
+
+static int
+handles_open(struct store *s, char *err, size_t errlen)
+{
+	char	name[16];
+	int	i;
+
+	if (db_open(s->env, &s->queues, "queues.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->qnames, "qnames.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->msgs, "msgs.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->ids, "ids.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->purge, "purge.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->seqdb, "seq.db", NULL, 0, err, errlen))
+		return -1;
+	/*
+	 * One sub-database per slot, each on its own pages: writers in
+	 * different processes never wait on each other's counters.
+	 */
+	for (i = 0; i < STORE_SLOTS; i++) {
+		snprintf(name, sizeof(name), "slot%d", i);
+		if (db_open(s->env, &s->counts[i], "counts.db", name, 512,
+		    err, errlen))
+			return -1;
+	}
+	if (seq_open(s->seqdb, &s->seq_msg, "msg", MSG_SEQ_CACHE, err,
+	    errlen) || seq_open(s->seqdb, &s->seq_qid, "qid", 0, err, errlen))
+		return -1;
+	return 0;
+}
+
+int
+store_recover(const struct config *cfg, char *err, size_t errlen)
+{
+	struct store	s;
+	int		rc;
+
+	memset(&s, 0, sizeof(s));
+	if (mkdir(cfg->data_dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", cfg->data_dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (env_setup(cfg, &s.env, 1, err, errlen) == -1)
+		return -1;
+	rc = handles_open(&s, err, errlen);
+	handles_close(&s);
+	return rc;
+}
+
+int
+store_failchk(const struct config *cfg)
+{
+	DB_ENV	*env;
+	char	 err[256];
+	int	 ret;
+
+	if (env_setup(cfg, &env, 0, err, sizeof(err)) == -1) {
+		log_warnx("failchk: %s", err);
+		return -1;
+	}
+	if ((ret = env->failchk(env, 0)) != 0) {
+		log_warnx("failchk: %s", db_strerror(ret));
+		return -1;
+	}
+	/* Not closed: the caller exits at once, see master.c. */
+	return 0;
+}
+
+int
+store_open(const struct config *cfg, int slot, struct store **sp, char *err,
+    size_t errlen)
+{
+	struct store	*s;
+
+	if ((s = dq_calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->slot = slot % STORE_SLOTS;
+	switch (cfg->durability) {
+	case DURABILITY_FSYNC:
+		s->commit_flags = 0;
+		break;
+	case DURABILITY_WRITE:
+		s->commit_flags = DB_TXN_WRITE_NOSYNC;
+		break;
+	case DURABILITY_NONE:
+		s->commit_flags = DB_TXN_NOSYNC;
+		break;
+	}
+	if (env_setup(cfg, &s->env, 0, err, errlen) == -1) {
+		dq_free(s);
+		return -1;
+	}
+	if (handles_open(s, err, errlen) == -1) {
+		handles_close(s);
+		dq_free(s);
+		return -1;
+	}
+	*sp = s;
+	return 0;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	store_abort(s);
+	handles_close(s);
+	dq_free(s->vbuf);
+	dq_free(s);
+}
+
+const char *
+store_errstr(const struct store *s)
+{
+	return s->err;
+}
+
+/* Maps a Berkeley DB return value to a STORE_ code. */
+static int
+rc(struct store *s, int ret, const char *what)
+{
+	switch (ret) {
+	case 0:
+		return STORE_OK;
+	case DB_NOTFOUND:
+	case DB_KEYEMPTY:
+		return STORE_NOTFOUND;
+	case DB_LOCK_DEADLOCK:
+	case DB_LOCK_NOTGRANTED:
+		return STORE_RETRY;
+	case DB_RUNRECOVERY:
+		snprintf(s->err, sizeof(s->err), "%s: %s", what,
+		    db_strerror(ret));
+		log_warnx("%s", s->err);
+		return STORE_PANIC;
+	default:
+		snprintf(s->err, sizeof(s->err), "%s: %s", what,
+		    db_strerror(ret));
+		log_warnx("%s", s->err);
+		return STORE_ERR;
+	}
+}
+
+static int
+txn(struct store *s)
+{
+	if (s->txn != NULL)
+		return STORE_OK;
+	s->npending = 0;
+	return rc(s, s->env->txn_begin(s->env, NULL, &s->txn, 0), "txn_begin");
+}
+
+int
+store_in_txn(const struct store *s)
+{
+	return s->txn != NULL;
+}
+
+static void
+dbt_set(DBT *d, const void *data, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->data = (void *)data;
+	d->size = (uint32_t)len;
+}
+
+static int
+get_i64(struct store *s, DB *db, uint32_t qid, uint32_t flags, int64_t *v)
+{
+	unsigned char	 kb[QID_LEN], vb[8];
+	DBT		 key, val;
+	int		 r;
+
+	be32_put(kb, qid);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, vb, sizeof(vb));
+	val.ulen = sizeof(vb);
+	val.flags = DB_DBT_USERMEM;
+	r = rc(s, db->get(db, s->txn, &key, &val, flags), "counts get");
+	if (r == STORE_NOTFOUND) {
+		*v = 0;
+		return STORE_OK;
+	}
+	if (r == STORE_OK)
+		*v = val.size == 8 ? (int64_t)be64_get(vb) : 0;
+	return r;
+}
+
+/* Writes the in-memory count changes of this transaction to our slot. */
+static int
+counts_flush(struct store *s)
+{
+	DB		*db = s->counts[s->slot];
+	unsigned char	 kb[QID_LEN], vb[8];
+	DBT		 key, val;
+	int64_t		 v;
+	size_t		 i;
+	int		 r;
+
+	for (i = 0; i < s->npending; i++) {
+		if (s->pending[i].delta == 0)
+			continue;
+		if ((r = get_i64(s, db, s->pending[i].qid, DB_RMW, &v)) != 0)
+			return r;
+		v += s->pending[i].delta;
+		be32_put(kb, s->pending[i].qid);
+		be64_put(vb, (uint64_t)v);
+		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(&val, vb, sizeof(vb));
+		if ((r = rc(s, db->put(db, s->txn, &key, &val, 0),
+		    "counts put")) != 0)
+			return r;
+	}
+	s->npending = 0;
+	return STORE_OK;
+}
+
+static int
+count_add(struct store *s, uint32_t qid, int64_t delta)
+{
+	size_t	i;
+	int	r;
+
+	for (i = 0; i < s->npending; i++)
+		if (s->pending[i].qid == qid) {
+			s->pending[i].delta += delta;
+			return STORE_OK;
+		}
+	if (s->npending == PENDING_MAX && (r = counts_flush(s)) != 0)
+		return r;
+	s->pending[s->npending].qid = qid;
+	s->pending[s->npending].delta = delta;
+	s->npending++;
+	return STORE_OK;
+}
+
+int
+store_commit(struct store *s)
+{
+	DB_TXN	*t = s->txn;
+	int	 r;
+
+	if (t == NULL)
+		return STORE_OK;
+	if ((r = counts_flush(s)) != 0)
+		return r;	/* the caller aborts */
+	s->txn = NULL;
+	return rc(s, t->commit(t, s->commit_flags), "commit");
+}
+
+void
+store_abort(struct store *s)
+{
+	DB_TXN	*t = s->txn;
+	int	 ret;
+
+	if (t == NULL)
+		return;
+	s->txn = NULL;
+	s->npending = 0;
+	if ((ret = t->abort(t)) != 0)
+		log_warnx("txn abort: %s", db_strerror(ret));
+}
+
+static int
+queue_get(struct store *s, const void *name, size_t len, uint32_t *qid,
+    uint32_t flags)
+{
+	unsigned char	vb[QID_LEN];
+	DBT		key, val;
+	int		r;
+
+	if ((r = txn(s)) != 0)
+		return r;
+	dbt_set(&key, name, len);
+	dbt_set(&val, vb, sizeof(vb));
+	val.ulen = sizeof(vb);
+	val.flags = DB_DBT_USERMEM;
+	r = rc(s, s->queues->get(s->queues, s->txn, &key, &val, flags),
+	    "queues get");
+	if (r == STORE_OK)
+		*qid = be32_get(vb);
+	return r;
+}
+
+int
+store_queue_find(struct store *s, const void *name, size_t len,
+    uint32_t *qid)
+{
+	return queue_get(s, name, len, qid, 0);
+}
+
+int
+store_queue_create(struct store *s, const void *name, size_t len,
+    uint32_t *qid)
+{
+	unsigned char	vb[QID_LEN];
+	DBT		key, val;
+	db_seq_t	v;
+	int		r;
+
+	/* DB_RMW: two creators must not both hold a read lock and wait. */
+	if ((r = queue_get(s, name, len, qid, DB_RMW)) != STORE_NOTFOUND)
+		return r;
+	if ((r = rc(s, s->seq_qid->get(s->seq_qid, NULL, 1, &v,
+	    DB_TXN_NOSYNC), "qid sequence")) != 0)
+		return r;
+	if (v <= 0 || v > UINT32_MAX) {
+		snprintf(s->err, sizeof(s->err), "queue ids exhausted");
+		return STORE_ERR;
+	}
+	*qid = (uint32_t)v;
+	be32_put(vb, *qid);
+	dbt_set(&key, name, len);
+	dbt_set(&val, vb, sizeof(vb));
+	if ((r = rc(s, s->queues->put(s->queues, s->txn, &key, &val,
+	    DB_NOOVERWRITE), "queues put")) != 0)
+		return r;
+	dbt_set(&key, vb, sizeof(vb));
+	dbt_set(&val, name, len);
+	return rc(s, s->qnames->put(s->qnames, s->txn, &key, &val, 0),
+	    "qnames put");
+}
+
+int
+store_queue_count(struct store *s, uint32_t qid, int64_t *count)
+{
+	int64_t	v, sum = 0;
+	size_t	i;
+	int	r;
+
+	if ((r = txn(s)) != 0)
+		return r;
+	for (i = 0; i < STORE_SLOTS; i++) {
+		if ((r = get_i64(s, s->counts[i], qid, 0, &v)) != 0)
+			return r;
+		sum += v;
+	}
+	for (i = 0; i < s->npending; i++)
+		if (s->pending[i].qid == qid)
+			sum += s->pending[i].delta;
+	*count = sum < 0 ? 0 : sum;
+	return STORE_OK;
+}
+
+static int
+del_key(struct store *s, DB *db, const void *k, size_t len, const char *what)
+{
+	DBT	key;
+	int	r;
+
+	dbt_set(&key, k, len);
+	r = rc(s, db->del(db, s->txn, &key, 0), what);
+	return r == STORE_NOTFOUND ? STORE_OK : r;
+}
+
+int
+store_queue_delete(struct store *s, const void *name, size_t len,
+    int64_t *count)
+{
+	unsigned char	kb[QID_LEN];
+	DBT		key, val;
+	uint32_t	qid;
+	size_t		i;
+	int		r;
+
+	*count = 0;
+	if ((r = queue_get(s, name, len, &qid, DB_RMW)) != 0)
+		return r;
+	if ((r = store_queue_count(s, qid, count)) != 0)
+		return r;
+	be32_put(kb, qid);
+	if ((r = del_key(s, s->queues, name, len, "queues del")) != 0 ||
+	    (r = del_key(s, s->qnames, kb, sizeof(kb), "qnames del")) != 0)
+		return r;
+	for (i = 0; i < STORE_SLOTS; i++)
+		if ((r = del_key(s, s->counts[i], kb, sizeof(kb),
+		    "counts del")) != 0)
+			return r;
+	for (i = 0; i < s->npending; i++)
+		if (s->pending[i].qid == qid)
+			s->pending[i].delta = 0;
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, "", 0);
+	return rc(s, s->purge->put(s->purge, s->txn, &key, &val, 0),
+	    "purge put");
+}
+
+static int
+cursor_open(struct store *s, DB *db, DBC **c)
+{
+	int	r;
+
+	if ((r = txn(s)) != 0)
+		return r;
+	return rc(s, db->cursor(db, s->txn, c, 0), "cursor");
+}
+
+static int
+cursor_close(struct store *s, DBC *c, int r)
+{
+	int	r2;
+
+	r2 = rc(s, c->close(c), "cursor close");
+	return r != STORE_OK ? r : r2;
+}
+
+int
+store_queue_each(struct store *s,
+    int (*fn)(void *, const void *, size_t, uint32_t), void *arg)
+{
+	DBC	*c;
+	DBT	 key, val;
+	int	 r;
+
+	if ((r = cursor_open(s, s->queues, &c)) != 0)
+		return r;
+	dbt_set(&key, NULL, 0);
+	dbt_set(&val, NULL, 0);
+	while ((r = rc(s, c->get(c, &key, &val, DB_NEXT), "queues next")) ==
+	    STORE_OK) {
+		if (val.size != QID_LEN)
+			continue;
+		if (fn(arg, key.data, key.size, be32_get(val.data)))
+			break;
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return cursor_close(s, c, r);
+}
+
+int
+store_queue_scan(struct store *s, uint64_t *cursor, size_t n,
+    int (*fn)(void *, const void *, size_t, uint32_t), void *arg)
+{
+	unsigned char	 kb[QID_LEN];
+	DBC		*c;
+	DBT		 key, val;
+	size_t		 seen = 0;
+	int		 r;
+
+	if (*cursor > UINT32_MAX) {
+		*cursor = 0;
+		return STORE_OK;
+	}
+	if ((r = cursor_open(s, s->qnames, &c)) != 0)
+		return r;
+	be32_put(kb, (uint32_t)*cursor);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	r = rc(s, c->get(c, &key, &val, DB_SET_RANGE), "qnames seek");
+	*cursor = 0;
+	while (r == STORE_OK) {
+		if (key.size == QID_LEN) {
+			if (seen == n) {
+				*cursor = be32_get(key.data);
+				break;
+			}
+			seen++;
+			fn(arg, val.data, val.size, be32_get(key.data));
+		}
+		r = rc(s, c->get(c, &key, &val, DB_NEXT), "qnames next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return cursor_close(s, c, r);
+}
+
+static int
+vbuf_reserve(struct store *s, size_t n)
+{
+	unsigned char	*p;
+
+	if (n <= s->vcap)
+		return STORE_OK;
+	if ((p = dq_realloc(s->vbuf, n)) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return STORE_ERR;
+	}
+	s->vbuf = p;
+	s->vcap = n;
+	return STORE_OK;
+}
+
+int
+store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
+    size_t len, uint64_t *seqp)
+{
+	unsigned char	 kb[MSG_KEY_LEN], ikb[QID_LEN + 32], ivb[IDS_VAL_LEN];
+	char		 id[32];
+	struct msg_key	 mk;
+	struct msg_hdr	 h;
+	DBT		 key, val;
+	db_seq_t	 seq;
+	size_t		 idlen;
+	int		 r;
+
+	if ((r = txn(s)) != 0)
+		return r;
+	if ((r = rc(s, s->seq_msg->get(s->seq_msg, NULL, 1, &seq,
+	    DB_TXN_NOSYNC), "msg sequence")) != 0)
+		return r;
+	idlen = msg_server_id(id, sizeof(id), (uint64_t)seq);
+	if ((r = vbuf_reserve(s, MSG_HDR_LEN + idlen + len)) != 0)
+		return r;
+	mk.qid = qid;
+	mk.due = due;
+	mk.seq = (uint64_t)seq;
+	msg_key_encode(kb, &mk);
+	h.flags = 0;
+	h.idlen = (uint16_t)idlen;
+	h.deliveries = 0;
+	msg_hdr_encode(s->vbuf, &h);
+	memcpy(s->vbuf + MSG_HDR_LEN, id, idlen);
+	if (len > 0)
+		memcpy(s->vbuf + MSG_HDR_LEN + idlen, body, len);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, s->vbuf, MSG_HDR_LEN + idlen + len);
+	if ((r = rc(s, s->msgs->put(s->msgs, s->txn, &key, &val, 0),
+	    "msgs put")) != 0)
+		return r;
+	be32_put(ikb, qid);
+	memcpy(ikb + QID_LEN, id, idlen);
+	be64_put(ivb, due);
+	be64_put(ivb + 8, (uint64_t)seq);
+	dbt_set(&key, ikb, QID_LEN + idlen);
+	dbt_set(&val, ivb, sizeof(ivb));
+	if ((r = rc(s, s->ids->put(s->ids, s->txn, &key, &val, 0),
+	    "ids put")) != 0)
+		return r;
+	if (seqp != NULL)
+		*seqp = (uint64_t)seq;
+	return count_add(s, qid, 1);
+}
+
+static int
+msg_from(const DBT *key, const DBT *val, struct store_msg *m)
+{
+	struct msg_key	mk;
+	struct msg_hdr	h;
+
+	if (msg_key_decode(key->data, key->size, &mk) == -1 ||
+	    msg_hdr_decode(val->data, val->size, &h) == -1)
+		return -1;
+	m->qid = mk.qid;
+	m->due = mk.due;
+	m->seq = mk.seq;
+	m->deliveries = h.deliveries;
+	m->id = (const char *)val->data + MSG_HDR_LEN;
+	m->idlen = h.idlen;
+	m->body = (const char *)m->id + h.idlen;
+	m->bodylen = val->size - MSG_HDR_LEN - h.idlen;
+	return 0;
+}
+
+static int
+ids_del(struct store *s, uint32_t qid, const void *id, size_t idlen)
+{
+	unsigned char	kb[QID_LEN + MAX_ID_LEN];
+
+	be32_put(kb, qid);
+	memcpy(kb + QID_LEN, id, idlen);
+	return del_key(s, s->ids, kb, QID_LEN + idlen, "ids del");
+}
+
+int
+store_msg_pop(struct store *s, uint32_t qid, uint64_t now, size_t max,
+    int (*fn)(void *, const struct store_msg *), void *arg, size_t *np)
+{
+	unsigned char		 kb[MSG_KEY_LEN];
+	struct msg_key		 mk = { qid, 0, 0 };
+	struct store_msg	 m;
+	DBC			*c;
+	DBT			 key, val;
+	size_t			 n = 0;
+	int			 r, stop = 0;
+
+	*np = 0;
+	if (max == 0)
+		return STORE_OK;
+	if ((r = cursor_open(s, s->msgs, &c)) != 0)
+		return r;
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	/* DB_RMW: two poppers of one queue queue up instead of deadlocking. */
+	r = rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
+	while (r == STORE_OK && !stop) {
+		if (msg_from(&key, &val, &m) == -1 || m.qid != qid ||
+		    m.due > now)
+			break;
+		stop = fn(arg, &m);
+		if ((r = ids_del(s, qid, m.id, m.idlen)) != 0 ||
+		    (r = rc(s, c->del(c, 0), "msgs del")) != 0)
+			break;
+		if (++n == max)
+			break;
+		r = rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		    "msgs next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	r = cursor_close(s, c, r);
+	if (r == STORE_OK && n > 0)
+		r = count_add(s, qid, -(int64_t)n);
+	*np = n;
+	return r;
+}
+
+int
+store_checkpoint(struct store *s)
+{
+	char	**list = NULL;
+	int	  r;
+
+	if ((r = rc(s, s->env->txn_checkpoint(s->env, 0, 0, 0),
+	    "checkpoint")) != 0)
+		return r;
+	/* Log files no longer needed for recovery go: disk stays bounded. */
+	r = rc(s, s->env->log_archive(s->env, &list, DB_ARCH_REMOVE),
+	    "log_archive");
+	free(list);
+	return r;
+}
+
+int
+store_log_flush(struct store *s)
+{
+	return rc(s, s->env->log_flush(s->env, NULL), "log_flush");
+}
+
+/* Deletes up to max keys that start with the 4-byte qid; returns count. */
+static int
+purge_prefix(struct store *s, DB *db, uint32_t qid, size_t max, size_t *n)
+{
+	unsigned char	 kb[QID_LEN];
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	*n = 0;
+	if ((r = cursor_open(s, db, &c)) != 0)
+		return r;
+	be32_put(kb, qid);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	val.flags = DB_DBT_PARTIAL;	/* keys only: skip the bodies */
+	r = rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "purge seek");
+	while (r == STORE_OK && *n < max) {
+		if (key.size < QID_LEN || be32_get(key.data) != qid)
+			break;
+		if ((r = rc(s, c->del(c, 0), "purge del")) != 0)
+			break;
+		(*n)++;
+		r = rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		    "purge next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return cursor_close(s, c, r);
+}
+
+static int
+purge_first(struct store *s, uint32_t *qid)
+{
+	DBC	*c;
+	DBT	 key, val;
+	int	 r;
+
+	if ((r = cursor_open(s, s->purge, &c)) != 0)
+		return r;
+	dbt_set(&key, NULL, 0);
+	dbt_set(&val, NULL, 0);
+	r = rc(s, c->get(c, &key, &val, DB_FIRST), "purge first");
+	if (r == STORE_OK) {
+		if (key.size == QID_LEN)
+			*qid = be32_get(key.data);
+		else
+			r = STORE_ERR;
+	}
+	return cursor_close(s, c, r);
+}
+
+int
+store_purge_step(struct store *s, size_t max, int *more)
+{
+	unsigned char	kb[QID_LEN];
+	uint32_t	qid;
+	size_t		n1 = 0, n2 = 0;
+	int		r;
+
+	*more = 0;
+	r = purge_first(s, &qid);
+	if (r == STORE_OK)
+		r = purge_prefix(s, s->msgs, qid, max, &n1);
+	if (r == STORE_OK)
+		r = purge_prefix(s, s->ids, qid, max, &n2);
+	if (r == STORE_OK && n1 < max && n2 < max) {
+		be32_put(kb, qid);
+		r = del_key(s, s->purge, kb, sizeof(kb), "purge done");
+	}
+	if (r == STORE_OK) {
+		*more = 1;
+		return store_commit(s);
+	}
+	store_abort(s);
+	return r == STORE_NOTFOUND ? STORE_OK : r;
+}
+
+static uint64_t
+dir_bytes(const char *dir, const char *prefix, const char *suffix)
+{
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	char		 path[4096];
+	uint64_t	 total = 0;
+	size_t		 nl, sl = strlen(suffix);
+
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		nl = strlen(de->d_name);
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+		    nl < sl || strcmp(de->d_name + nl - sl, suffix) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) == 0)
+			total += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return total;
+}
+
+int
+store_info(struct store *s, struct store_info *si)
+{
+	DB_MPOOL_STAT	*mp = NULL;
+	DB_LOCK_STAT	*lk = NULL;
+	DB_TXN_STAT	*tx = NULL;
+	const char	*home = NULL;
+	int		 r;
+
+	memset(si, 0, sizeof(*si));
+	if ((r = rc(s, s->env->memp_stat(s->env, &mp, NULL, 0),
+	    "memp_stat")) != 0)
+		return r;
+	si->cache_bytes = (uint64_t)mp->st_gbytes * 1024 * 1024 * 1024 +
+	    mp->st_bytes;
+	si->cache_hit = mp->st_cache_hit;
+	si->cache_miss = mp->st_cache_miss;
+	free(mp);
+	if ((r = rc(s, s->env->lock_stat(s->env, &lk, 0), "lock_stat")) != 0)
+		return r;
+	si->deadlocks = lk->st_ndeadlocks;
+	si->lock_waits = lk->st_lock_wait;
+	free(lk);
+	if ((r = rc(s, s->env->txn_stat(s->env, &tx, 0), "txn_stat")) != 0)
+		return r;
+	si->last_checkpoint = (uint64_t)tx->st_time_ckp;
+	free(tx);
+	if (s->env->get_home(s->env, &home) == 0 && home != NULL) {
+		si->log_bytes = dir_bytes(home, "log.", "");
+		si->data_bytes = dir_bytes(home, "", ".db");
+	}
+	return STORE_OK;
+}

@@ -1,0 +1,23 @@
+/*
+ * util: strict conversions of protocol arguments and small helpers.
+ *
+ * The parsers accept exactly what Redis' string2ll accepts: an optional '-',
+ * decimal digits, no leading zeros (except "0"), no spaces, no '+', and a
+ * value that fits.  They return 0 on success and -1 otherwise, leaving *out
+ * untouched.
+ */
+#ifndef DQ_UTIL_H
+#define DQ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int	parse_ll(const char *, size_t, long long *);
+int	parse_u64(const char *, size_t, uint64_t *);
+int	parse_double(const char *, size_t, double *);	/* finite, no junk */
+size_t	fmt_ll(char *, size_t, long long);		/* returns length */
+uint64_t now_ms(void);		/* CLOCK_REALTIME in ms since the epoch */
+uint64_t mono_ms(void);		/* CLOCK_MONOTONIC in ms */
+int	eqcase(const char *, size_t, const char *);	/* ASCII, whole word */
+
+#endif

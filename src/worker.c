@@ -1,0 +1,554 @@
+/*
+ * worker: accept, read, run a batch of commands in one transaction, commit,
+ * then write the replies.  See worker.h.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "cmd.h"
+#include "ev.h"
+#include "log.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#define BATCH_MAX_CMDS	4096		/* commands in one transaction */
+#define OUT_SOFT_LIMIT	(8 * 1024 * 1024) /* pause input above this */
+#define BATCH_ATTEMPTS	16		/* deadlocks before going solo */
+#define SOLO_ATTEMPTS	1000
+#define ACCEPT_BURST	64
+#define CRON_MS		100
+#define DRAIN_MS	2000		/* replies' grace period at stop */
+
+struct server		 server;
+static size_t		 batch_ncmds;
+static volatile sig_atomic_t reopen_log;
+
+static void	on_client(struct ev_loop *, int, int, void *);
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		reopen_log = 1;
+	else
+		server.stop = 1;
+}
+
+static void
+signals_setup(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The environment is broken: leave without touching it; the master
+   recovers it and starts a new pool. */
+static void __attribute__((noreturn))
+panic(void)
+{
+	log_warnx("the environment needs recovery; exiting so that the "
+	    "master runs it");
+	_exit(EXIT_PANIC);
+}
+
+static void
+pend(struct client *c)
+{
+	if (c->flags & CLIENT_PENDING)
+		return;
+	c->flags |= CLIENT_PENDING;
+	c->pnext = server.pending;
+	server.pending = c;
+}
+
+static void
+unpend(struct client *c)
+{
+	struct client	**pp;
+
+	if (!(c->flags & CLIENT_PENDING))
+		return;
+	for (pp = &server.pending; *pp != NULL; pp = &(*pp)->pnext)
+		if (*pp == c) {
+			*pp = c->pnext;
+			break;
+		}
+	c->flags &= ~CLIENT_PENDING;
+}
+
+static void
+free_client(struct client *c)
+{
+	unpend(c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		server.clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	ev_set(server.ev, c->fd, 0, NULL, NULL);
+	server.nclients--;
+	STAT_ADD(clients, -1);
+	__atomic_sub_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
+	log_debug("client %s closed", c->addr);
+	client_free(c);
+}
+
+static void
+update_events(struct client *c)
+{
+	int	mask = 0;
+
+	if (!(c->flags & (CLIENT_THROTTLED | CLIENT_CLOSE_AFTER_REPLY)) &&
+	    !server.stop)
+		mask |= EV_READ;
+	if (client_unsent(c) > 0)
+		mask |= EV_WRITE;
+	if (ev_set(server.ev, c->fd, mask, on_client, c) == -1)
+		log_warn("epoll_ctl");
+}
+
+/* After a write: close, resume input, or wait for the socket. */
+static void
+after_write(struct client *c)
+{
+	if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && c->sent == c->out.len) {
+		free_client(c);
+		return;
+	}
+	if ((c->flags & CLIENT_THROTTLED) &&
+	    client_unsent(c) < OUT_SOFT_LIMIT / 2) {
+		c->flags &= ~CLIENT_THROTTLED;
+		pend(c);
+	}
+	update_events(c);
+}
+
+static void
+on_client(struct ev_loop *ev, int fd, int events, void *arg)
+{
+	struct client	*c = arg;
+
+	if (events & EV_READ) {
+		if (client_read(c) == -1) {
+			free_client(c);
+			return;
+		}
+		c->last_ms = mono_ms();
+		pend(c);
+	}
+	if (events & EV_WRITE) {
+		if (client_write(c) == -1) {
+			free_client(c);
+			return;
+		}
+		after_write(c);
+	}
+}
+
+static void
+format_addr(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char	host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%d", host, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%d", host, ntohs(s6->sin6_port));
+	} else
+		snprintf(out, len, "unix");
+}
+
+static void
+refuse(int fd, const char *msg)
+{
+	/* Best effort, like Redis: the socket is new and has room. */
+	if (write(fd, msg, strlen(msg)) == -1)
+		log_debug("refuse: %s", strerror(errno));
+	close(fd);
+}
+
+static void
+accept_one(int fd, const struct sockaddr_storage *ss)
+{
+	const struct config	*cfg = server.cfg;
+	struct client		*c;
+	char			 addr[64];
+	size_t			 max_bulk, qlimit;
+	int64_t			 n;
+	int			 one = 1;
+
+	format_addr(ss, addr, sizeof(addr));
+	n = __atomic_add_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
+	if (n > cfg->maxclients) {
+		__atomic_sub_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
+		STAT_ADD(rejected, 1);
+		log_notice("client %s refused: maxclients (%d) reached", addr,
+		    cfg->maxclients);
+		refuse(fd, "-ERR max number of clients reached\r\n");
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A body may be up to max_message_bytes; a frame twice that plus
+	   room for the other arguments is refused as a protocol error. */
+	max_bulk = (size_t)cfg->max_message_bytes * 2;
+	if (max_bulk < 1024 * 1024)
+		max_bulk = 1024 * 1024;
+	qlimit = max_bulk * 2 + 16 * 1024 * 1024;
+	c = client_new(fd, ++server.next_id * 512 + server.slot, addr,
+	    max_bulk, qlimit);
+	if (c == NULL || ev_set(server.ev, fd, EV_READ, on_client, c) == -1) {
+		__atomic_sub_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
+		log_warnx("client %s refused: out of memory", addr);
+		if (c != NULL)
+			client_free(c);
+		else
+			close(fd);
+		return;
+	}
+	c->created_ms = c->last_ms = mono_ms();
+	if (cfg->requirepass == NULL)
+		c->flags |= CLIENT_AUTHED;
+	c->next = server.clients;
+	if (c->next != NULL)
+		c->next->prev = c;
+	server.clients = c;
+	server.nclients++;
+	STAT_ADD(clients, 1);
+	STAT_ADD(connections, 1);
+	log_debug("client %s accepted", addr);
+}
+
+static void
+on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	int			i, fd;
+
+	for (i = 0; i < ACCEPT_BURST; i++) {
+		len = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("accept");
+			return;
+		}
+		accept_one(fd, &ss);
+	}
+}
+
+/* Runs one command alone in its own transaction, retrying deadlocks. */
+static void
+run_solo(struct client *c, size_t argc, const char **argv,
+    const size_t *argvlen)
+{
+	size_t	mark = c->out.len;
+	int	attempt, r;
+
+	for (attempt = 0; attempt < SOLO_ATTEMPTS; attempt++) {
+		r = cmd_execute(c, argc, argv, argvlen);
+		if (r == STORE_OK)
+			r = store_commit(server.store);
+		if (r == STORE_OK)
+			return;
+		store_abort(server.store);
+		buf_truncate(&c->out, mark);
+		if (r == STORE_PANIC)
+			panic();
+		if (r != STORE_RETRY) {
+			reply_error(c, "ERR storage error, nothing was "
+			    "changed: %s", store_errstr(server.store));
+			return;
+		}
+		STAT_ADD(retries, 1);
+		usleep(100 * (attempt + 1));
+	}
+	log_warnx("client %s: a command deadlocked %d times", c->addr,
+	    SOLO_ATTEMPTS);
+	reply_error(c, "ERR storage busy: a deadlock repeated %d times, "
+	    "nothing was changed", SOLO_ATTEMPTS);
+}
+
+static void
+protocol_error(struct client *c)
+{
+	log_notice("client %s: %s", c->addr, c->parser.error);
+	STAT_ADD(protocol_errors, 1);
+	reply_error(c, "%s", c->parser.error);
+	c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+	c->qpos = c->in.len;
+}
+
+/*
+ * Runs the client's complete commands.  In batch mode they join the open
+ * transaction and the first non-OK storage code is returned for the caller
+ * to abort the batch; in solo mode each command commits on its own.
+ */
+static int
+process_client(struct client *c, int solo)
+{
+	struct resp_parser	*p = &c->parser;
+	enum resp_status	 st;
+	size_t			 used;
+	int			 r;
+
+	c->flags &= ~CLIENT_MORE;
+	while (c->qpos < c->in.len &&
+	    !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSE_ASAP))) {
+		if ((!solo && batch_ncmds >= BATCH_MAX_CMDS) ||
+		    client_held(c) > OUT_SOFT_LIMIT) {
+			c->flags |= CLIENT_MORE;
+			break;
+		}
+		st = resp_parse(p, c->in.data + c->qpos, c->in.len - c->qpos,
+		    &used);
+		if (st == RESP_INCOMPLETE) {
+			c->qpos += used;
+			if (used == 0)
+				break;
+			continue;
+		}
+		if (st == RESP_ERROR) {
+			protocol_error(c);
+			break;
+		}
+		if (solo)
+			run_solo(c, p->argc, p->argv, p->argvlen);
+		else if ((r = cmd_execute(c, p->argc, p->argv,
+		    p->argvlen)) != STORE_OK)
+			return r;
+		c->qpos += used;
+		batch_ncmds++;
+	}
+	return STORE_OK;
+}
+
+static void
+rewind_batch(struct client *list)
+{
+	struct client	*c;
+
+	for (c = list; c != NULL; c = c->bnext) {
+		c->qpos = c->batch_qpos;
+		buf_truncate(&c->out, c->batch_outlen);
+		resp_parser_reset(&c->parser);
+		c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_MORE);
+	}
+}
+
+/* The batch is over: release its replies and decide what comes next. */
+static void
+finish_client(struct client *c)
+{
+	buf_consume(&c->in, c->qpos);
+	c->qpos = 0;
+	c->committed = c->out.len;
+	if (c->flags & CLIENT_CLOSE_ASAP || client_write(c) == -1) {
+		free_client(c);
+		return;
+	}
+	if (client_unsent(c) > OUT_SOFT_LIMIT)
+		c->flags |= CLIENT_THROTTLED;
+	if ((c->flags & CLIENT_MORE) && !(c->flags & CLIENT_THROTTLED))
+		pend(c);
+	after_write(c);
+}
+
+static void
+run_batch(void)
+{
+	struct client	*list = NULL, *c, *next;
+	int		 r = STORE_OK, attempt;
+
+	if (server.pending == NULL)
+		return;
+	/* The pending clients become this batch. */
+	for (c = server.pending; c != NULL; c = next) {
+		next = c->pnext;
+		c->flags &= ~CLIENT_PENDING;
+		c->batch_qpos = c->qpos;
+		c->batch_outlen = c->out.len;
+		c->bnext = list;
+		list = c;
+	}
+	server.pending = NULL;
+	for (attempt = 0; attempt < BATCH_ATTEMPTS; attempt++) {
+		batch_ncmds = 0;
+		for (c = list; c != NULL && r == STORE_OK; c = c->bnext)
+			r = process_client(c, 0);
+		if (r == STORE_OK && store_in_txn(server.store)) {
+			r = store_commit(server.store);
+			if (r == STORE_OK)
+				STAT_ADD(commits, 1);
+		}
+		if (r == STORE_OK)
+			break;
+		store_abort(server.store);
+		rewind_batch(list);
+		if (r == STORE_PANIC)
+			panic();
+		if (r != STORE_RETRY)
+			break;
+		STAT_ADD(retries, 1);
+		r = STORE_OK;
+	}
+	if (r != STORE_OK) {
+		/* Too many deadlocks, or an error: one command at a time. */
+		for (c = list; c != NULL; c = c->bnext)
+			process_client(c, 1);
+	}
+	for (c = list; c != NULL; c = next) {
+		next = c->bnext;
+		c->bnext = NULL;
+		finish_client(c);
+	}
+}
+
+static void
+close_idle_clients(void)
+{
+	struct client	*c, *next;
+	uint64_t	 now = mono_ms(), limit;
+
+	if (server.cfg->timeout == 0)
+		return;
+	limit = (uint64_t)server.cfg->timeout * 1000;
+	for (c = server.clients; c != NULL; c = next) {
+		next = c->next;
+		if (now - c->last_ms > limit && client_unsent(c) == 0 &&
+		    !(c->flags & CLIENT_PENDING)) {
+			log_info("client %s idle for %d s, closing", c->addr,
+			    server.cfg->timeout);
+			free_client(c);
+		}
+	}
+}
+
+/* Stop: no new connections or commands; send what is owed, then close. */
+static void
+drain_and_close(void)
+{
+	struct client	*c, *next;
+	uint64_t	 deadline;
+	int		 owed;
+
+	ev_set(server.ev, server.listen_fd, 0, NULL, NULL);
+	close(server.listen_fd);
+	while (server.pending != NULL)
+		run_batch();
+	deadline = mono_ms() + DRAIN_MS;
+	do {
+		owed = 0;
+		for (c = server.clients; c != NULL; c = c->next) {
+			update_events(c);
+			owed |= client_unsent(c) > 0;
+		}
+		if (owed)
+			ev_poll(server.ev, 50);
+	} while (owed && mono_ms() < deadline);
+	for (c = server.clients; c != NULL; c = next) {
+		next = c->next;
+		free_client(c);
+	}
+}
+
+static int
+max_fds(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 65536;
+	return rl.rlim_cur > 1048576 ? 1048576 : (int)rl.rlim_cur;
+}
+
+int
+worker_main(const struct config *cfg, int slot, int listen_fd)
+{
+	char		err[512];
+	uint64_t	next_cron = 0;
+
+	log_setproc("worker %d", slot);
+	signals_setup();
+	memset(&server, 0, sizeof(server));
+	server.cfg = cfg;
+	server.slot = slot;
+	server.listen_fd = listen_fd;
+	server.start_ms = now_ms();
+	stats_attach(slot);
+	memset(my_stats, 0, sizeof(*my_stats));
+	my_stats->pid = getpid();
+	my_stats->started_ms = server.start_ms;
+	if (store_open(cfg, slot, &server.store, err, sizeof(err)) == -1) {
+		log_warnx("cannot open the environment: %s", err);
+		return 1;
+	}
+	if ((server.ev = ev_create(max_fds())) == NULL ||
+	    ev_set(server.ev, listen_fd, EV_READ | EV_EXCLUSIVE, on_accept,
+	    NULL) == -1) {
+		log_warn("event loop");
+		store_close(server.store);
+		return 1;
+	}
+	log_info("ready");
+	while (!server.stop) {
+		if (ev_poll(server.ev, server.pending ? 0 : CRON_MS) == -1)
+			fatal("epoll_wait");
+		run_batch();
+		if (reopen_log) {
+			reopen_log = 0;
+			if (log_reopen() == -1)
+				log_warn("reopen log");
+		}
+		if (mono_ms() >= next_cron) {
+			close_idle_clients();
+			next_cron = mono_ms() + 1000;
+		}
+	}
+	log_info("stopping");
+	drain_and_close();
+	store_close(server.store);
+	ev_free(server.ev);
+	my_stats->pid = 0;
+	return 0;
+}
+
+void
+worker_close_after_reply(struct client *c)
+{
+	c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+}

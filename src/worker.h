@@ -1,0 +1,44 @@
+/*
+ * worker: one pre-forked process serving many clients with an epoll loop.
+ *
+ * Each event-loop iteration reads what the ready sockets have, then runs
+ * every complete command of every ready client inside one Berkeley DB
+ * transaction (group commit), commits it once, and only then releases the
+ * replies.  A deadlock aborts the batch, which is run again from the same
+ * input; a storage error aborts it and its commands are run again one at a
+ * time, each in its own transaction, so one failure is reported to the one
+ * client it concerns.
+ */
+#ifndef DQ_WORKER_H
+#define DQ_WORKER_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct client;
+struct store;
+struct ev_loop;
+
+struct server {
+	const struct config	*cfg;
+	struct store		*store;
+	struct ev_loop		*ev;
+	int			 listen_fd;
+	int			 slot;		/* worker number, stats slot */
+	uint64_t		 next_id;
+	uint64_t		 start_ms;
+	int			 nclients;
+	struct client		*clients;
+	struct client		*pending;	/* clients with input to run */
+	volatile int		 stop;		/* SIGTERM */
+};
+
+extern struct server	server;
+
+/* Runs a worker; returns the process' exit status. */
+int	worker_main(const struct config *, int slot, int listen_fd);
+/* Schedules c to be closed once its committed replies are sent. */
+void	worker_close_after_reply(struct client *);
+
+#endif
