@@ -27,6 +27,7 @@ struct info {
 	struct store_info	 si;
 	int			 have_si;
 	uint64_t		 nqueues;
+	int			 r;
 };
 
 static void
@@ -166,7 +167,7 @@ count_queue(void *arg, const void *name, size_t len, uint32_t qid)
 	struct info	*in = arg;
 	int64_t		 n;
 
-	if (store_queue_count(server.store, qid, &n) != STORE_OK)
+	if ((in->r = store_queue_count(server.store, qid, &n)) != STORE_OK)
 		return 1;
 	in->nqueues += n > 0;
 	return 0;
@@ -223,8 +224,8 @@ cmd_info(struct cmdctx *x)
 	if ((r = store_info(server.store, &in.si)) != STORE_OK)
 		return r;
 	if (wanted(x, "keyspace") &&
-	    (r = store_queue_each(server.store, count_queue, &in)) !=
-	    STORE_OK) {
+	    ((r = store_queue_each(server.store, count_queue, &in)) !=
+	    STORE_OK || (r = in.r) != STORE_OK)) {
 		buf_free(&in.b);
 		return r;
 	}

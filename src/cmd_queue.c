@@ -106,7 +106,7 @@ cmd_spop(struct cmdctx *x)
 {
 	long long	count = 1;
 	uint32_t	qid;
-	size_t		n = 0, popped;
+	size_t		n = 0, popped = 0;
 	int		r;
 
 	if (x->argc > 3) {

@@ -428,7 +428,7 @@ cmd_command(struct cmdctx *x)
 struct config_pairs {
 	struct buf	 b;
 	size_t		 n;
-	const char	*seen[64];	/* names already in the reply */
+	char		 seen[64][48];	/* names already in the reply */
 };
 
 static void
@@ -438,10 +438,10 @@ config_pair(const char *name, const char *value, void *arg)
 	size_t			 i;
 
 	for (i = 0; i < p->n && i < 64; i++)
-		if (p->seen[i] == name || strcmp(p->seen[i], name) == 0)
+		if (strcmp(p->seen[i], name) == 0)
 			return;
 	if (p->n < 64)
-		p->seen[p->n] = name;
+		snprintf(p->seen[p->n], sizeof(p->seen[p->n]), "%s", name);
 	resp_add_bulkstr(&p->b, name);
 	resp_add_bulkstr(&p->b, value);
 	p->n++;

@@ -33,9 +33,11 @@ signals_setup(void)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	/* ^C reaches the whole process group: only the master acts on it
+	   and stops the children in order. */
 	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 }

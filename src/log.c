@@ -25,8 +25,11 @@ int
 log_init(const char *target, enum log_level level, const char *ident)
 {
 	log_level = level;
-	if (target == NULL || *target == '\0') {
+	if (log_syslog && (target == NULL || strcmp(target, "syslog") != 0)) {
+		closelog();
 		log_syslog = 0;
+	}
+	if (target == NULL || *target == '\0') {
 		log_fd = STDERR_FILENO;
 		log_path[0] = '\0';
 		return 0;

@@ -1,4 +1,7 @@
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -96,7 +99,11 @@ signals_setup(sigset_t *waitmask)
 	sigdelset(waitmask, SIGCHLD);
 }
 
-/* The default signal state for a child, before it installs its own. */
+/*
+ * The default signal state for a child, before it installs its own.  A
+ * child whose master is gone (kill -9) is told to stop: no process may go
+ * on using the environment unsupervised.
+ */
 static void
 child_signals(void)
 {
@@ -105,6 +112,41 @@ child_signals(void)
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
+	    getppid() != stats->master_pid)
+		_exit(1);
+}
+
+/*
+ * One dqd per data directory.  The lock is held through a descriptor every
+ * child inherits, so it lasts until the last process of this dqd is gone:
+ * a new master never runs recovery under the feet of an old worker.
+ */
+static int
+lock_data_dir(void)
+{
+	char	path[4096];
+	int	fd, i;
+
+	if (mkdir(cfg->data_dir, 0700) == -1 && errno != EEXIST) {
+		log_warn("mkdir %s", cfg->data_dir);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/dqd.lock", cfg->data_dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		log_warn("%s", path);
+		return -1;
+	}
+	for (i = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; i++) {
+		if (errno != EWOULDBLOCK || i == 100) {
+			log_warnx("%s is in use by another dqd (or by its "
+			    "processes still stopping)", cfg->data_dir);
+			close(fd);
+			return -1;
+		}
+		poll(NULL, 0, 100);
+	}
+	return fd;
 }
 
 static void
@@ -130,6 +172,25 @@ sd_notify(const char *msg)
 	    len) == -1)
 		log_warn("sd_notify");
 	close(fd);
+}
+
+static int
+write_pidfile(void)
+{
+	FILE	*f;
+
+	if (cfg->pidfile == NULL)
+		return 0;
+	if ((f = fopen(cfg->pidfile, "w")) == NULL) {
+		log_warn("pidfile %s", cfg->pidfile);
+		return -1;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) == EOF) {
+		log_warn("pidfile %s", cfg->pidfile);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -327,8 +388,11 @@ restart_pool(const char *why)
 	stats->pool_restarts++;
 	kill_all();
 	for (tries = 0; run_recovery() == -1; tries++) {
-		if (tries == 2)
+		if (tries == 2) {
+			if (cfg->pidfile != NULL)
+				unlink(cfg->pidfile);
 			fatalx("recovery failed three times; giving up");
+		}
 		sleep(1 << tries);
 	}
 	failchk_again = 0;
@@ -519,16 +583,25 @@ alive(enum kind kind)
 	return n;
 }
 
+/* Children waiting to be restarted are not restarted after all. */
+static void
+forget_waiting(void)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind != K_NONE && children[i].pid == 0)
+			children[i].kind = K_NONE;
+}
+
 /* SIGTERM to one kind, SIGKILL after STOP_MS; 1 if any was killed. */
 static int
 stop_kind(enum kind kind)
 {
 	uint64_t	end = mono_ms() + STOP_MS;
-	int		killed = 0, i;
+	int		killed = 0;
 
-	for (i = 0; i < MAX_CHILDREN; i++)
-		if (children[i].kind == kind && children[i].pid == 0)
-			children[i].kind = K_NONE;	/* never restarted */
+	forget_waiting();
 	signal_all(SIGTERM, kind);
 	while (alive(kind) > 0 && mono_ms() < end) {
 		poll(NULL, 0, 10);
@@ -622,28 +695,19 @@ reload(void)
 	}
 	if (log_init(n->log_file, n->log_level, "dqd") == -1)
 		log_warn("reload: log file %s", n->log_file);
+	forget_waiting();
 	signal_all(SIGTERM, K_WORKER);
 	signal_all(SIGTERM, K_HOUSEKEEPER);
+	if (!same_str(n->pidfile, cfg->pidfile) && cfg->pidfile != NULL)
+		unlink(cfg->pidfile);
 	config_free(cfg);
 	free(cfg);
 	cfg = n;
+	(void)write_pidfile();	/* logged; the old one stays usable */
 	start_pool();
 	log_notice("reloaded");
 }
 
-static void
-write_pidfile(void)
-{
-	FILE	*f;
-
-	if (cfg->pidfile == NULL)
-		return;
-	if ((f = fopen(cfg->pidfile, "w")) == NULL)
-		fatal("pidfile %s", cfg->pidfile);
-	fprintf(f, "%d\n", (int)getpid());
-	if (fclose(f) == EOF)
-		fatal("pidfile %s", cfg->pidfile);
-}
 
 static int
 poll_timeout(void)
@@ -671,9 +735,12 @@ master_main(struct config *c)
 		fatal("shared memory");
 	stats->master_pid = getpid();
 	stats->started_ms = now_ms();
-	write_pidfile();
+	if (lock_data_dir() == -1)
+		return 1;
 	if (run_recovery() == -1)
 		fatalx("cannot open the environment in %s", cfg->data_dir);
+	if (write_pidfile() == -1)
+		return 1;
 	if ((listen_fd = bind_listen()) == -1) {
 		if (cfg->pidfile != NULL)
 			unlink(cfg->pidfile);

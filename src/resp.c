@@ -418,7 +418,7 @@ split_inline(struct resp_parser *p, const char *s, size_t n)
 				    split_squoted(s, n, &i, p->scratch, &o);
 				if (r == -1)
 					return -1;
-				/* After a closing quote comes a space or the end. */
+				/* A closing quote ends the argument. */
 				break;
 			}
 			if (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' ||
@@ -542,9 +542,9 @@ add_line(struct buf *b, char type, const char *s, size_t n)
 		return -1;
 	b->data[b->len++] = type;
 	memcpy(b->data + b->len, s, n);
-	for (i = 0; i < n; i++) {
-		if (b->data[old + 1 + i] == '\r' || b->data[old + 1 + i] == '\n')
-			b->data[old + 1 + i] = ' ';
+	for (i = old + 1; i < old + 1 + n; i++) {
+		if (b->data[i] == '\r' || b->data[i] == '\n')
+			b->data[i] = ' ';
 	}
 	b->len += n;
 	b->data[b->len++] = '\r';

@@ -15,7 +15,8 @@
 
 #include <stdint.h>
 
-#define STATS_SLOTS	258	/* workers (256 at most) + housekeeper + 1 */
+#define STATS_SLOTS	520	/* two generations of 256 workers and a
+				   housekeeper each (reload), and spare */
 #define STATS_CMDS	64	/* per-command counters, by table index */
 
 struct stats_slot {

@@ -59,9 +59,11 @@ signals_setup(void)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	/* ^C reaches the whole process group: only the master acts on it
+	   and stops the children in order. */
 	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 }
@@ -509,6 +511,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	server.slot = slot;
 	server.listen_fd = listen_fd;
 	server.start_ms = now_ms();
+	server.next_id = server.start_ms;	/* ids differ across restarts */
 	stats_attach(slot);
 	memset(my_stats, 0, sizeof(*my_stats));
 	my_stats->pid = getpid();
