@@ -696,7 +696,8 @@ reload(void)
 	if (log_init(n->log_file, n->log_level, "dqd") == -1)
 		log_warn("reload: log file %s", n->log_file);
 	forget_waiting();
-	signal_all(SIGTERM, K_WORKER);
+	/* Old workers keep their clients for a while (worker.c). */
+	signal_all(SIGQUIT, K_WORKER);
 	signal_all(SIGTERM, K_HOUSEKEEPER);
 	if (!same_str(n->pidfile, cfg->pidfile) && cfg->pidfile != NULL)
 		unlink(cfg->pidfile);

@@ -21,6 +21,7 @@
 
 struct stats_slot {
 	pid_t		pid;		/* 0: slot unused */
+	int		is_worker;	/* accepts clients */
 	uint64_t	started_ms;
 	uint64_t	connections;	/* accepted */
 	uint64_t	rejected;	/* maxclients */

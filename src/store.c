@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "key.h"
@@ -19,7 +20,7 @@
 #include "store.h"
 
 #define PENDING_MAX	64	/* queues whose count changes wait for commit */
-#define MSG_SEQ_CACHE	1000	/* sequence values a handle takes at once */
+#define SEQ_SLOT_BITS	10	/* low bits of a sequence: the process */
 
 struct count_delta {
 	uint32_t	qid;
@@ -30,9 +31,11 @@ struct store {
 	DB_ENV		*env;
 	DB		*queues, *qnames, *msgs, *ids, *purge, *seqdb;
 	DB		*counts[STORE_SLOTS];
-	DB_SEQUENCE	*seq_msg, *seq_qid;
+	DB_SEQUENCE	*seq_qid;
+	uint64_t	 last_seq;	/* the last message sequence taken */
 	DB_TXN		*txn;
-	int		 slot;
+	int		 slot;		/* counter sub-database */
+	unsigned	 slot_bits;	/* process number in sequences */
 	uint32_t	 commit_flags;
 	/*
 	 * Count changes are added up in memory during a transaction and
@@ -179,8 +182,6 @@ handles_close(struct store *s)
 		    &s->purge };
 	size_t	  i;
 
-	if (s->seq_msg != NULL)
-		s->seq_msg->close(s->seq_msg, 0);
 	if (s->seq_qid != NULL)
 		s->seq_qid->close(s->seq_qid, 0);
 	if (s->seqdb != NULL)
@@ -218,8 +219,7 @@ handles_open(struct store *s, char *err, size_t errlen)
 		    err, errlen))
 			return -1;
 	}
-	if (seq_open(s->seqdb, &s->seq_msg, "msg", MSG_SEQ_CACHE, err,
-	    errlen) || seq_open(s->seqdb, &s->seq_qid, "qid", 0, err, errlen))
+	if (seq_open(s->seqdb, &s->seq_qid, "qid", 0, err, errlen))
 		return -1;
 	return 0;
 }
@@ -273,6 +273,7 @@ store_open(const struct config *cfg, int slot, struct store **sp, char *err,
 		return -1;
 	}
 	s->slot = slot % STORE_SLOTS;
+	s->slot_bits = (unsigned)slot & ((1u << SEQ_SLOT_BITS) - 1);
 	switch (cfg->durability) {
 	case DURABILITY_FSYNC:
 		s->commit_flags = 0;
@@ -324,6 +325,8 @@ rc(struct store *s, int ret, const char *what)
 	case DB_NOTFOUND:
 	case DB_KEYEMPTY:
 		return STORE_NOTFOUND;
+	case DB_KEYEXIST:
+		return STORE_DUP;
 	case DB_LOCK_DEADLOCK:
 	case DB_LOCK_NOTGRANTED:
 		return STORE_RETRY;
@@ -681,6 +684,30 @@ vbuf_reserve(struct store *s, size_t n)
 	return STORE_OK;
 }
 
+/*
+ * Message sequence numbers order messages with equal due times.  They are
+ * the enqueue time in microseconds, made strictly increasing within the
+ * process, with the process' slot in the low bits: enqueue order across
+ * all workers without a shared counter or lock, unique without a lookup.
+ * A clock stepped back could repeat a number; the puts below refuse to
+ * overwrite, and the next number is tried.
+ */
+static uint64_t
+next_seq(struct store *s)
+{
+	struct timespec	ts;
+	uint64_t	us, seq;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	seq = us << SEQ_SLOT_BITS | (uint64_t)s->slot_bits;
+	if (seq <= s->last_seq)
+		seq = ((s->last_seq >> SEQ_SLOT_BITS) + 1) << SEQ_SLOT_BITS |
+		    (uint64_t)s->slot_bits;
+	s->last_seq = seq;
+	return seq;
+}
+
 int
 store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
     size_t len, uint64_t *seqp)
@@ -690,15 +717,14 @@ store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
 	struct msg_key	 mk;
 	struct msg_hdr	 h;
 	DBT		 key, val;
-	db_seq_t	 seq;
+	uint64_t	 seq;
 	size_t		 idlen;
 	int		 r;
 
 	if ((r = txn(s)) != 0)
 		return r;
-	if ((r = rc(s, s->seq_msg->get(s->seq_msg, NULL, 1, &seq,
-	    DB_TXN_NOSYNC), "msg sequence")) != 0)
-		return r;
+again:
+	seq = next_seq(s);
 	idlen = msg_server_id(id, sizeof(id), (uint64_t)seq);
 	if ((r = vbuf_reserve(s, MSG_HDR_LEN + idlen + len)) != 0)
 		return r;
@@ -715,8 +741,10 @@ store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
 		memcpy(s->vbuf + MSG_HDR_LEN + idlen, body, len);
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, s->vbuf, MSG_HDR_LEN + idlen + len);
-	if ((r = rc(s, s->msgs->put(s->msgs, s->txn, &key, &val, 0),
-	    "msgs put")) != 0)
+	if ((r = rc(s, s->msgs->put(s->msgs, s->txn, &key, &val,
+	    DB_NOOVERWRITE), "msgs put")) == STORE_DUP)
+		goto again;
+	if (r != STORE_OK)
 		return r;
 	be32_put(ikb, qid);
 	memcpy(ikb + QID_LEN, id, idlen);
@@ -724,11 +752,19 @@ store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
 	be64_put(ivb + 8, (uint64_t)seq);
 	dbt_set(&key, ikb, QID_LEN + idlen);
 	dbt_set(&val, ivb, sizeof(ivb));
-	if ((r = rc(s, s->ids->put(s->ids, s->txn, &key, &val, 0),
-	    "ids put")) != 0)
+	if ((r = rc(s, s->ids->put(s->ids, s->txn, &key, &val,
+	    DB_NOOVERWRITE), "ids put")) == STORE_DUP) {
+		/* An id from before a clock step: take the message back. */
+		dbt_set(&key, kb, sizeof(kb));
+		if ((r = rc(s, s->msgs->del(s->msgs, s->txn, &key, 0),
+		    "msgs del")) != STORE_OK)
+			return r;
+		goto again;
+	}
+	if (r != STORE_OK)
 		return r;
 	if (seqp != NULL)
-		*seqp = (uint64_t)seq;
+		*seqp = seq;
 	return count_add(s, qid, 1);
 }
 

@@ -35,6 +35,7 @@
 #define STORE_OK	0
 #define STORE_NOTFOUND	1
 #define STORE_RETRY	2
+#define STORE_DUP	3		/* key exists (internal) */
 #define STORE_ERR	(-1)
 #define STORE_PANIC	(-2)
 

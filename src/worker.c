@@ -34,10 +34,14 @@
 #define ACCEPT_BURST	64
 #define CRON_MS		100
 #define DRAIN_MS	2000		/* replies' grace period at stop */
+#define RETIRE_MS	60000		/* old clients' grace after a reload */
 
 struct server		 server;
 static size_t		 batch_ncmds;
-static volatile sig_atomic_t reopen_log;
+static int		 accepting;	/* listening socket in our epoll set */
+static int		 live_workers = 1;
+static volatile sig_atomic_t reopen_log, retire;
+static uint64_t		 retire_deadline;	/* 0: not retiring */
 
 static void	on_client(struct ev_loop *, int, int, void *);
 
@@ -46,6 +50,8 @@ on_signal(int sig)
 {
 	if (sig == SIGUSR1)
 		reopen_log = 1;
+	else if (sig == SIGQUIT)
+		retire = 1;
 	else
 		server.stop = 1;
 }
@@ -60,6 +66,7 @@ signals_setup(void)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	/* ^C reaches the whole process group: only the master acts on it
 	   and stops the children in order. */
 	sa.sa_handler = SIG_IGN;
@@ -252,6 +259,52 @@ accept_one(int fd, const struct sockaddr_storage *ss)
 	log_debug("client %s accepted", addr);
 }
 
+static void	on_accept(struct ev_loop *, int, int, void *);
+
+/*
+ * Spreads connections over the workers.  An idle epoll with EPOLLEXCLUSIVE
+ * tends to hand every new connection to the same process, so a worker with
+ * more than its fair share (plus one) of the server's clients leaves the
+ * accepting to the others until the balance is back (nginx's
+ * accept_disabled).  With one live worker it always accepts.
+ */
+static int
+fair_share_left(void)
+{
+	int64_t	total, fair;
+
+	if (live_workers <= 1)
+		return 1;
+	total = __atomic_load_n(&stats->clients, __ATOMIC_RELAXED);
+	fair = (total + live_workers - 1) / live_workers;
+	return server.nclients < fair + 1;
+}
+
+static void
+balance_accept(void)
+{
+	int	want = fair_share_left() && !server.stop && !retire_deadline;
+
+	if (want == accepting)
+		return;
+	if (ev_set(server.ev, server.listen_fd, want ? EV_READ | EV_EXCLUSIVE :
+	    0, on_accept, NULL) == -1) {
+		log_warn("epoll_ctl listen");
+		return;
+	}
+	accepting = want;
+}
+
+static void
+count_live_workers(void)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < STATS_SLOTS; i++)
+		n += stats->slot[i].is_worker && stats->slot[i].pid != 0;
+	live_workers = n > 0 ? n : 1;
+}
+
 static void
 on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 {
@@ -259,7 +312,7 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 	socklen_t		len;
 	int			i, fd;
 
-	for (i = 0; i < ACCEPT_BURST; i++) {
+	for (i = 0; i < ACCEPT_BURST && fair_share_left(); i++) {
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -271,6 +324,7 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 		}
 		accept_one(fd, &ss);
 	}
+	balance_accept();
 }
 
 /* Runs one command alone in its own transaction, retrying deadlocks. */
@@ -460,6 +514,36 @@ close_idle_clients(void)
 	}
 }
 
+static void
+stop_listening(void)
+{
+	if (server.listen_fd == -1)
+		return;
+	if (accepting)
+		ev_set(server.ev, server.listen_fd, 0, NULL, NULL);
+	accepting = 0;
+	close(server.listen_fd);
+	server.listen_fd = -1;
+}
+
+/*
+ * After a reload (SIGQUIT from the master) the new workers take the new
+ * connections; this one keeps serving the clients it has, with the old
+ * configuration, until they leave or RETIRE_MS have passed.
+ */
+static void
+start_retiring(void)
+{
+	retire = 0;
+	if (retire_deadline != 0)
+		return;
+	retire_deadline = mono_ms() + RETIRE_MS;
+	my_stats->is_worker = 0;
+	stop_listening();
+	log_info("retiring: serving %d client(s) until they leave, %d s at "
+	    "most", server.nclients, RETIRE_MS / 1000);
+}
+
 /* Stop: no new connections or commands; send what is owed, then close. */
 static void
 drain_and_close(void)
@@ -468,8 +552,7 @@ drain_and_close(void)
 	uint64_t	 deadline;
 	int		 owed;
 
-	ev_set(server.ev, server.listen_fd, 0, NULL, NULL);
-	close(server.listen_fd);
+	stop_listening();
 	while (server.pending != NULL)
 		run_batch();
 	deadline = mono_ms() + DRAIN_MS;
@@ -520,13 +603,14 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		log_warnx("cannot open the environment: %s", err);
 		return 1;
 	}
-	if ((server.ev = ev_create(max_fds())) == NULL ||
-	    ev_set(server.ev, listen_fd, EV_READ | EV_EXCLUSIVE, on_accept,
-	    NULL) == -1) {
+	my_stats->is_worker = 1;
+	if ((server.ev = ev_create(max_fds())) == NULL) {
 		log_warn("event loop");
 		store_close(server.store);
 		return 1;
 	}
+	count_live_workers();
+	balance_accept();
 	log_info("ready");
 	while (!server.stop) {
 		if (ev_poll(server.ev, server.pending ? 0 : CRON_MS) == -1)
@@ -537,7 +621,14 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 			if (log_reopen() == -1)
 				log_warn("reopen log");
 		}
+		if (retire)
+			start_retiring();
+		if (retire_deadline != 0 && (server.nclients == 0 ||
+		    mono_ms() >= retire_deadline))
+			break;
+		balance_accept();
 		if (mono_ms() >= next_cron) {
+			count_live_workers();
 			close_idle_clients();
 			next_cron = mono_ms() + 1000;
 		}

@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Configuration: dqd -t, bad configs, protected mode, built-in defaults,
+pidfile, SIGHUP reload."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dqtest  # noqa: E402
+from dqtest import resp_cmd  # noqa: E402
+
+
+def run_t(conf_path, timeout=10):
+    return subprocess.run([dqtest.DQD, "-t", "-c", conf_path],
+                          capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+class TestConfig(dqtest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="dqtest-conf-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def write(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def test_good_config(self):
+        p = self.write("good.conf", dqtest.conf_text({
+            "bind": "127.0.0.1", "port": 7000, "workers": 2,
+            "data_dir": os.path.join(self.tmp, "d"), "durability": "fsync",
+            "requirepass": "x", "maxclients": 100, "timeout": 0,
+            "max_message_bytes": 4096, "max_deliveries": 5,
+            "log_file": "", "log_level": "notice", "pidfile": "",
+            "protected_mode": True, "cache_size_mb": 16,
+            "flush_interval_ms": 500, "checkpoint_interval_s": 30,
+            "metrics": {"bind": "127.0.0.1", "port": 0}}) +
+            "# a comment\n// another\n")
+        p2 = subprocess.run([dqtest.DQD, "-t", "-c", p], capture_output=True,
+                            timeout=10)
+        self.assertEqual(p2.returncode, 0, p2)
+        p3 = subprocess.run([dqtest.DQD, "--test-config", "--config", p],
+                            capture_output=True, timeout=10)
+        self.assertEqual(p3.returncode, 0, p3)
+        # -t does not start anything nor create the data dir
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "d", "log.0000000001")))
+        # the shipped sample config is valid too
+        sample = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "..", "..", "etc", "dqd.conf")
+        if os.path.exists(sample):
+            p4 = run_t(sample)
+            self.assertEqual(p4.returncode, 0, p4)
+
+    def test_bad_configs(self):
+        cases = [
+            # name, text, line, key
+            ("unknown", "port = 7000;\nbogus_key = 1;\n", 2, "bogus_key"),
+            ("unknown_metrics", "port = 7000;\nmetrics = {\n  bind = \"127.0.0.1\";\n"
+             "  nope = 1;\n};\n", 4, "nope"),
+            ("port_range", "workers = 1;\n\nport = 70000;\n", 3, "port"),
+            ("port_zero", "port = 0;\n", 1, "port"),
+            ("port_string", "log_level = \"info\";\nport = \"abc\";\n", 2, "port"),
+            ("durability", "durability = \"bogus\";\n", 1, "durability"),
+            ("workers_neg", "\n\n\nworkers = -1;\n", 4, "workers"),
+            ("log_level", "log_level = \"loud\";\n", 1, "log_level"),
+            ("maxclients", "maxclients = 0;\n", 1, "maxclients"),
+            ("timeout", "timeout = -5;\n", 1, "timeout"),
+            ("max_message_bytes", "max_message_bytes = 0;\n", 1,
+             "max_message_bytes"),
+            ("protected_mode", "protected_mode = \"maybe\";\n", 1,
+             "protected_mode"),
+            ("cache", "cache_size_mb = 0;\n", 1, "cache_size_mb"),
+            ("metrics_port", "metrics = { port = 99999; };\n", 1, "port"),
+            ("bind", "bind = 12;\n", 1, "bind"),
+        ]
+        for name, text, line, key in cases:
+            with self.subTest(case=name):
+                p = self.write(name + ".conf", text)
+                r = run_t(p)
+                err = r.stderr.decode(errors="replace")
+                self.assertNotEqual(r.returncode, 0, "%s accepted" % name)
+                self.assertIn("%s:%d:" % (p, line), err,
+                              "%s: no FILE:LINE in %r" % (name, err))
+                self.assertIn(key, err.split("%s:%d:" % (p, line), 1)[-1],
+                              "%s: key not named in %r" % (name, err))
+                print("\n  %s -> %s" % (name, err.strip()), end="")
+                # the daemon itself refuses to start the same way
+                if name in ("unknown", "durability"):
+                    d = subprocess.run([dqtest.DQD, "-c", p],
+                                       capture_output=True, timeout=10,
+                                       cwd=self.tmp)
+                    self.assertNotEqual(d.returncode, 0)
+                    self.assertIn("%s:%d:" % (p, line), d.stderr.decode())
+        print()
+
+    def test_syntax_errors(self):
+        for name, text, line in [("nosemi_value", "port = ;\n", 1),
+                                 ("brace", "port = 7000;\nmetrics = {\n", 3),
+                                 ("junk", "port = 7000;\n\n%%%\n", 3),
+                                 ("quote", "bind = \"127.0.0.1;\n", 1)]:
+            with self.subTest(case=name):
+                p = self.write(name + ".conf", text)
+                r = run_t(p)
+                err = r.stderr.decode(errors="replace")
+                self.assertNotEqual(r.returncode, 0)
+                self.assertRegex(err, "%s:\\d+:" % p, err)
+                print("\n  %s -> %s" % (name, err.strip()), end="")
+        r = run_t(os.path.join(self.tmp, "missing.conf"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("missing.conf", r.stderr.decode())
+        print()
+
+    def test_protected_mode(self):
+        port = dqtest.free_port()
+        base = {"port": port, "bind": "0.0.0.0", "workers": 1,
+                "data_dir": os.path.join(self.tmp, "d")}
+        p = self.write("open.conf", dqtest.conf_text(base))
+        r = run_t(p)
+        self.assertNotEqual(r.returncode, 0, "non-loopback without password "
+                            "accepted by -t")
+        self.assertIn("bind", r.stderr.decode())
+        d = subprocess.run([dqtest.DQD, "-c", p], capture_output=True,
+                           timeout=15, cwd=self.tmp)
+        self.assertNotEqual(d.returncode, 0, "dqd started on 0.0.0.0 "
+                            "without requirepass")
+        self.assertFalse(dqtest.port_busy(port))
+        # loopback is fine without a password
+        for bind in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+            with self.subTest(bind=bind):
+                p = self.write("lo.conf", dqtest.conf_text(dict(base, bind=bind)))
+                r = run_t(p)
+                self.assertEqual(r.returncode, 0, r)
+        # with protected_mode = false or a password it starts
+        srv = self.server(bind="0.0.0.0", protected_mode=False)
+        self.assertTrue(srv.client().ping())
+        srv.stop()
+        srv = self.server(bind="0.0.0.0", requirepass="pw")
+        self.assertTrue(srv.client().ping())
+        srv.stop()
+
+    def test_builtin_defaults(self):
+        if dqtest.port_busy(6379):
+            raise unittest.SkipTest("port 6379 is busy")
+        cwd = os.path.join(self.tmp, "cwd")
+        os.mkdir(cwd)
+        log = open(os.path.join(self.tmp, "stderr"), "wb")
+        proc = subprocess.Popen([dqtest.DQD], cwd=cwd, stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            deadline = time.monotonic() + 10
+            ok = False
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    r = dqtest.redis.Redis(port=6379, socket_timeout=2)
+                    ok = r.ping()
+                    dqtest.close_client(r)
+                    break
+                except (dqtest.redis.RedisError, OSError):
+                    time.sleep(0.05)
+            with open(os.path.join(self.tmp, "stderr"), "rb") as f:
+                logtext = f.read().decode(errors="replace")
+            self.assertTrue(ok, "no PONG on 6379; log:\n" + logtext)
+            r = dqtest.redis.Redis(port=6379, socket_timeout=5)
+            self.assertEqual(r.config_get("port"), {"port": "6379"})
+            self.assertEqual(r.execute_command("SADD", "q", "m", 0), 1)
+            self.assertEqual(r.spop("q"), b"m")
+            info = r.info("server")
+            self.assertEqual(info.get("workers"), os.cpu_count(), info)
+            dqtest.close_client(r)
+            self.assertTrue(os.path.isdir(os.path.join(cwd, "dqd-data")),
+                            os.listdir(cwd))
+            # default bind is loopback only
+            ips = [a[4][0] for a in socket.getaddrinfo(
+                socket.gethostname(), None, socket.AF_INET)]
+            ips = [i for i in ips if not i.startswith("127.")]
+            for ip in ips:
+                self.assertFalse(dqtest.port_busy(6379, ip),
+                                 "default bind listens on %s" % ip)
+        finally:
+            workers = dqtest.children_of(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait(5)
+            for w in workers:
+                if dqtest.pid_alive(w):
+                    time.sleep(1)
+                    if dqtest.pid_alive(w):
+                        os.kill(w, signal.SIGKILL)
+        self.assertEqual(rc, 0)
+
+    def test_sighup_existing_connections_keep_working(self):
+        """A Redis user expects a config reload not to drop connections
+        (the brief: "connections made before and after work")."""
+        srv = self.server(workers=2)
+        before = [srv.connect() for _ in range(4)]
+        for s in before:
+            s.sendall(resp_cmd("PING"))
+            self.assertEqual(dqtest.read_raw(s, replies=1), b"+PONG\r\n")
+        os.kill(srv.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        for i, s in enumerate(before):
+            try:
+                s.sendall(resp_cmd("PING"))
+                d = dqtest.read_raw(s, timeout=5, replies=1)
+            except OSError as e:
+                d = repr(e).encode()
+            self.assertEqual(d, b"+PONG\r\n",
+                             "connection %d made before SIGHUP" % i)
+            s.close()
+
+    def test_pidfile(self):
+        pidfile = os.path.join(self.tmp, "dqd.pid")
+        srv = self.server(pidfile=pidfile)
+        self.assertTrue(os.path.exists(pidfile), "pidfile not written")
+        with open(pidfile) as f:
+            self.assertEqual(f.read().strip(), str(srv.pid))
+        srv.stop()
+        self.assertFalse(os.path.exists(pidfile), "pidfile not removed")
+        # a stale pidfile (dead process) does not stop a start
+        with open(pidfile, "w") as f:
+            f.write("999999\n")
+        srv.start()
+        with open(pidfile) as f:
+            self.assertEqual(f.read().strip(), str(srv.pid))
+        srv.stop()
+
+    def test_sighup_reload(self):
+        srv = self.server(maxclients=100, workers=2)
+        r = srv.client()
+        r.execute_command("SADD", "q", "before", 0)
+        before = [srv.connect() for _ in range(4)]
+        for s in before:
+            s.sendall(resp_cmd("PING"))
+            self.assertEqual(dqtest.read_raw(s, replies=1), b"+PONG\r\n")
+        old_workers = set(srv.worker_pids())
+        # keep connecting during the reload: never refused
+        stop = threading.Event()
+        failures = []
+        count = [0]
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    s = srv.connect(timeout=5)
+                    s.sendall(resp_cmd("PING"))
+                    d = dqtest.read_raw(s, timeout=5, replies=1)
+                    s.close()
+                    if d != b"+PONG\r\n":
+                        failures.append(d)
+                    count[0] += 1
+                except OSError as e:
+                    failures.append(e)
+                time.sleep(0.01)
+
+        th = threading.Thread(target=hammer)
+        th.start()
+        srv.settings["maxclients"] = 50
+        srv.write_config()
+        time.sleep(0.2)
+        os.kill(srv.pid, signal.SIGHUP)
+        time.sleep(2.0)
+        stop.set()
+        th.join(10)
+        self.assertEqual(failures, [], "connections failed during reload")
+        self.assertGreater(count[0], 20)
+        self.assertTrue(srv.running(), "master died on SIGHUP")
+        # connections made before the reload: closed cleanly (dqd(8): "closed
+        # after the replies they are owed") or still working -- never a
+        # wrong reply; redis-py reconnects by itself
+        for i, s in enumerate(before):
+            try:
+                s.sendall(resp_cmd("PING"))
+                d = dqtest.read_raw(s, timeout=5, replies=1)
+            except OSError:
+                d = b""
+            self.assertIn(d, (b"", b"+PONG\r\n"), "connection %d" % i)
+            s.close()
+        self.assertTrue(r.ping(), "redis-py client made before SIGHUP")
+        # new connections see the new config, data is intact
+        r2 = srv.client()
+        self.assertEqual(r2.config_get("maxclients"), {"maxclients": "50"})
+        self.assertEqual(r2.spop("q"), b"before")
+        new_workers = set(srv.worker_pids())
+        print("\n  workers %s -> %s, %d connections during reload"
+              % (sorted(old_workers), sorted(new_workers), count[0]))
+        # a broken config on SIGHUP: keep serving on the old one
+        with open(srv.conf_file, "a") as f:
+            f.write("bogus_key = 1;\n")
+        os.kill(srv.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        self.assertTrue(srv.running(), "master died on SIGHUP with a bad config")
+        r3 = srv.client()
+        self.assertTrue(r3.ping())
+        self.assertEqual(r3.config_get("maxclients"), {"maxclients": "50"})
+        srv.write_config()
+        srv.stop()
+
+
+if __name__ == "__main__":
+    dqtest.main()

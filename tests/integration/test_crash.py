@@ -1,0 +1,199 @@
+"""Crashes: kill -9 of a worker, of the master, of everything.
+
+Nothing acknowledged may be lost, nothing may come back twice, and the
+server must serve again within two seconds.
+"""
+import os
+import signal
+import threading
+import time
+
+import redis
+
+import dqtest
+
+
+def worker_of(client):
+    """Pid of the worker process serving this connection."""
+    return int(client.info("server")["worker_pid"])
+
+
+def clients_on_each_worker(srv, n_workers, tries=40):
+    """One connected client per worker process: {worker_pid: client}."""
+    seen = {}
+    for _ in range(tries):
+        c = srv.client()
+        pid = worker_of(c)
+        if pid not in seen:
+            seen[pid] = c
+        else:
+            dqtest.close_client(c)
+        if len(seen) == n_workers:
+            return seen
+    raise AssertionError("connections never reached %d workers: %r"
+                         % (n_workers, list(seen)))
+
+
+class Load:
+    """Producers doing SADD of unique bodies; remembers what was acked."""
+
+    def __init__(self, srv, threads=8, queue="q"):
+        self.srv, self.queue = srv, queue
+        self.acked, self.sent = set(), set()
+        self.errors = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.threads = [threading.Thread(target=self.run, args=(t,))
+                        for t in range(threads)]
+
+    def run(self, t):
+        r, i = None, 0
+        while not self.stopping:
+            body = "%d-%d" % (t, i)
+            i += 1
+            try:
+                if r is None:
+                    r = self.srv.client(socket_timeout=5)
+                with self.lock:
+                    self.sent.add(body)
+                r.execute_command("SADD", self.queue, body, 0)
+                with self.lock:
+                    self.acked.add(body)
+            except redis.RedisError as e:
+                self.errors.append(repr(e))
+                if r is not None:
+                    dqtest.close_client(r)
+                r = None
+                time.sleep(0.02)
+        if r is not None:
+            dqtest.close_client(r)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        for t in self.threads:
+            t.join(30)
+
+
+def drain(client, queue="q"):
+    got = []
+    while True:
+        xs = client.execute_command("SPOP", queue, 1000)
+        if not xs:
+            return got
+        got += [x.decode() for x in xs]
+
+
+def wait_serving(srv, limit):
+    """Seconds until a new connection gets PONG; fails after limit."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            c = srv.client(socket_timeout=1)
+            ok = c.ping()
+            dqtest.close_client(c)
+            if ok:
+                return time.monotonic() - t0
+        except redis.RedisError:
+            pass
+        if time.monotonic() - t0 > limit:
+            raise AssertionError("not serving %.1f s after the crash\n%s"
+                                 % (limit, srv.logs()))
+        time.sleep(0.02)
+
+
+class CrashTest(dqtest.TestCase):
+
+    def check_all_back(self, srv, load):
+        srv.kill9()
+        srv.start()
+        got = drain(srv.client())
+        print("acked %d, recovered %d, connection errors %d"
+              % (len(load.acked), len(got), len(load.errors)))
+        self.assertEqual(len(got), len(set(got)), "a message came back twice")
+        self.assertEqual(load.acked - set(got), set(),
+                         "acknowledged messages lost")
+        self.assertEqual(set(got) - load.sent, set(), "phantom messages")
+
+    def test_kill_worker_under_load_fsync(self):
+        srv = self.server(workers=2, durability="fsync")
+        with Load(srv) as load:
+            time.sleep(1.0)
+            victim = worker_of(srv.client())
+            os.kill(victim, signal.SIGKILL)
+            took = wait_serving(srv, 3.0)
+            print("serving again %.3f s after kill -9 of worker %d"
+                  % (took, victim))
+            time.sleep(1.0)
+        self.assertGreater(len(load.acked), 100)
+        self.assertLess(took, 2.0, "clients could not reconnect within 2 s")
+        self.check_all_back(srv, load)
+
+    def test_kill_everything_write_mode(self):
+        # "write": a reply means the OS has it, which survives dqd's crash.
+        srv = self.server(workers=2, durability="write")
+        with Load(srv):
+            time.sleep(1.0)
+            load_snapshot = None
+        with Load(srv) as load:
+            time.sleep(0.7)
+            srv.kill9()
+        srv.start()
+        got = set(drain(srv.client()))
+        self.assertEqual(load.acked - got, set())
+        del load_snapshot
+
+    def test_idle_worker_killed_others_untouched(self):
+        srv = self.server(workers=2)
+        by_worker = clients_on_each_worker(srv, 2)
+        (victim, vc), (survivor, sc) = list(by_worker.items())
+        sc.execute_command("SADD", "q", "kept", 0)
+        os.kill(victim, signal.SIGKILL)
+        # failchk repairs the environment: the other worker's client keeps
+        # its connection and is never disturbed.
+        for _ in range(50):
+            self.assertEqual(sc.ping(), True)
+            time.sleep(0.02)
+        self.assertEqual(worker_of(sc), survivor)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if len(srv.worker_pids()) == 3 and victim not in srv.worker_pids():
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(srv.worker_pids()), 3,
+                         "the dead worker was not replaced")
+        self.assertEqual(sc.execute_command("SPOP", "q"), b"kept")
+        self.assertIn("environment is consistent", srv.logs())
+
+    def test_master_killed_children_follow(self):
+        srv = self.server(workers=2)
+        r = srv.client()
+        r.execute_command("SADD", "q", "a", 0, "b", 0)
+        kids = srv.worker_pids()
+        os.kill(srv.pid, signal.SIGKILL)
+        srv.proc.wait(5)
+        srv._wait_gone(kids, 10)     # they stop by themselves
+        srv.start()
+        self.assertEqual(sorted(drain(srv.client())), ["a", "b"])
+
+    def test_second_dqd_on_same_data_dir_refused(self):
+        srv = self.server(workers=1)
+        other = dqtest.Server(workers=1)
+        try:
+            other.settings["data_dir"] = srv.data_dir
+            other.write_config()
+            other.start(wait=False)
+            rc = other.proc.wait(20)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("in use by another dqd", other.logs())
+        finally:
+            other.cleanup()
+        self.assertTrue(srv.client().ping())
+
+
+if __name__ == "__main__":
+    dqtest.main()

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""The RESP2 wire: protocol errors close only the offending connection,
+fragmented and pipelined input, size limits, maxclients, idle timeout."""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dqtest  # noqa: E402
+from dqtest import resp_cmd, resp_parse_all  # noqa: E402
+
+GARBAGE = [
+    b"*abc\r\n",
+    b"*1\r\n$-5\r\n",
+    b"*1\r\n$abc\r\n",
+    b"*2\r\n$3\r\nfoo\r\n:1\r\n",
+    b"*1\r\nPING\r\n",
+    b"*1\r\n$9999999999\r\n",
+    b"*1\r\n$4\r\nPINGxx",
+    b"*99999999999\r\n",
+    b'ECHO "abc\r\n',
+    b"ECHO 'abc\r\n",
+    b'ECHO "abc"def\r\n',
+    b"a" * (200 * 1024),          # an inline request with no end
+]
+
+
+class Protocol(dqtest.TestCase):
+    def setUp(self):
+        self.srv = self.server(max_message_bytes=1000)
+        self.r = self.srv.client()
+        self.r.execute_command("SADD", "keep", "k1", 0, "k2", 100000)
+
+    def intact(self, other):
+        """The bystander connection works and the stored data is intact."""
+        other.sendall(resp_cmd("PING") + resp_cmd("SCARD", "keep"))
+        self.assertEqual(dqtest.read_raw(other, replies=2),
+                         b"+PONG\r\n:2\r\n")
+        self.assertEqual(self.r.scard("keep"), 2)
+
+    def test_garbage_closes_only_that_connection(self):
+        other = self.srv.connect()
+        for g in GARBAGE:
+            with self.subTest(garbage=g[:30]):
+                s = self.srv.connect()
+                s.sendall(resp_cmd("PING"))
+                self.assertEqual(dqtest.read_raw(s, replies=1), b"+PONG\r\n")
+                try:
+                    s.sendall(g)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                data = dqtest.read_raw(s, timeout=3, replies=1)
+                self.assertTrue(data.startswith(b"-ERR Protocol error"),
+                                "%r -> %r" % (g[:40], data))
+                self.assertEqual(data.count(b"\r\n"), 1, data)
+                self.assertTrue(dqtest.is_closed(s, 3),
+                                "connection left open after %r" % g[:40])
+                s.close()
+                self.intact(other)
+        other.close()
+        self.assertEqual(self.r.spop("keep"), b"k1")
+
+    def test_valid_prefix_before_garbage_is_served(self):
+        s = self.srv.connect()
+        s.sendall(resp_cmd("SADD", "q", "a", "0") + resp_cmd("PING") +
+                  b"*x\r\n" + resp_cmd("SADD", "q", "b", "0"))
+        data = dqtest.read_raw(s, timeout=3, replies=3)
+        self.assertTrue(data.startswith(b":1\r\n+PONG\r\n-ERR Protocol error"),
+                        data)
+        self.assertTrue(dqtest.is_closed(s))
+        s.close()
+        self.assertEqual(self.r.spop("q", 10), [b"a"])   # b never enqueued
+
+    def test_one_byte_writes(self):
+        s = self.srv.connect()
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        frame = (resp_cmd("SADD", "q", b"body\r\nwith crlf", "0", "b2", "0") +
+                 b"SPOP q 5\r\n" + resp_cmd("PING"))
+        for i in range(len(frame)):
+            s.sendall(frame[i:i + 1])
+            time.sleep(0.001)
+        data = dqtest.read_raw(s, timeout=3, replies=3)
+        self.assertEqual(resp_parse_all(data),
+                         [2, [b"body\r\nwith crlf", b"b2"], "PONG"])
+        s.close()
+
+    def test_half_command_then_disconnect(self):
+        halves = [b"*3\r\n$4\r\nSADD\r\n$1\r\nq",
+                  b"*4\r\n$4\r\nSADD\r\n$1\r\nq\r\n$5\r\nhel",
+                  b"*4\r\n$4\r\nSADD\r\n$1\r\nq\r\n$500\r\n" + b"x" * 100,
+                  b"*4\r\n$4\r\nSADD\r\n$1\r\nq\r\n$1\r\nx\r\n$1\r\n0",
+                  b"SADD q inline 0"]
+        other = self.srv.connect()
+        for h in halves:
+            s = self.srv.connect()
+            s.sendall(h)
+            time.sleep(0.05)
+            s.close()
+        # and one with a reset instead of a FIN
+        s = self.srv.connect()
+        s.sendall(halves[2])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+        time.sleep(0.2)
+        self.intact(other)
+        self.assertEqual(self.r.scard("q"), 0)
+        self.assertEqual(sorted(self.r.keys()), [b"keep"])
+        other.close()
+        info = self.r.info("clients")
+        self.assertLessEqual(info["connected_clients"], 3, info)
+
+    def test_pipeline_10000(self):
+        n = 10000
+        data = b"".join(resp_cmd("SADD", "pq", *sum(
+            [["m%05d-%d" % (i, j), "0"] for j in range(i % 3 + 1)], []))
+            for i in range(n))
+        s = self.srv.connect(timeout=30)
+        got = []
+
+        def reader():
+            got.append(dqtest.read_raw(s, timeout=30, replies=n))
+
+        th = threading.Thread(target=reader)
+        th.start()
+        t0 = time.monotonic()
+        s.sendall(data)          # one write
+        th.join(40)
+        replies = resp_parse_all(got[0])
+        self.assertEqual(len(replies), n)
+        self.assertEqual(replies, [i % 3 + 1 for i in range(n)])
+        print("\n  %d pipelined SADDs (%d bytes) answered in %.2f s"
+              % (n, len(data), time.monotonic() - t0))
+        s.close()
+        total = sum(i % 3 + 1 for i in range(n))
+        self.assertEqual(self.r.scard("pq"), total)
+        out = self.r.spop("pq", total + 10)
+        self.assertEqual(out, [b"m%05d-%d" % (i, j) for i in range(n)
+                               for j in range(i % 3 + 1)])
+
+    def test_pipeline_mixed_inline_and_resp(self):
+        s = self.srv.connect()
+        s.sendall(b"".join(resp_cmd("ECHO", str(i)) if i % 2 else
+                           b"ECHO %d\r\n" % i for i in range(500)))
+        replies = resp_parse_all(dqtest.read_raw(s, timeout=10, replies=500))
+        self.assertEqual(replies, [str(i).encode() for i in range(500)])
+        s.close()
+
+    def test_body_over_max_message_bytes(self):
+        s = self.srv.connect()
+        for n in (1001, 5000, 100000):
+            s.sendall(resp_cmd("SADD", "q", b"x" * n, "0") + resp_cmd("PING"))
+            data = dqtest.read_raw(s, timeout=5, replies=2)
+            self.assertTrue(data.startswith(b"-ERR ") and
+                            data.endswith(b"\r\n+PONG\r\n") and
+                            data.count(b"\r\n") == 2,
+                            "%d bytes: %r" % (n, data))
+        s.sendall(resp_cmd("SADD", "q", b"y" * 1000, "0") +
+                  resp_cmd("SPOP", "q"))
+        data = dqtest.read_raw(s, timeout=5, replies=2)
+        self.assertEqual(resp_parse_all(data), [1, b"y" * 1000])
+        s.close()
+        self.assertEqual(self.r.scard("q"), 0)
+        # redis-py sees a plain error and keeps its connection
+        with self.assertRaises(dqtest.redis.ResponseError):
+            self.r.execute_command("SADD", "q", b"z" * 1001, 0)
+        self.assertTrue(self.r.ping())
+
+
+class BigBodies(dqtest.TestCase):
+    def test_large_max_message_bytes(self):
+        # a body above 1 MiB works when max_message_bytes allows it
+        srv = self.server(max_message_bytes=4 * 1024 * 1024)
+        r = srv.client()
+        body = os.urandom(3 * 1024 * 1024)
+        self.assertEqual(r.execute_command("SADD", "big", body, 0), 1)
+        self.assertEqual(r.spop("big"), body)
+        with self.assertRaises(dqtest.redis.ResponseError):
+            r.execute_command("SADD", "big", b"x" * (4 * 1024 * 1024 + 1), 0)
+        self.assertTrue(r.ping())
+
+    def test_default_max_is_1mib(self):
+        srv = self.server()
+        r = srv.client()
+        self.assertEqual(r.execute_command("SADD", "big", b"a" * 1048576, 0), 1)
+        self.assertEqual(r.spop("big"), b"a" * 1048576)
+        with self.assertRaises(dqtest.redis.ResponseError):
+            r.execute_command("SADD", "big", b"a" * 1048577, 0)
+
+
+class Limits(dqtest.TestCase):
+    def test_maxclients(self):
+        srv = self.server(maxclients=3)
+        time.sleep(0.2)   # let the start-up probe connection go away
+        conns = []
+        for i in range(3):
+            s = srv.connect()
+            s.sendall(resp_cmd("PING"))
+            self.assertEqual(dqtest.read_raw(s, replies=1), b"+PONG\r\n",
+                             "connection %d refused" % (i + 1))
+            conns.append(s)
+        s = srv.connect()
+        s.sendall(resp_cmd("PING"))
+        data = dqtest.read_raw(s, timeout=3, replies=1)
+        self.assertTrue(data.startswith(b"-ERR max number of clients reached"),
+                        data)
+        self.assertTrue(dqtest.is_closed(s))
+        s.close()
+        # the three keep working
+        for c in conns:
+            c.sendall(resp_cmd("PING"))
+            self.assertEqual(dqtest.read_raw(c, replies=1), b"+PONG\r\n")
+        # a slot frees up when one leaves
+        conns.pop().close()
+        time.sleep(0.3)
+        s = srv.connect()
+        s.sendall(resp_cmd("PING"))
+        self.assertEqual(dqtest.read_raw(s, replies=1), b"+PONG\r\n")
+        conns.append(s)
+        for c in conns:
+            c.close()
+
+    def test_idle_timeout(self):
+        srv = self.server(timeout=1)
+        idle = srv.connect(timeout=10)
+        idle.sendall(resp_cmd("PING"))
+        self.assertEqual(dqtest.read_raw(idle, replies=1), b"+PONG\r\n")
+        never = srv.connect(timeout=10)    # connected, never sent anything
+        busy = srv.connect(timeout=10)
+        t0 = time.monotonic()
+        closed_at = {}
+        while time.monotonic() - t0 < 3.5:
+            busy.sendall(resp_cmd("PING"))
+            self.assertEqual(dqtest.read_raw(busy, replies=1), b"+PONG\r\n",
+                             "an active client was disconnected")
+            for name, s in (("idle", idle), ("never", never)):
+                if name not in closed_at and dqtest.is_closed(s, 0.05):
+                    closed_at[name] = time.monotonic() - t0
+            time.sleep(0.2)
+        print("\n  idle clients closed after %r s" % closed_at)
+        for name in ("idle", "never"):
+            self.assertIn(name, closed_at, "%s client not closed in 3.5 s"
+                          % name)
+            self.assertGreaterEqual(closed_at[name], 0.8)
+            self.assertLess(closed_at[name], 3.0)
+        for s in (idle, never, busy):
+            s.close()
+
+
+if __name__ == "__main__":
+    dqtest.main()

@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Connection and server commands (SPEC 4.3): what client handshakes and
+tools such as redis-cli and redis-py rely on."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dqtest  # noqa: E402
+from dqtest import resp_cmd, resp_parse  # noqa: E402
+
+
+def info_dict(text):
+    """INFO text -> {field: value} (values as strings)."""
+    d = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            k, v = line.split(":", 1)
+            d[k] = v
+    return d
+
+
+def sections(text):
+    return [l[2:].strip().lower() for l in text.splitlines()
+            if l.startswith("# ")]
+
+
+class ServerCmds(dqtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        pass
+
+    def setUp(self):
+        self.srv = self.server()
+        self.r = self.srv.client()
+
+    def cmd(self, *args):
+        """One command over a fresh raw connection -> parsed reply."""
+        raw = self.srv.raw(resp_cmd(*args))
+        v, end = resp_parse(raw)
+        self.assertEqual(end, len(raw), "extra bytes after reply: %r" % raw)
+        return v
+
+    def test_ping_echo(self):
+        self.assertEqual(self.srv.raw(resp_cmd("PING")), b"+PONG\r\n")
+        self.assertEqual(self.srv.raw(resp_cmd("PING", "hello")),
+                         b"$5\r\nhello\r\n")
+        self.assertEqual(self.srv.raw(resp_cmd("PING", b"a\x00\r\nb")),
+                         b"$5\r\na\x00\r\nb\r\n")
+        self.assertEqual(self.srv.raw(resp_cmd("ECHO", "hi there")),
+                         b"$8\r\nhi there\r\n")
+        self.assertEqual(self.srv.raw(resp_cmd("ECHO", "")), b"$0\r\n\r\n")
+        self.assertErrRaw(self.srv, "-ERR wrong number of arguments for "
+                          "'echo' command", "ECHO")
+        self.assertErrRaw(self.srv, "-ERR wrong number of arguments for "
+                          "'ping' command", "PING", "a", "b")
+        self.assertTrue(self.r.ping())
+        self.assertEqual(self.r.echo("x"), b"x")
+
+    def test_quit_closes(self):
+        s = self.srv.connect()
+        s.sendall(resp_cmd("QUIT") + resp_cmd("PING"))
+        data = dqtest.read_raw(s, timeout=3, expect=100)
+        self.assertEqual(data, b"+OK\r\n", "QUIT must answer +OK and close "
+                         "(no reply to the PING after it)")
+        self.assertTrue(dqtest.is_closed(s), "connection not closed")
+        s.close()
+        s = self.srv.connect()
+        s.sendall(b"quit\r\n")
+        self.assertEqual(dqtest.read_raw(s, timeout=3, expect=100), b"+OK\r\n")
+        s.close()
+        self.assertTrue(self.r.ping())
+
+    def test_select(self):
+        self.assertEqual(self.srv.raw(resp_cmd("SELECT", "0")), b"+OK\r\n")
+        self.assertErrRaw(self.srv, "-ERR", "SELECT", "1")
+        self.assertErrRaw(self.srv, "-ERR", "SELECT", "abc")
+        self.assertErrRaw(self.srv, "-ERR wrong number of arguments",
+                          "SELECT")
+        # a connection stays usable after the error
+        s = self.srv.connect()
+        s.sendall(resp_cmd("SELECT", "1") + resp_cmd("PING"))
+        data = dqtest.read_raw(s, timeout=3)
+        self.assertTrue(data.startswith(b"-ERR") and data.endswith(
+            b"\r\n+PONG\r\n"), data)
+        s.close()
+        r = self.srv.client(db=0)
+        self.assertTrue(r.ping())
+
+    def test_hello(self):
+        for args in (("HELLO",), ("HELLO", "2")):
+            with self.subTest(args=args):
+                v = self.cmd(*args)
+                self.assertIsInstance(v, list)
+                self.assertEqual(len(v) % 2, 0)
+                m = dict(zip(v[0::2], v[1::2]))
+                for k in (b"server", b"version", b"proto", b"id", b"mode",
+                          b"role", b"modules"):
+                    self.assertIn(k, m)
+                self.assertEqual(m[b"proto"], 2)
+                self.assertEqual(m[b"role"], b"master")
+                self.assertIsInstance(m[b"id"], int)
+        err = self.assertErrRaw(self.srv, "-NOPROTO", "HELLO", "3")
+        print("\n  HELLO 3 -> %r" % err)
+        self.assertErrRaw(self.srv, "-NOPROTO", "HELLO", "4")
+        self.assertErrRaw(self.srv, "-", "HELLO", "abc")
+        # HELLO 2 SETNAME sets the name, as in Redis
+        s = self.srv.connect()
+        s.sendall(resp_cmd("HELLO", "2", "SETNAME", "myname") +
+                  resp_cmd("CLIENT", "GETNAME"))
+        data = dqtest.read_raw(s, timeout=3)
+        replies = dqtest.resp_parse_all(data)
+        self.assertEqual(len(replies), 2, data)
+        self.assertEqual(replies[1], b"myname")
+        s.close()
+
+    def test_client(self):
+        s = self.srv.connect()
+        s.sendall(resp_cmd("CLIENT", "ID") + resp_cmd("CLIENT", "GETNAME") +
+                  resp_cmd("CLIENT", "SETNAME", "worker-7") +
+                  resp_cmd("CLIENT", "GETNAME") +
+                  resp_cmd("CLIENT", "SETINFO", "lib-name", "dqtest") +
+                  resp_cmd("CLIENT", "SETINFO", "lib-ver", "1.2.3") +
+                  resp_cmd("client", "list") +
+                  resp_cmd("CLIENT", "SETNAME", "has space") +
+                  resp_cmd("CLIENT", "NOSUCH") +
+                  resp_cmd("CLIENT", "SETINFO", "bogus-attr", "x") +
+                  resp_cmd("PING"))
+        data = dqtest.read_raw(s, timeout=3)
+        v = dqtest.resp_parse_all(data)
+        self.assertEqual(len(v), 11, data)
+        cid = v[0]
+        self.assertIsInstance(cid, int)
+        self.assertIsNone(v[1])
+        self.assertEqual(v[2], "OK")
+        self.assertEqual(v[3], b"worker-7")
+        self.assertEqual(v[4], "OK")
+        self.assertEqual(v[5], "OK")
+        lst = v[6].decode()
+        mine = [l for l in lst.splitlines() if "id=%d " % cid in l + " "]
+        self.assertEqual(len(mine), 1, lst)
+        self.assertIn("name=worker-7", mine[0])
+        self.assertIn("lib-name=dqtest", mine[0])
+        self.assertIn("lib-ver=1.2.3", mine[0])
+        self.assertIn("addr=127.0.0.1:", mine[0])
+        self.assertIsInstance(v[7], dqtest.RespError)
+        self.assertIsInstance(v[8], dqtest.RespError)
+        self.assertIsInstance(v[9], dqtest.RespError)
+        self.assertEqual(v[10], "PONG")
+        s.close()
+        # ids differ between connections
+        ids = {self.cmd("CLIENT", "ID") for _ in range(5)}
+        self.assertEqual(len(ids), 5)
+        # redis-py's own helpers
+        r = self.srv.client(client_name="pyname")
+        self.assertEqual(r.client_getname(), "pyname")
+        self.assertIsInstance(r.client_id(), int)
+        self.assertTrue(any(c.get("name") == "pyname" for c in r.client_list()))
+
+    def test_command(self):
+        v = self.cmd("COMMAND")
+        self.assertIsInstance(v, list)
+        names = {e[0].lower() for e in v}
+        for n in (b"sadd", b"spop", b"scard", b"del", b"keys", b"ping",
+                  b"info", b"hello", b"auth", b"command", b"scan"):
+            self.assertIn(n, names)
+        n = self.cmd("COMMAND", "COUNT")
+        self.assertEqual(n, len(v))
+        info = self.cmd("COMMAND", "INFO", "sadd")
+        self.assertEqual(len(info), 1)
+        self.assertEqual(info[0][0], b"sadd")
+        self.assertEqual(info[0][1], -4)   # arity: SADD q body delay ...
+        self.assertEqual(info[0][3:6], [1, 1, 1])  # first/last key, step
+        info = self.cmd("COMMAND", "INFO", "SPOP", "nosuchcmd")
+        self.assertEqual(len(info), 2)
+        self.assertEqual(info[0][0], b"spop")
+        self.assertIsNone(info[1])
+        docs = self.cmd("COMMAND", "DOCS", "sadd")
+        self.assertEqual(docs[0], b"sadd")
+        d = dict(zip(docs[1][0::2], docs[1][1::2]))
+        self.assertIn(b"summary", d)
+        alldocs = self.cmd("COMMAND", "DOCS")
+        self.assertEqual(len(alldocs), 2 * len(v))
+        # redis-cli fetches COMMAND DOCS for hints; redis-py's helper
+        self.assertEqual(self.r.command_count(), len(v))
+
+    def test_config(self):
+        v = self.cmd("CONFIG", "GET", "port")
+        self.assertEqual(v, [b"port", str(self.srv.port).encode()])
+        v = self.cmd("config", "get", "PORT")
+        self.assertEqual(v, [b"port", str(self.srv.port).encode()])
+        v = self.cmd("CONFIG", "GET", "nosuchparam")
+        self.assertEqual(v, [])
+        v = self.cmd("CONFIG", "GET", "*")
+        m = dict(zip(v[0::2], v[1::2]))
+        self.assertEqual(len(v) % 2, 0)
+        self.assertIn(b"databases", m)
+        self.assertEqual(m[b"databases"], b"1")
+        for k in ("maxclients", "timeout", "bind", "databases"):
+            v = self.cmd("CONFIG", "GET", k)
+            self.assertEqual(len(v), 2, (k, v))
+            self.assertEqual(v[0], k.encode())
+        self.assertErrRaw(self.srv, "-ERR", "CONFIG", "SET", "port", "1")
+        self.assertErrRaw(self.srv, "-ERR", "CONFIG", "NOSUCH")
+        self.assertEqual(self.r.config_get("port"),
+                         {"port": str(self.srv.port)})
+
+    def test_config_get_several_parameters(self):
+        """Redis 7: CONFIG GET takes several parameters at once."""
+        v = self.cmd("CONFIG", "GET", "maxclients", "timeout")
+        m = dict(zip(v[0::2], v[1::2]))
+        self.assertEqual(set(m), {b"maxclients", b"timeout"}, v)
+
+    def test_config_get_star_lists_everything(self):
+        """A Redis user expects CONFIG GET * to list every parameter
+        (dqd.conf(5)/dqd(8) say it gives bind but not port)."""
+        v = self.cmd("CONFIG", "GET", "*")
+        m = dict(zip(v[0::2], v[1::2]))
+        for k in (b"port", b"bind", b"maxclients", b"timeout", b"databases",
+                  b"save", b"appendonly"):
+            self.assertIn(k, m, "CONFIG GET * lacks %r: %r" % (k, v))
+        self.assertEqual(m[b"port"], str(self.srv.port).encode())
+        v = self.cmd("CONFIG", "GET", "*port*")
+        self.assertIn(b"port", v[0::2])
+
+    def test_info(self):
+        r = self.r
+        r.execute_command("SADD", "q1", "a", 0, "b", 100000)
+        r.execute_command("SADD", "q2", "a", 0)
+        full = self.cmd("INFO").decode()
+        self.assertIn("\r\n", full)   # Redis' line ends
+        secs = sections(full)
+        for s in ("server", "clients", "memory", "persistence", "stats",
+                  "replication", "keyspace"):
+            self.assertIn(s, secs, "INFO lacks section %s" % s)
+        expected = {
+            "server": ["redis_version", "tcp_port", "uptime_in_seconds",
+                       "process_id"],
+            "clients": ["connected_clients", "maxclients", "blocked_clients"],
+            "memory": ["used_memory"],
+            "persistence": ["loading"],
+            "stats": ["total_connections_received", "total_commands_processed"],
+            "replication": ["role"],
+        }
+        for sec, fields in expected.items():
+            with self.subTest(section=sec):
+                text = self.cmd("INFO", sec).decode()
+                self.assertEqual(sections(text), [sec], text)
+                d = info_dict(text)
+                for f in fields:
+                    self.assertIn(f, d, "INFO %s lacks %s" % (sec, f))
+                if sec == "persistence":
+                    self.assertEqual(d["loading"], "0")
+                if sec == "replication":
+                    self.assertEqual(d["role"], "master")
+                if sec == "server":
+                    self.assertEqual(d["tcp_port"], str(self.srv.port))
+                if sec == "clients":
+                    self.assertGreaterEqual(int(d["connected_clients"]), 1)
+        text = self.cmd("INFO", "KEYSPACE").decode()
+        self.assertEqual(sections(text), ["keyspace"])
+        d = info_dict(text)
+        self.assertIn("db0", d, "keyspace lacks db0 with 2 queues: %r" % text)
+        self.assertTrue(d["db0"].startswith("keys=2"), d["db0"])
+        # redis-py's parser copes with the whole thing
+        pi = r.info()
+        self.assertEqual(pi["loading"], 0)
+        self.assertEqual(pi["role"], "master")
+        self.assertEqual(pi["db0"]["keys"], 2)
+        self.assertIn("redis_version", r.info("server"))
+        # several sections at once / all / everything / default
+        for args in (("all",), ("everything",), ("default",)):
+            text = self.cmd("INFO", *args).decode()
+            self.assertIn("server", sections(text), args)
+        text = self.cmd("INFO", "server", "clients").decode()
+        self.assertEqual(sections(text), ["server", "clients"])
+
+    def test_unknown_command(self):
+        raw = self.srv.raw(resp_cmd("NOSUCH", "a", "b"))
+        self.assertEqual(raw, b"-ERR unknown command 'NOSUCH', with args "
+                              b"beginning with: 'a' 'b' \r\n")
+        raw = self.srv.raw(resp_cmd("GET", "x"))
+        self.assertEqual(raw, b"-ERR unknown command 'GET', with args "
+                              b"beginning with: 'x' \r\n")
+        raw = self.srv.raw(resp_cmd("FLUSHALL"))
+        self.assertEqual(raw, b"-ERR unknown command 'FLUSHALL', with args "
+                              b"beginning with: \r\n")
+        # the connection stays open after the error
+        s = self.srv.connect()
+        s.sendall(resp_cmd("NOSUCH") + resp_cmd("PING"))
+        data = dqtest.read_raw(s, timeout=3)
+        self.assertTrue(data.startswith(b"-ERR unknown command") and
+                        data.endswith(b"+PONG\r\n"), data)
+        s.close()
+
+    def test_wrong_arity(self):
+        cases = [("SADD", "q"), ("SPOP",), ("SCARD",), ("SCARD", "a", "b"),
+                 ("DEL",), ("KEYS", "a", "b"), ("EXISTS",), ("TYPE",),
+                 ("ECHO",), ("SELECT",), ("DBSIZE", "x"), ("SCAN",)]
+        for args in cases:
+            with self.subTest(args=args):
+                self.assertErrRaw(
+                    self.srv, "-ERR wrong number of arguments for '%s' command"
+                    % args[0].lower(), *args)
+
+    def test_case_insensitive(self):
+        s = self.srv.connect()
+        cmds = [("sAdD", "Q", "body", "0"), ("SCARD", "Q"), ("scard", "q"),
+                ("spop", "Q"), ("Ping",), ("ECHO", "x"), ("info", "SERVER"),
+                ("KeYs", "*"), ("dbsize",)]
+        s.sendall(b"".join(resp_cmd(*c) for c in cmds))
+        v = dqtest.resp_parse_all(dqtest.read_raw(s, timeout=3))
+        self.assertEqual(v[:6], [1, 1, 0, b"body", "PONG", b"x"])
+        self.assertTrue(v[6].startswith(b"# Server"))
+        self.assertEqual(v[7:], [[], 0])
+        s.close()
+
+    def test_inline(self):
+        srv = self.srv
+        self.assertEqual(srv.raw(b"PING\r\n"), b"+PONG\r\n")
+        self.assertEqual(srv.raw(b"ping\n"), b"+PONG\r\n")
+        self.assertEqual(srv.raw(b"  PING   \r\n"), b"+PONG\r\n")
+        s = srv.connect()
+        s.sendall(b"SADD q hello 0\r\n")
+        self.assertEqual(dqtest.read_raw(s, timeout=3), b":1\r\n")
+        s.sendall(b'SADD q "hello world" 0 \'single q\' 0 "esc\\x41\\n\\"" 0\r\n')
+        self.assertEqual(dqtest.read_raw(s, timeout=3), b":3\r\n")
+        s.sendall(b"SPOP q 10\r\n")
+        v = resp_parse(dqtest.read_raw(s, timeout=3))[0]
+        self.assertEqual(v, [b"hello", b"hello world", b"single q",
+                             b'escA\n"'])
+        s.sendall(b'ECHO ""\r\n')
+        self.assertEqual(dqtest.read_raw(s, timeout=3), b"$0\r\n\r\n")
+        # blank lines are ignored; inline and RESP mix on one connection
+        s.sendall(b"\r\n\r\nPING\r\n" + resp_cmd("ECHO", "resp") +
+                  b"ECHO inline\r\n")
+        self.assertEqual(dqtest.read_raw(s, timeout=3),
+                         b"+PONG\r\n$4\r\nresp\r\n$6\r\ninline\r\n")
+        # a command split over several writes
+        s.sendall(b"EC")
+        time.sleep(0.05)
+        s.sendall(b"HO spl")
+        time.sleep(0.05)
+        s.sendall(b"it\r\n")
+        self.assertEqual(dqtest.read_raw(s, timeout=3), b"$5\r\nsplit\r\n")
+        s.close()
+
+    def test_redis_cli(self):
+        srv = self.srv
+        out = srv.cli("info", "server")
+        self.assertIn("# Server", out)
+        self.assertIn("tcp_port:%d" % srv.port, out)
+        out = srv.cli("ping")
+        self.assertEqual(out, "PONG\n")
+        self.assertEqual(srv.cli("sadd", "q", "a", "0", "b", "0", "c",
+                                 "100000").strip(), "3")
+        out = srv.cli("--no-raw", "spop", "q", "3")
+        self.assertEqual(out, '1) "a"\n2) "b"\n')
+        out = srv.cli("--no-raw", "spop", "q", "3")
+        self.assertEqual(out, "(empty array)\n")
+        out = srv.cli("--no-raw", "spop", "q")
+        self.assertEqual(out, "(nil)\n")
+        out = srv.cli("--no-raw", "scard", "q")
+        self.assertEqual(out, "(integer) 1\n")
+        out = srv.cli("--no-raw", "get", "x")
+        self.assertTrue(out.startswith("(error) ERR unknown command"), out)
+        # interactive-style session on stdin (redis-cli reads commands)
+        out = srv.cli("--no-raw", input=b"sadd q2 hello 0\nspop q2 5\n"
+                      b"dbsize\nkeys *\n")
+        self.assertEqual(out, '(integer) 1\n1) "hello"\n(integer) 1\n'
+                              '1) "q"\n')
+        # redis-cli's own handshake and helpers
+        out = srv.cli("--no-raw", "command", "count")
+        self.assertTrue(out.startswith("(integer) "), out)
+        out = srv.cli("--scan")
+        self.assertEqual(out.split(), ["q"])
+        out = srv.cli("-r", "3", "ping")
+        self.assertEqual(out.split(), ["PONG"] * 3)
+
+    def test_dbsize(self):
+        r = self.r
+        self.assertEqual(r.dbsize(), 0)
+        for i in range(5):
+            r.execute_command("SADD", "q%d" % i, "m", 0 if i < 2 else 100000)
+        self.assertEqual(r.dbsize(), 5)
+        r.spop("q0")
+        r.delete("q1")
+        self.assertEqual(r.dbsize(), 3)
+
+
+if __name__ == "__main__":
+    dqtest.main()
