@@ -24,6 +24,8 @@
 #define CLIENT_PENDING		0x08	/* on the pending list */
 #define CLIENT_THROTTLED	0x10	/* output backlog: input paused */
 #define CLIENT_MORE		0x20	/* stopped with complete commands left */
+#define CLIENT_ARMED		0x40	/* in a blocking command, watching */
+#define CLIENT_BLOCKED		0x80	/* asleep until woken or timed out */
 
 struct client {
 	uint64_t		 id;
@@ -43,6 +45,14 @@ struct client {
 	struct buf		 out;
 	size_t			 sent;
 	size_t			 committed;
+
+	/*
+	 * A blocking command (BSPOP, QRESERVE BLOCK) stays in `in` and runs
+	 * again when woken; these say when to give up and what wakes it.
+	 */
+	uint64_t		 block_deadline;	/* mono ms; 0: none */
+	uint64_t		 block_due;	/* Unix ms a message is due */
+	uint64_t		 block_bits;	/* wake.h bits of its queues */
 
 	/* Where this client stood when the current batch began. */
 	size_t			 batch_qpos;

@@ -13,10 +13,13 @@
 #include "util.h"
 #include "worker.h"
 
+#define MAX_QUEUE_NAME	4096
+
 #define W	CMD_WRITE
 #define R	CMD_READONLY
 #define NA	CMD_NOAUTH
 #define F	CMD_FAST
+#define B	CMD_BLOCKING
 
 /*
  * name, arity, flags, handler, first key, last key, key step, group,
@@ -30,6 +33,30 @@ const struct cmd cmd_table[] = {
 	  "Take the earliest due message(s) of a queue" },
 	{ "scard", 2, R | F, cmd_scard, 1, 1, 1, "queue", "0.1.0",
 	  "Number of messages in a queue" },
+	{ "qadd", -4, W | F, cmd_qadd, 1, 1, 1, "queue", "0.1.0",
+	  "Enqueue messages and return their server-assigned ids" },
+	{ "qput", 5, W | F, cmd_qput, 1, 1, 1, "queue", "0.1.0",
+	  "Create or replace the message with the producer's id" },
+	{ "qputat", 5, W | F, cmd_qputat, 1, 1, 1, "queue", "0.1.0",
+	  "QPUT with an absolute due time in Unix milliseconds" },
+	{ "qreserve", -4, W | F | B, cmd_qreserve, 1, 1, 1, "queue", "0.1.0",
+	  "Lease due messages: [id, body, deliveries] each" },
+	{ "qack", -3, W | F, cmd_qack, 1, 1, 1, "queue", "0.1.0",
+	  "Acknowledge (delete) reserved messages" },
+	{ "qnack", 4, W | F, cmd_qnack, 1, 1, 1, "queue", "0.1.0",
+	  "Give a reserved message back, due after a delay" },
+	{ "qextend", 4, W | F, cmd_qextend, 1, 1, 1, "queue", "0.1.0",
+	  "Make a lease end lease_ms from now" },
+	{ "qreschedule", 4, W | F, cmd_qreschedule, 1, 1, 1, "queue", "0.1.0",
+	  "Make any message due after a delay" },
+	{ "qcancel", -3, W | F, cmd_qcancel, 1, 1, 1, "queue", "0.1.0",
+	  "Remove messages by id, in any state" },
+	{ "qpeek", 3, R, cmd_qpeek, 1, 1, 1, "queue", "0.1.0",
+	  "The earliest messages: [id, body, due_unix_ms, deliveries]" },
+	{ "qstat", 2, R, cmd_qstat, 1, 1, 1, "queue", "0.1.0",
+	  "Counters of a queue, as field/value pairs" },
+	{ "bspop", -3, W | B, cmd_bspop, 1, -2, 1, "queue", "0.1.0",
+	  "Take a due message of the first queue that has one, or wait" },
 	{ "del", -2, W, cmd_del, 1, -1, 1, "queue", "0.1.0",
 	  "Delete queues with all their messages" },
 	{ "keys", -1, R, cmd_keys, 0, 0, 0, "queue", "0.1.0",
@@ -167,4 +194,38 @@ void
 reply_syntax_error(struct client *c)
 {
 	reply_error(c, "ERR syntax error");
+}
+
+int
+arg_queue(struct cmdctx *x, size_t i)
+{
+	if (x->argvlen[i] <= MAX_QUEUE_NAME)
+		return 0;
+	reply_error(x->c, "ERR queue name is %zu bytes, longer than the "
+	    "limit of %d", x->argvlen[i], MAX_QUEUE_NAME);
+	return -1;
+}
+
+int
+arg_delay(struct cmdctx *x, size_t i, long long *delay)
+{
+	if (parse_ll(x->argv[i], x->argvlen[i], delay) == 0 &&
+	    *delay >= 0 && *delay <= MAX_DELAY_MS)
+		return 0;
+	reply_error(x->c, "ERR invalid delay_ms '%.*s': must be an integer "
+	    "from 0 to %lld", (int)(x->argvlen[i] > 32 ? 32 : x->argvlen[i]),
+	    x->argv[i], MAX_DELAY_MS);
+	return -1;
+}
+
+int
+arg_body(struct cmdctx *x, size_t i)
+{
+	long long	max = server.cfg->max_message_bytes;
+
+	if ((long long)x->argvlen[i] <= max)
+		return 0;
+	reply_error(x->c, "ERR message body is %zu bytes, more than "
+	    "max_message_bytes (%lld)", x->argvlen[i], max);
+	return -1;
 }

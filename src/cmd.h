@@ -22,6 +22,10 @@ struct client;
 #define CMD_NOAUTH	0x04	/* allowed before AUTH */
 #define CMD_FAST	0x08	/* O(1) or O(log n) */
 #define CMD_ADMIN	0x10
+#define CMD_BLOCKING	0x20	/* may wait for messages */
+
+/* Returned by a blocking handler that found nothing yet: see worker.c. */
+#define CMD_BLOCKED	5
 
 struct cmdctx {
 	struct client	 *c;
@@ -51,6 +55,18 @@ int	cmd_execute(struct client *, size_t argc, const char **argv,
 
 /* Handlers, in cmd_queue.c and cmd_server.c. */
 int	cmd_sadd(struct cmdctx *);
+int	cmd_qadd(struct cmdctx *);
+int	cmd_qput(struct cmdctx *);
+int	cmd_qputat(struct cmdctx *);
+int	cmd_qreserve(struct cmdctx *);
+int	cmd_qack(struct cmdctx *);
+int	cmd_qnack(struct cmdctx *);
+int	cmd_qextend(struct cmdctx *);
+int	cmd_qreschedule(struct cmdctx *);
+int	cmd_qcancel(struct cmdctx *);
+int	cmd_qpeek(struct cmdctx *);
+int	cmd_qstat(struct cmdctx *);
+int	cmd_bspop(struct cmdctx *);
 int	cmd_spop(struct cmdctx *);
 int	cmd_scard(struct cmdctx *);
 int	cmd_del(struct cmdctx *);
@@ -73,6 +89,12 @@ int	cmd_info(struct cmdctx *);
 /* Shared argument checks; each replies with the error itself. */
 int	arg_ll(struct cmdctx *, size_t i, long long *);
 int	arg_eq(const struct cmdctx *, size_t i, const char *);
+/* A queue name, a body, a delay (0 to MAX_DELAY_MS): -1 after the error. */
+int	arg_queue(struct cmdctx *, size_t i);
+int	arg_body(struct cmdctx *, size_t i);
+int	arg_delay(struct cmdctx *, size_t i, long long *);
+
+#define MAX_DELAY_MS	3153600000000LL	/* 100 years */
 void	reply_syntax_error(struct client *);
 
 #endif

@@ -12,81 +12,78 @@
 #include "stats.h"
 #include "store.h"
 #include "util.h"
+#include "wake.h"
 #include "worker.h"
 
-#define MAX_DELAY_MS	3153600000000LL	/* 100 years */
-#define MAX_QUEUE_NAME	4096
 #define REPLY_CAP	(64 * 1024 * 1024) /* one reply's messages, at most */
 
 /* Replies whose element count is known only at the end are built here. */
 static struct buf	scratch;
 
-static int
-check_queue_name(struct cmdctx *x, size_t i)
+static void
+reply_scratch_array(struct client *c, size_t n)
 {
-	if (x->argvlen[i] <= MAX_QUEUE_NAME)
-		return 0;
-	reply_error(x->c, "ERR queue name is %zu bytes, longer than the "
-	    "limit of %d", x->argvlen[i], MAX_QUEUE_NAME);
-	return -1;
+	reply_array(c, n);
+	if (buf_append(&c->out, scratch.data, scratch.len) == -1)
+		c->flags |= CLIENT_CLOSE_ASAP;
+	scratch.len = 0;
 }
 
+/*
+ * SADD and QADD: queue body delay_ms [body delay_ms ...], all pairs or
+ * none.  SADD answers the count, QADD the new ids.
+ */
 static int
-parse_delay(struct cmdctx *x, size_t i, long long *delay)
+enqueue(struct cmdctx *x, int with_ids)
 {
-	if (parse_ll(x->argv[i], x->argvlen[i], delay) == 0 &&
-	    *delay >= 0 && *delay <= MAX_DELAY_MS)
-		return 0;
-	reply_error(x->c, "ERR invalid delay_ms '%.*s': must be an integer "
-	    "from 0 to %lld", (int)(x->argvlen[i] > 32 ? 32 : x->argvlen[i]),
-	    x->argv[i], MAX_DELAY_MS);
-	return -1;
-}
-
-static int
-check_body(struct cmdctx *x, size_t i)
-{
-	long long	max = server.cfg->max_message_bytes;
-
-	if ((long long)x->argvlen[i] <= max)
-		return 0;
-	reply_error(x->c, "ERR message body is %zu bytes, more than "
-	    "max_message_bytes (%lld)", x->argvlen[i], max);
-	return -1;
-}
-
-/* SADD queue body delay_ms [body delay_ms ...]: all pairs or none. */
-int
-cmd_sadd(struct cmdctx *x)
-{
+	char		id[STORE_ID_MAX];
 	long long	delay;
 	uint32_t	qid;
-	size_t		i;
+	size_t		i, idlen = 0;
 	int		r;
 
 	if ((x->argc - 2) % 2 != 0) {
-		reply_error(x->c, "ERR wrong number of arguments for 'sadd' "
-		    "command");
+		reply_error(x->c, "ERR wrong number of arguments for '%s' "
+		    "command", with_ids ? "qadd" : "sadd");
 		return STORE_OK;
 	}
-	if (check_queue_name(x, 1) == -1)
+	if (arg_queue(x, 1) == -1)
 		return STORE_OK;
 	/* Every argument is checked before anything is written. */
 	for (i = 2; i < x->argc; i += 2)
-		if (check_body(x, i) == -1 || parse_delay(x, i + 1, &delay))
+		if (arg_body(x, i) == -1 || arg_delay(x, i + 1, &delay))
 			return STORE_OK;
 	if ((r = store_queue_create(server.store, x->argv[1], x->argvlen[1],
 	    &qid)) != STORE_OK)
 		return r;
+	scratch.len = 0;
 	for (i = 2; i < x->argc; i += 2) {
-		parse_delay(x, i + 1, &delay);
+		arg_delay(x, i + 1, &delay);
 		if ((r = store_msg_add(server.store, qid, x->now + delay,
-		    x->argv[i], x->argvlen[i], NULL)) != STORE_OK)
+		    x->argv[i], x->argvlen[i], id, &idlen)) != STORE_OK)
 			return r;
+		if (with_ids && resp_add_bulk(&scratch, id, idlen) == -1)
+			return STORE_ERR;
 	}
+	wake_note(wake_bit(x->argv[1], x->argvlen[1]));
 	STAT_ADD(enqueued, (x->argc - 2) / 2);
-	reply_int(x->c, (long long)(x->argc - 2) / 2);
+	if (with_ids)
+		reply_scratch_array(x->c, (x->argc - 2) / 2);
+	else
+		reply_int(x->c, (long long)(x->argc - 2) / 2);
 	return STORE_OK;
+}
+
+int
+cmd_sadd(struct cmdctx *x)
+{
+	return enqueue(x, 0);
+}
+
+int
+cmd_qadd(struct cmdctx *x)
+{
+	return enqueue(x, 1);
 }
 
 static int
@@ -104,9 +101,10 @@ collect_body(void *arg, const struct store_msg *m)
 int
 cmd_spop(struct cmdctx *x)
 {
+	struct store_take t;
 	long long	count = 1;
 	uint32_t	qid;
-	size_t		n = 0, popped = 0;
+	size_t		n = 0;
 	int		r;
 
 	if (x->argc > 3) {
@@ -123,13 +121,18 @@ cmd_spop(struct cmdctx *x)
 		}
 	}
 	scratch.len = 0;
+	memset(&t, 0, sizeof(t));
+	t.now = x->now;
+	t.max = (size_t)count;
+	t.max_deliveries = (uint32_t)server.cfg->max_deliveries;
+	t.fn = collect_body;
+	t.arg = &n;
 	r = store_queue_find(server.store, x->argv[1], x->argvlen[1], &qid);
 	if (r == STORE_OK)
-		r = store_msg_pop(server.store, qid, x->now, (size_t)count,
-		    collect_body, &n, &popped);
+		r = store_msg_take(server.store, qid, &t);
 	if (r != STORE_OK && r != STORE_NOTFOUND)
 		return r;
-	if (n != popped) {
+	if (n != t.n) {
 		/* collect_body ran out of memory after the delete. */
 		return STORE_ERR;
 	}
@@ -258,14 +261,6 @@ walk_one(void *arg, const void *name, size_t len, uint32_t qid)
 	return 0;
 }
 
-static void
-reply_scratch_array(struct client *c, size_t n)
-{
-	reply_array(c, n);
-	if (buf_append(&c->out, scratch.data, scratch.len) == -1)
-		c->flags |= CLIENT_CLOSE_ASAP;
-	scratch.len = 0;
-}
 
 /* KEYS [pattern]: no pattern means "*", as the seed's clients send. */
 int

@@ -324,7 +324,7 @@ reply_flags(struct client *c, int flags)
 	static const struct { int flag; const char *name; } names[] = {
 		{ CMD_WRITE, "write" }, { CMD_READONLY, "readonly" },
 		{ CMD_NOAUTH, "no_auth" }, { CMD_FAST, "fast" },
-		{ CMD_ADMIN, "admin" },
+		{ CMD_ADMIN, "admin" }, { CMD_BLOCKING, "blocking" },
 	};
 	size_t	i, n = 0;
 

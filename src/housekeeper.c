@@ -58,7 +58,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	struct store	*s;
 	char		 err[512];
 	uint64_t	 now, next_flush = 0, next_ckpt;
-	int		 more = 0, r;
+	int		 more = 0, more2, r;
 
 	log_setproc("housekeeper");
 	signals_setup();
@@ -84,6 +84,10 @@ housekeeper_main(const struct config *cfg, int slot)
 			    1000;
 		}
 		check(r = store_purge_step(s, PURGE_CHUNK, &more), "purge");
+		/* Leases that ran out: due again, or dead letters. */
+		check(r = store_expire_leases(s, now_ms(), PURGE_CHUNK,
+		    (uint32_t)cfg->max_deliveries, NULL, &more2), "leases");
+		more |= more2;
 		if (reopen_log) {
 			reopen_log = 0;
 			log_reopen();

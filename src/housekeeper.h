@@ -7,7 +7,9 @@
  * background writer run beside the postmaster: the periodic log flush
  * (durability "write" and "none"), checkpoints followed by removal of the
  * log files recovery no longer needs, and the purge of deleted queues in
- * small transactions.  It makes a last checkpoint when it stops.
+ * small transactions, and the end of leases that ran out (QRESERVE): the
+ * message is due again, or goes to the dead queue after max_deliveries.
+ * It makes a last checkpoint when it stops.
  */
 #ifndef DQ_HOUSEKEEPER_H
 #define DQ_HOUSEKEEPER_H

@@ -23,6 +23,8 @@ struct stats_slot {
 	pid_t		pid;		/* 0: slot unused */
 	int		is_worker;	/* accepts clients */
 	uint64_t	started_ms;
+	uint64_t	wake_watch;	/* wake.c: queues our clients wait on */
+	uint64_t	wake_pending;	/* wake.c: queues that got messages */
 	uint64_t	connections;	/* accepted */
 	uint64_t	rejected;	/* maxclients */
 	uint64_t	clients;	/* connected now */

@@ -19,35 +19,7 @@
 #include "log.h"
 #include "store.h"
 
-#define PENDING_MAX	64	/* queues whose count changes wait for commit */
-#define SEQ_SLOT_BITS	10	/* low bits of a sequence: the process */
-
-struct count_delta {
-	uint32_t	qid;
-	int64_t		delta;
-};
-
-struct store {
-	DB_ENV		*env;
-	DB		*queues, *qnames, *msgs, *ids, *purge, *seqdb;
-	DB		*counts[STORE_SLOTS];
-	DB_SEQUENCE	*seq_qid;
-	uint64_t	 last_seq;	/* the last message sequence taken */
-	DB_TXN		*txn;
-	int		 slot;		/* counter sub-database */
-	unsigned	 slot_bits;	/* process number in sequences */
-	uint32_t	 commit_flags;
-	/*
-	 * Count changes are added up in memory during a transaction and
-	 * written once per queue at commit: one counter update per batch,
-	 * not one per message.
-	 */
-	struct count_delta pending[PENDING_MAX];
-	size_t		 npending;
-	unsigned char	*vbuf;		/* value being built */
-	size_t		 vcap;
-	char		 err[256];
-};
+#include "store_int.h"
 
 static void
 bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
@@ -179,7 +151,7 @@ static void
 handles_close(struct store *s)
 {
 	DB	**dbs[] = { &s->queues, &s->qnames, &s->msgs, &s->ids,
-		    &s->purge };
+		    &s->leases, &s->purge };
 	size_t	  i;
 
 	if (s->seq_qid != NULL)
@@ -206,6 +178,7 @@ handles_open(struct store *s, char *err, size_t errlen)
 	    db_open(s->env, &s->qnames, "qnames.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->msgs, "msgs.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->ids, "ids.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->leases, "leases.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->purge, "purge.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->seqdb, "seq.db", NULL, 0, err, errlen))
 		return -1;
@@ -306,6 +279,7 @@ store_close(struct store *s)
 	store_abort(s);
 	handles_close(s);
 	dq_free(s->vbuf);
+	dq_free(s->rbuf);
 	dq_free(s);
 }
 
@@ -316,8 +290,8 @@ store_errstr(const struct store *s)
 }
 
 /* Maps a Berkeley DB return value to a STORE_ code. */
-static int
-rc(struct store *s, int ret, const char *what)
+int
+st_rc(struct store *s, int ret, const char *what)
 {
 	switch (ret) {
 	case 0:
@@ -343,13 +317,14 @@ rc(struct store *s, int ret, const char *what)
 	}
 }
 
-static int
-txn(struct store *s)
+int
+st_txn(struct store *s)
 {
 	if (s->txn != NULL)
 		return STORE_OK;
 	s->npending = 0;
-	return rc(s, s->env->txn_begin(s->env, NULL, &s->txn, 0), "txn_begin");
+	return st_rc(s, s->env->txn_begin(s->env, NULL, &s->txn, 0),
+	    "txn_begin");
 }
 
 int
@@ -358,33 +333,29 @@ store_in_txn(const struct store *s)
 	return s->txn != NULL;
 }
 
-static void
-dbt_set(DBT *d, const void *data, size_t len)
-{
-	memset(d, 0, sizeof(*d));
-	d->data = (void *)data;
-	d->size = (uint32_t)len;
-}
-
+/* Reads one slot's counters of a queue; a missing record is all zeros. */
 static int
-get_i64(struct store *s, DB *db, uint32_t qid, uint32_t flags, int64_t *v)
+get_counts(struct store *s, DB *db, uint32_t qid, uint32_t flags,
+    int64_t v[STORE_NCOUNTERS])
 {
-	unsigned char	 kb[QID_LEN], vb[8];
+	unsigned char	 kb[QID_LEN], vb[8 * STORE_NCOUNTERS];
 	DBT		 key, val;
+	size_t		 i;
 	int		 r;
 
+	memset(v, 0, sizeof(int64_t) * STORE_NCOUNTERS);
 	be32_put(kb, qid);
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, vb, sizeof(vb));
 	val.ulen = sizeof(vb);
 	val.flags = DB_DBT_USERMEM;
-	r = rc(s, db->get(db, s->txn, &key, &val, flags), "counts get");
-	if (r == STORE_NOTFOUND) {
-		*v = 0;
+	r = st_rc(s, db->get(db, s->txn, &key, &val, flags), "counts get");
+	if (r == STORE_NOTFOUND)
 		return STORE_OK;
-	}
-	if (r == STORE_OK)
-		*v = val.size == 8 ? (int64_t)be64_get(vb) : 0;
+	/* Shorter records come from older versions: the rest is zero. */
+	for (i = 0; r == STORE_OK && i < STORE_NCOUNTERS &&
+	    (i + 1) * 8 <= val.size; i++)
+		v[i] = (int64_t)be64_get(vb + 8 * i);
 	return r;
 }
 
@@ -393,23 +364,26 @@ static int
 counts_flush(struct store *s)
 {
 	DB		*db = s->counts[s->slot];
-	unsigned char	 kb[QID_LEN], vb[8];
+	unsigned char	 kb[QID_LEN], vb[8 * STORE_NCOUNTERS];
 	DBT		 key, val;
-	int64_t		 v;
-	size_t		 i;
-	int		 r;
+	int64_t		 v[STORE_NCOUNTERS];
+	size_t		 i, j;
+	int		 r, changed;
 
 	for (i = 0; i < s->npending; i++) {
-		if (s->pending[i].delta == 0)
+		for (changed = 0, j = 0; j < STORE_NCOUNTERS; j++)
+			changed |= s->pending[i].d[j] != 0;
+		if (!changed)
 			continue;
-		if ((r = get_i64(s, db, s->pending[i].qid, DB_RMW, &v)) != 0)
+		if ((r = get_counts(s, db, s->pending[i].qid, DB_RMW, v)) != 0)
 			return r;
-		v += s->pending[i].delta;
+		for (j = 0; j < STORE_NCOUNTERS; j++)
+			be64_put(vb + 8 * j, (uint64_t)(v[j] +
+			    s->pending[i].d[j]));
 		be32_put(kb, s->pending[i].qid);
-		be64_put(vb, (uint64_t)v);
 		dbt_set(&key, kb, sizeof(kb));
 		dbt_set(&val, vb, sizeof(vb));
-		if ((r = rc(s, db->put(db, s->txn, &key, &val, 0),
+		if ((r = st_rc(s, db->put(db, s->txn, &key, &val, 0),
 		    "counts put")) != 0)
 			return r;
 	}
@@ -417,22 +391,31 @@ counts_flush(struct store *s)
 	return STORE_OK;
 }
 
-static int
-count_add(struct store *s, uint32_t qid, int64_t delta)
+static struct count_delta *
+pending_of(struct store *s, uint32_t qid)
 {
 	size_t	i;
-	int	r;
 
 	for (i = 0; i < s->npending; i++)
-		if (s->pending[i].qid == qid) {
-			s->pending[i].delta += delta;
-			return STORE_OK;
-		}
-	if (s->npending == PENDING_MAX && (r = counts_flush(s)) != 0)
-		return r;
-	s->pending[s->npending].qid = qid;
-	s->pending[s->npending].delta = delta;
-	s->npending++;
+		if (s->pending[i].qid == qid)
+			return &s->pending[i];
+	return NULL;
+}
+
+int
+st_count_add(struct store *s, uint32_t qid, int counter, int64_t delta)
+{
+	struct count_delta	*p;
+	int			 r;
+
+	if ((p = pending_of(s, qid)) == NULL) {
+		if (s->npending == PENDING_MAX && (r = counts_flush(s)) != 0)
+			return r;
+		p = &s->pending[s->npending++];
+		memset(p, 0, sizeof(*p));
+		p->qid = qid;
+	}
+	p->d[counter] += delta;
 	return STORE_OK;
 }
 
@@ -447,7 +430,7 @@ store_commit(struct store *s)
 	if ((r = counts_flush(s)) != 0)
 		return r;	/* the caller aborts */
 	s->txn = NULL;
-	return rc(s, t->commit(t, s->commit_flags), "commit");
+	return st_rc(s, t->commit(t, s->commit_flags), "commit");
 }
 
 void
@@ -472,13 +455,13 @@ queue_get(struct store *s, const void *name, size_t len, uint32_t *qid,
 	DBT		key, val;
 	int		r;
 
-	if ((r = txn(s)) != 0)
+	if ((r = st_txn(s)) != 0)
 		return r;
 	dbt_set(&key, name, len);
 	dbt_set(&val, vb, sizeof(vb));
 	val.ulen = sizeof(vb);
 	val.flags = DB_DBT_USERMEM;
-	r = rc(s, s->queues->get(s->queues, s->txn, &key, &val, flags),
+	r = st_rc(s, s->queues->get(s->queues, s->txn, &key, &val, flags),
 	    "queues get");
 	if (r == STORE_OK)
 		*qid = be32_get(vb);
@@ -504,7 +487,7 @@ store_queue_create(struct store *s, const void *name, size_t len,
 	/* DB_RMW: two creators must not both hold a read lock and wait. */
 	if ((r = queue_get(s, name, len, qid, DB_RMW)) != STORE_NOTFOUND)
 		return r;
-	if ((r = rc(s, s->seq_qid->get(s->seq_qid, NULL, 1, &v,
+	if ((r = st_rc(s, s->seq_qid->get(s->seq_qid, NULL, 1, &v,
 	    DB_TXN_NOSYNC), "qid sequence")) != 0)
 		return r;
 	if (v <= 0 || v > UINT32_MAX) {
@@ -515,44 +498,61 @@ store_queue_create(struct store *s, const void *name, size_t len,
 	be32_put(vb, *qid);
 	dbt_set(&key, name, len);
 	dbt_set(&val, vb, sizeof(vb));
-	if ((r = rc(s, s->queues->put(s->queues, s->txn, &key, &val,
+	if ((r = st_rc(s, s->queues->put(s->queues, s->txn, &key, &val,
 	    DB_NOOVERWRITE), "queues put")) != 0)
 		return r;
 	dbt_set(&key, vb, sizeof(vb));
 	dbt_set(&val, name, len);
-	return rc(s, s->qnames->put(s->qnames, s->txn, &key, &val, 0),
+	return st_rc(s, s->qnames->put(s->qnames, s->txn, &key, &val, 0),
 	    "qnames put");
+}
+
+int
+store_queue_counters(struct store *s, uint32_t qid,
+    int64_t c[STORE_NCOUNTERS])
+{
+	struct count_delta	*p;
+	int64_t			 v[STORE_NCOUNTERS];
+	size_t			 i, j;
+	int			 r;
+
+	if ((r = st_txn(s)) != 0)
+		return r;
+	memset(c, 0, sizeof(int64_t) * STORE_NCOUNTERS);
+	for (i = 0; i < STORE_SLOTS; i++) {
+		if ((r = get_counts(s, s->counts[i], qid, 0, v)) != 0)
+			return r;
+		for (j = 0; j < STORE_NCOUNTERS; j++)
+			c[j] += v[j];
+	}
+	if ((p = pending_of(s, qid)) != NULL)
+		for (j = 0; j < STORE_NCOUNTERS; j++)
+			c[j] += p->d[j];
+	for (j = 0; j < STORE_NCOUNTERS; j++)
+		if (c[j] < 0)
+			c[j] = 0;
+	return STORE_OK;
 }
 
 int
 store_queue_count(struct store *s, uint32_t qid, int64_t *count)
 {
-	int64_t	v, sum = 0;
-	size_t	i;
+	int64_t	c[STORE_NCOUNTERS];
 	int	r;
 
-	if ((r = txn(s)) != 0)
-		return r;
-	for (i = 0; i < STORE_SLOTS; i++) {
-		if ((r = get_i64(s, s->counts[i], qid, 0, &v)) != 0)
-			return r;
-		sum += v;
-	}
-	for (i = 0; i < s->npending; i++)
-		if (s->pending[i].qid == qid)
-			sum += s->pending[i].delta;
-	*count = sum < 0 ? 0 : sum;
-	return STORE_OK;
+	if ((r = store_queue_counters(s, qid, c)) == STORE_OK)
+		*count = c[STORE_C_MESSAGES];
+	return r;
 }
 
-static int
-del_key(struct store *s, DB *db, const void *k, size_t len, const char *what)
+int
+st_del_key(struct store *s, DB *db, const void *k, size_t len, const char *what)
 {
 	DBT	key;
 	int	r;
 
 	dbt_set(&key, k, len);
-	r = rc(s, db->del(db, s->txn, &key, 0), what);
+	r = st_rc(s, db->del(db, s->txn, &key, 0), what);
 	return r == STORE_NOTFOUND ? STORE_OK : r;
 }
 
@@ -572,38 +572,38 @@ store_queue_delete(struct store *s, const void *name, size_t len,
 	if ((r = store_queue_count(s, qid, count)) != 0)
 		return r;
 	be32_put(kb, qid);
-	if ((r = del_key(s, s->queues, name, len, "queues del")) != 0 ||
-	    (r = del_key(s, s->qnames, kb, sizeof(kb), "qnames del")) != 0)
+	if ((r = st_del_key(s, s->queues, name, len, "queues del")) != 0 ||
+	    (r = st_del_key(s, s->qnames, kb, sizeof(kb), "qnames del")) != 0)
 		return r;
 	for (i = 0; i < STORE_SLOTS; i++)
-		if ((r = del_key(s, s->counts[i], kb, sizeof(kb),
+		if ((r = st_del_key(s, s->counts[i], kb, sizeof(kb),
 		    "counts del")) != 0)
 			return r;
 	for (i = 0; i < s->npending; i++)
 		if (s->pending[i].qid == qid)
-			s->pending[i].delta = 0;
+			memset(s->pending[i].d, 0, sizeof(s->pending[i].d));
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, "", 0);
-	return rc(s, s->purge->put(s->purge, s->txn, &key, &val, 0),
+	return st_rc(s, s->purge->put(s->purge, s->txn, &key, &val, 0),
 	    "purge put");
 }
 
-static int
-cursor_open(struct store *s, DB *db, DBC **c)
+int
+st_cursor_open(struct store *s, DB *db, DBC **c)
 {
 	int	r;
 
-	if ((r = txn(s)) != 0)
+	if ((r = st_txn(s)) != 0)
 		return r;
-	return rc(s, db->cursor(db, s->txn, c, 0), "cursor");
+	return st_rc(s, db->cursor(db, s->txn, c, 0), "cursor");
 }
 
-static int
-cursor_close(struct store *s, DBC *c, int r)
+int
+st_cursor_close(struct store *s, DBC *c, int r)
 {
 	int	r2;
 
-	r2 = rc(s, c->close(c), "cursor close");
+	r2 = st_rc(s, c->close(c), "cursor close");
 	return r != STORE_OK ? r : r2;
 }
 
@@ -615,11 +615,11 @@ store_queue_each(struct store *s,
 	DBT	 key, val;
 	int	 r;
 
-	if ((r = cursor_open(s, s->queues, &c)) != 0)
+	if ((r = st_cursor_open(s, s->queues, &c)) != 0)
 		return r;
 	dbt_set(&key, NULL, 0);
 	dbt_set(&val, NULL, 0);
-	while ((r = rc(s, c->get(c, &key, &val, DB_NEXT), "queues next")) ==
+	while ((r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "queues next")) ==
 	    STORE_OK) {
 		if (val.size != QID_LEN)
 			continue;
@@ -628,7 +628,31 @@ store_queue_each(struct store *s,
 	}
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;
-	return cursor_close(s, c, r);
+	return st_cursor_close(s, c, r);
+}
+
+int
+store_queue_name(struct store *s, uint32_t qid, char *buf, size_t bufsize,
+    size_t *len)
+{
+	unsigned char	kb[QID_LEN];
+	DBT		key, val;
+	int		r;
+
+	if ((r = st_txn(s)) != STORE_OK)
+		return r;
+	be32_put(kb, qid);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, buf, 0);
+	val.ulen = (uint32_t)(bufsize > 0 ? bufsize - 1 : 0);
+	val.flags = DB_DBT_USERMEM;
+	r = st_rc(s, s->qnames->get(s->qnames, s->txn, &key, &val, 0),
+	    "qnames get");
+	if (r == STORE_OK) {
+		buf[val.size] = '\0';
+		*len = val.size;
+	}
+	return r;
 }
 
 int
@@ -645,12 +669,12 @@ store_queue_scan(struct store *s, uint64_t *cursor, size_t n,
 		*cursor = 0;
 		return STORE_OK;
 	}
-	if ((r = cursor_open(s, s->qnames, &c)) != 0)
+	if ((r = st_cursor_open(s, s->qnames, &c)) != 0)
 		return r;
 	be32_put(kb, (uint32_t)*cursor);
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, NULL, 0);
-	r = rc(s, c->get(c, &key, &val, DB_SET_RANGE), "qnames seek");
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "qnames seek");
 	*cursor = 0;
 	while (r == STORE_OK) {
 		if (key.size == QID_LEN) {
@@ -661,185 +685,39 @@ store_queue_scan(struct store *s, uint64_t *cursor, size_t n,
 			seen++;
 			fn(arg, val.data, val.size, be32_get(key.data));
 		}
-		r = rc(s, c->get(c, &key, &val, DB_NEXT), "qnames next");
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "qnames next");
 	}
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;
-	return cursor_close(s, c, r);
+	return st_cursor_close(s, c, r);
 }
 
 static int
-vbuf_reserve(struct store *s, size_t n)
+grow(struct store *s, unsigned char **p, size_t *cap, size_t n)
 {
-	unsigned char	*p;
+	unsigned char	*np;
 
-	if (n <= s->vcap)
+	if (n <= *cap)
 		return STORE_OK;
-	if ((p = dq_realloc(s->vbuf, n)) == NULL) {
+	if ((np = dq_realloc(*p, n)) == NULL) {
 		snprintf(s->err, sizeof(s->err), "out of memory");
 		return STORE_ERR;
 	}
-	s->vbuf = p;
-	s->vcap = n;
+	*p = np;
+	*cap = n;
 	return STORE_OK;
 }
 
-/*
- * Message sequence numbers order messages with equal due times.  They are
- * the enqueue time in microseconds, made strictly increasing within the
- * process, with the process' slot in the low bits: enqueue order across
- * all workers without a shared counter or lock, unique without a lookup.
- * A clock stepped back could repeat a number; the puts below refuse to
- * overwrite, and the next number is tried.
- */
-static uint64_t
-next_seq(struct store *s)
+int
+st_vbuf_reserve(struct store *s, size_t n)
 {
-	struct timespec	ts;
-	uint64_t	us, seq;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	seq = us << SEQ_SLOT_BITS | (uint64_t)s->slot_bits;
-	if (seq <= s->last_seq)
-		seq = ((s->last_seq >> SEQ_SLOT_BITS) + 1) << SEQ_SLOT_BITS |
-		    (uint64_t)s->slot_bits;
-	s->last_seq = seq;
-	return seq;
+	return grow(s, &s->vbuf, &s->vcap, n);
 }
 
 int
-store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
-    size_t len, uint64_t *seqp)
+st_rbuf_reserve(struct store *s, size_t n)
 {
-	unsigned char	 kb[MSG_KEY_LEN], ikb[QID_LEN + 32], ivb[IDS_VAL_LEN];
-	char		 id[32];
-	struct msg_key	 mk;
-	struct msg_hdr	 h;
-	DBT		 key, val;
-	uint64_t	 seq;
-	size_t		 idlen;
-	int		 r;
-
-	if ((r = txn(s)) != 0)
-		return r;
-again:
-	seq = next_seq(s);
-	idlen = msg_server_id(id, sizeof(id), (uint64_t)seq);
-	if ((r = vbuf_reserve(s, MSG_HDR_LEN + idlen + len)) != 0)
-		return r;
-	mk.qid = qid;
-	mk.due = due;
-	mk.seq = (uint64_t)seq;
-	msg_key_encode(kb, &mk);
-	h.flags = 0;
-	h.idlen = (uint16_t)idlen;
-	h.deliveries = 0;
-	msg_hdr_encode(s->vbuf, &h);
-	memcpy(s->vbuf + MSG_HDR_LEN, id, idlen);
-	if (len > 0)
-		memcpy(s->vbuf + MSG_HDR_LEN + idlen, body, len);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, s->vbuf, MSG_HDR_LEN + idlen + len);
-	if ((r = rc(s, s->msgs->put(s->msgs, s->txn, &key, &val,
-	    DB_NOOVERWRITE), "msgs put")) == STORE_DUP)
-		goto again;
-	if (r != STORE_OK)
-		return r;
-	be32_put(ikb, qid);
-	memcpy(ikb + QID_LEN, id, idlen);
-	be64_put(ivb, due);
-	be64_put(ivb + 8, (uint64_t)seq);
-	dbt_set(&key, ikb, QID_LEN + idlen);
-	dbt_set(&val, ivb, sizeof(ivb));
-	if ((r = rc(s, s->ids->put(s->ids, s->txn, &key, &val,
-	    DB_NOOVERWRITE), "ids put")) == STORE_DUP) {
-		/* An id from before a clock step: take the message back. */
-		dbt_set(&key, kb, sizeof(kb));
-		if ((r = rc(s, s->msgs->del(s->msgs, s->txn, &key, 0),
-		    "msgs del")) != STORE_OK)
-			return r;
-		goto again;
-	}
-	if (r != STORE_OK)
-		return r;
-	if (seqp != NULL)
-		*seqp = seq;
-	return count_add(s, qid, 1);
-}
-
-static int
-msg_from(const DBT *key, const DBT *val, struct store_msg *m)
-{
-	struct msg_key	mk;
-	struct msg_hdr	h;
-
-	if (msg_key_decode(key->data, key->size, &mk) == -1 ||
-	    msg_hdr_decode(val->data, val->size, &h) == -1)
-		return -1;
-	m->qid = mk.qid;
-	m->due = mk.due;
-	m->seq = mk.seq;
-	m->deliveries = h.deliveries;
-	m->id = (const char *)val->data + MSG_HDR_LEN;
-	m->idlen = h.idlen;
-	m->body = (const char *)m->id + h.idlen;
-	m->bodylen = val->size - MSG_HDR_LEN - h.idlen;
-	return 0;
-}
-
-static int
-ids_del(struct store *s, uint32_t qid, const void *id, size_t idlen)
-{
-	unsigned char	kb[QID_LEN + MAX_ID_LEN];
-
-	be32_put(kb, qid);
-	memcpy(kb + QID_LEN, id, idlen);
-	return del_key(s, s->ids, kb, QID_LEN + idlen, "ids del");
-}
-
-int
-store_msg_pop(struct store *s, uint32_t qid, uint64_t now, size_t max,
-    int (*fn)(void *, const struct store_msg *), void *arg, size_t *np)
-{
-	unsigned char		 kb[MSG_KEY_LEN];
-	struct msg_key		 mk = { qid, 0, 0 };
-	struct store_msg	 m;
-	DBC			*c;
-	DBT			 key, val;
-	size_t			 n = 0;
-	int			 r, stop = 0;
-
-	*np = 0;
-	if (max == 0)
-		return STORE_OK;
-	if ((r = cursor_open(s, s->msgs, &c)) != 0)
-		return r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, NULL, 0);
-	/* DB_RMW: two poppers of one queue queue up instead of deadlocking. */
-	r = rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
-	while (r == STORE_OK && !stop) {
-		if (msg_from(&key, &val, &m) == -1 || m.qid != qid ||
-		    m.due > now)
-			break;
-		stop = fn(arg, &m);
-		if ((r = ids_del(s, qid, m.id, m.idlen)) != 0 ||
-		    (r = rc(s, c->del(c, 0), "msgs del")) != 0)
-			break;
-		if (++n == max)
-			break;
-		r = rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
-		    "msgs next");
-	}
-	if (r == STORE_NOTFOUND)
-		r = STORE_OK;
-	r = cursor_close(s, c, r);
-	if (r == STORE_OK && n > 0)
-		r = count_add(s, qid, -(int64_t)n);
-	*np = n;
-	return r;
+	return grow(s, &s->rbuf, &s->rcap, n);
 }
 
 int
@@ -848,11 +726,11 @@ store_checkpoint(struct store *s)
 	char	**list = NULL;
 	int	  r;
 
-	if ((r = rc(s, s->env->txn_checkpoint(s->env, 0, 0, 0),
+	if ((r = st_rc(s, s->env->txn_checkpoint(s->env, 0, 0, 0),
 	    "checkpoint")) != 0)
 		return r;
 	/* Log files no longer needed for recovery go: disk stays bounded. */
-	r = rc(s, s->env->log_archive(s->env, &list, DB_ARCH_REMOVE),
+	r = st_rc(s, s->env->log_archive(s->env, &list, DB_ARCH_REMOVE),
 	    "log_archive");
 	free(list);
 	return r;
@@ -861,7 +739,7 @@ store_checkpoint(struct store *s)
 int
 store_log_flush(struct store *s)
 {
-	return rc(s, s->env->log_flush(s->env, NULL), "log_flush");
+	return st_rc(s, s->env->log_flush(s->env, NULL), "log_flush");
 }
 
 /* Deletes up to max keys that start with the 4-byte qid; returns count. */
@@ -874,25 +752,25 @@ purge_prefix(struct store *s, DB *db, uint32_t qid, size_t max, size_t *n)
 	int		 r;
 
 	*n = 0;
-	if ((r = cursor_open(s, db, &c)) != 0)
+	if ((r = st_cursor_open(s, db, &c)) != 0)
 		return r;
 	be32_put(kb, qid);
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, NULL, 0);
 	val.flags = DB_DBT_PARTIAL;	/* keys only: skip the bodies */
-	r = rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "purge seek");
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "purge seek");
 	while (r == STORE_OK && *n < max) {
 		if (key.size < QID_LEN || be32_get(key.data) != qid)
 			break;
-		if ((r = rc(s, c->del(c, 0), "purge del")) != 0)
+		if ((r = st_rc(s, c->del(c, 0), "purge del")) != 0)
 			break;
 		(*n)++;
-		r = rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
 		    "purge next");
 	}
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;
-	return cursor_close(s, c, r);
+	return st_cursor_close(s, c, r);
 }
 
 static int
@@ -902,18 +780,18 @@ purge_first(struct store *s, uint32_t *qid)
 	DBT	 key, val;
 	int	 r;
 
-	if ((r = cursor_open(s, s->purge, &c)) != 0)
+	if ((r = st_cursor_open(s, s->purge, &c)) != 0)
 		return r;
 	dbt_set(&key, NULL, 0);
 	dbt_set(&val, NULL, 0);
-	r = rc(s, c->get(c, &key, &val, DB_FIRST), "purge first");
+	r = st_rc(s, c->get(c, &key, &val, DB_FIRST), "purge first");
 	if (r == STORE_OK) {
 		if (key.size == QID_LEN)
 			*qid = be32_get(key.data);
 		else
 			r = STORE_ERR;
 	}
-	return cursor_close(s, c, r);
+	return st_cursor_close(s, c, r);
 }
 
 int
@@ -930,9 +808,11 @@ store_purge_step(struct store *s, size_t max, int *more)
 		r = purge_prefix(s, s->msgs, qid, max, &n1);
 	if (r == STORE_OK)
 		r = purge_prefix(s, s->ids, qid, max, &n2);
+	if (r == STORE_OK && n2 < max)
+		r = purge_prefix(s, s->leases, qid, max, &n2);
 	if (r == STORE_OK && n1 < max && n2 < max) {
 		be32_put(kb, qid);
-		r = del_key(s, s->purge, kb, sizeof(kb), "purge done");
+		r = st_del_key(s, s->purge, kb, sizeof(kb), "purge done");
 	}
 	if (r == STORE_OK) {
 		*more = 1;
@@ -977,7 +857,7 @@ store_info(struct store *s, struct store_info *si)
 	int		 r;
 
 	memset(si, 0, sizeof(*si));
-	if ((r = rc(s, s->env->memp_stat(s->env, &mp, NULL, 0),
+	if ((r = st_rc(s, s->env->memp_stat(s->env, &mp, NULL, 0),
 	    "memp_stat")) != 0)
 		return r;
 	si->cache_bytes = (uint64_t)mp->st_gbytes * 1024 * 1024 * 1024 +
@@ -985,12 +865,12 @@ store_info(struct store *s, struct store_info *si)
 	si->cache_hit = mp->st_cache_hit;
 	si->cache_miss = mp->st_cache_miss;
 	free(mp);
-	if ((r = rc(s, s->env->lock_stat(s->env, &lk, 0), "lock_stat")) != 0)
+	if ((r = st_rc(s, s->env->lock_stat(s->env, &lk, 0), "lock_stat")) != 0)
 		return r;
 	si->deadlocks = lk->st_ndeadlocks;
 	si->lock_waits = lk->st_lock_wait;
 	free(lk);
-	if ((r = rc(s, s->env->txn_stat(s->env, &tx, 0), "txn_stat")) != 0)
+	if ((r = st_rc(s, s->env->txn_stat(s->env, &tx, 0), "txn_stat")) != 0)
 		return r;
 	si->last_checkpoint = (uint64_t)tx->st_time_ckp;
 	free(tx);

@@ -9,6 +9,7 @@
  *   qnames.db  qid -> name                 SCAN order; qids are never reused
  *   msgs.db    (qid, due, seq) -> message  a queue's head is one seek away
  *   ids.db     (qid, id) -> (due, seq)     lookup by id in O(log n)
+ *   leases.db  (qid, lease end, seq)       reserved messages, by expiry
  *   counts.db  one sub-database per slot:  qid -> signed count
  *   purge.db   qid -> ""                   deleted queues still to empty
  *   seq.db     sequences "msg" and "qid"
@@ -40,6 +41,18 @@
 #define STORE_PANIC	(-2)
 
 #define STORE_SLOTS	16		/* counter sub-databases */
+#define STORE_ID_MAX	512		/* longest message id */
+
+/* Per-queue counters, kept exactly (see doc/storage.md). */
+enum store_counter {
+	STORE_C_MESSAGES,	/* messages in the queue, any state */
+	STORE_C_RESERVED,	/* carrying a lease, expired or not */
+	STORE_C_ENQUEUED,	/* totals since the queue was created */
+	STORE_C_DELIVERED,
+	STORE_C_ACKED,
+	STORE_C_DEAD,		/* moved to <queue>:dead */
+	STORE_NCOUNTERS
+};
 #define EXIT_PANIC	3		/* exit status asking for recovery */
 
 struct store;
@@ -95,17 +108,82 @@ int	store_queue_each(struct store *,
 int	store_queue_scan(struct store *, uint64_t *cursor, size_t n,
 	    int (*fn)(void *, const void *, size_t, uint32_t), void *);
 
+int	store_queue_counters(struct store *, uint32_t,
+	    int64_t c[STORE_NCOUNTERS]);
+/* Name of a queue by qid, into buf (NUL-terminated); *len its length. */
+int	store_queue_name(struct store *, uint32_t, char *buf, size_t bufsize,
+	    size_t *len);
+
 /* Messages. */
+
+/*
+ * Enqueues a message.  id NULL: a server-assigned id ("#" and the sequence
+ * number) is written to idout, which has room for STORE_ID_MAX bytes.
+ */
 int	store_msg_add(struct store *, uint32_t qid, uint64_t due,
-	    const void *body, size_t len, uint64_t *seq);
-/* Removes up to max messages due at or before now, earliest first, and
-   calls fn on each (fn returns non-zero to stop early). */
-int	store_msg_pop(struct store *, uint32_t qid, uint64_t now, size_t max,
-	    int (*fn)(void *, const struct store_msg *), void *, size_t *n);
+	    const void *body, size_t len, char *idout, size_t *idlen);
+/* QPUT: creates the message with this id, or replaces it (new body, due
+   time, deliveries 0, no lease); *created says which. */
+int	store_msg_put(struct store *, uint32_t qid, const void *id,
+	    size_t idlen, uint64_t due, const void *body, size_t len,
+	    int *created);
+
+/*
+ * Takes up to max messages due at or before now, earliest first.  With
+ * lease_ms 0 they are removed (SPOP); otherwise each is reserved until
+ * now + lease_ms and its delivery count goes up (QRESERVE).  A message
+ * whose lease ran out after max_deliveries deliveries (0: no limit) is
+ * moved to "<queue>:dead" instead.  fn sees each message taken (with the
+ * new delivery count) and returns non-zero to stop.
+ */
+struct store_take {
+	uint64_t	  now;
+	size_t		  max;
+	uint64_t	  lease_ms;
+	uint32_t	  max_deliveries;
+	int		(*fn)(void *, const struct store_msg *);
+	void		 *arg;
+	size_t		  n;		/* out: messages taken */
+	size_t		  dead;		/* out: moved to the dead queue */
+};
+int	store_msg_take(struct store *, uint32_t qid, struct store_take *);
+
+/* Operations on one message by id; *done is 1 if it applied. */
+enum store_op {
+	STORE_ACK,		/* reserved: delete */
+	STORE_NACK,		/* reserved: due again at `due`, no lease */
+	STORE_EXTEND,		/* reserved: lease ends at `due` */
+	STORE_RESCHEDULE,	/* any: due at `due`, no lease */
+	STORE_CANCEL		/* any: delete */
+};
+int	store_msg_op(struct store *, uint32_t qid, const void *id,
+	    size_t idlen, enum store_op, uint64_t due, int *done);
+/* The max earliest messages, unchanged. */
+int	store_msg_peek(struct store *, uint32_t qid, size_t max,
+	    int (*fn)(void *, const struct store_msg *), void *);
+/* Due time of a queue's earliest message; STORE_NOTFOUND if empty. */
+int	store_queue_head(struct store *, uint32_t qid, uint64_t *due);
+
+struct store_qstat {
+	int64_t		c[STORE_NCOUNTERS];
+	int64_t		ready;		/* due now, no live lease */
+	int64_t		delayed;
+	int64_t		reserved;	/* live leases */
+	int64_t		next_due;	/* first due time after now; -1 */
+};
+int	store_queue_stat(struct store *, uint32_t qid, uint64_t now,
+	    struct store_qstat *);
 
 /* Housekeeping. */
 int	store_checkpoint(struct store *);
 int	store_log_flush(struct store *);
+/*
+ * Ends up to max leases that ran out by now, in one transaction: the
+ * message is due again, or moves to the dead queue after max_deliveries.
+ * woke(qid) is called for each queue that got due messages.
+ */
+int	store_expire_leases(struct store *, uint64_t now, size_t max,
+	    uint32_t max_deliveries, void (*woke)(uint32_t), int *more);
 /* Deletes up to max records of deleted queues; *more is set if any left. */
 int	store_purge_step(struct store *, size_t max, int *more);
 int	store_info(struct store *, struct store_info *);

@@ -25,6 +25,7 @@
 #include "stats.h"
 #include "store.h"
 #include "util.h"
+#include "wake.h"
 #include "worker.h"
 
 #define BATCH_MAX_CMDS	4096		/* commands in one transaction */
@@ -40,6 +41,8 @@ struct server		 server;
 static size_t		 batch_ncmds;
 static int		 accepting;	/* listening socket in our epoll set */
 static int		 live_workers = 1;
+static uint64_t		 next_block_check = UINT64_MAX;	/* mono ms */
+static int		 blocked_changed;
 static volatile sig_atomic_t reopen_log, retire;
 static uint64_t		 retire_deadline;	/* 0: not retiring */
 
@@ -327,8 +330,100 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 	balance_accept();
 }
 
-/* Runs one command alone in its own transaction, retrying deadlocks. */
+/*
+ * A blocking command found nothing: it stays in the input, unparsed, to
+ * run again.  The first time it only arms: its queues are published to the
+ * other workers (wake.h) and it runs once more, so that an enqueue that
+ * committed before the publication is not missed.  Then it sleeps.
+ */
 static void
+block(struct client *c)
+{
+	resp_parser_reset(&c->parser);
+	if (c->flags & CLIENT_ARMED)
+		c->flags |= CLIENT_BLOCKED;
+	else
+		c->flags |= CLIENT_ARMED | CLIENT_MORE;
+	blocked_changed = 1;
+}
+
+static void
+unblock_done(struct client *c)
+{
+	if (!(c->flags & (CLIENT_ARMED | CLIENT_BLOCKED)))
+		return;
+	c->flags &= ~(CLIENT_ARMED | CLIENT_BLOCKED);
+	c->block_deadline = c->block_due = c->block_bits = 0;
+	blocked_changed = 1;
+}
+
+/* Runs the blocked clients that bits concern. */
+static void
+wake_clients(uint64_t bits)
+{
+	struct client	*c;
+
+	if (bits == 0)
+		return;
+	for (c = server.clients; c != NULL; c = c->next)
+		if ((c->flags & CLIENT_BLOCKED) && (c->block_bits & bits)) {
+			c->flags &= ~CLIENT_BLOCKED;
+			pend(c);
+		}
+}
+
+static void
+on_wake(struct ev_loop *ev, int fd, int events, void *arg)
+{
+	wake_clients(wake_take());
+}
+
+/*
+ * Wakes blocked clients whose deadline passed or whose queue has a message
+ * due by now; publishes what the others wait on; finds the next check.
+ */
+static void
+check_blocked(void)
+{
+	struct client	*c;
+	uint64_t	 mono = mono_ms(), now = now_ms(), next = UINT64_MAX;
+	uint64_t	 bits = 0, t;
+
+	for (c = server.clients; c != NULL; c = c->next) {
+		if (!(c->flags & (CLIENT_ARMED | CLIENT_BLOCKED)))
+			continue;
+		bits |= c->block_bits;
+		if (!(c->flags & CLIENT_BLOCKED))
+			continue;
+		if ((c->block_deadline && mono >= c->block_deadline) ||
+		    (c->block_due && now >= c->block_due)) {
+			c->flags &= ~CLIENT_BLOCKED;
+			pend(c);
+			continue;
+		}
+		if (c->block_deadline && c->block_deadline < next)
+			next = c->block_deadline;
+		if (c->block_due) {
+			t = mono + (c->block_due - now);
+			if (t < next)
+				next = t;
+		}
+	}
+	wake_watch(bits);
+	next_block_check = next;
+	blocked_changed = 0;
+}
+
+/* After a commit: the blocked clients of the queues it filled, here and in
+   the other workers. */
+static void
+after_commit(void)
+{
+	wake_clients(wake_send());
+}
+
+/* Runs one command alone in its own transaction, retrying deadlocks. */
+static int
 run_solo(struct client *c, size_t argc, const char **argv,
     const size_t *argvlen)
 {
@@ -337,18 +432,24 @@ run_solo(struct client *c, size_t argc, const char **argv,
 
 	for (attempt = 0; attempt < SOLO_ATTEMPTS; attempt++) {
 		r = cmd_execute(c, argc, argv, argvlen);
-		if (r == STORE_OK)
-			r = store_commit(server.store);
-		if (r == STORE_OK)
-			return;
+		if (r == STORE_OK || r == CMD_BLOCKED) {
+			int r2 = store_commit(server.store);
+
+			if (r2 == STORE_OK) {
+				after_commit();
+				return r;
+			}
+			r = r2;
+		}
 		store_abort(server.store);
+		wake_discard();
 		buf_truncate(&c->out, mark);
 		if (r == STORE_PANIC)
 			panic();
 		if (r != STORE_RETRY) {
 			reply_error(c, "ERR storage error, nothing was "
 			    "changed: %s", store_errstr(server.store));
-			return;
+			return STORE_OK;
 		}
 		STAT_ADD(retries, 1);
 		usleep(100 * (attempt + 1));
@@ -357,6 +458,7 @@ run_solo(struct client *c, size_t argc, const char **argv,
 	    SOLO_ATTEMPTS);
 	reply_error(c, "ERR storage busy: a deadlock repeated %d times, "
 	    "nothing was changed", SOLO_ATTEMPTS);
+	return STORE_OK;
 }
 
 static void
@@ -403,12 +505,17 @@ process_client(struct client *c, int solo)
 			break;
 		}
 		if (solo)
-			run_solo(c, p->argc, p->argv, p->argvlen);
+			r = run_solo(c, p->argc, p->argv, p->argvlen);
 		else if ((r = cmd_execute(c, p->argc, p->argv,
-		    p->argvlen)) != STORE_OK)
+		    p->argvlen)) != STORE_OK && r != CMD_BLOCKED)
 			return r;
-		c->qpos += used;
 		batch_ncmds++;
+		if (r == CMD_BLOCKED) {
+			block(c);
+			break;
+		}
+		unblock_done(c);
+		c->qpos += used;
 	}
 	return STORE_OK;
 }
@@ -422,7 +529,8 @@ rewind_batch(struct client *list)
 		c->qpos = c->batch_qpos;
 		buf_truncate(&c->out, c->batch_outlen);
 		resp_parser_reset(&c->parser);
-		c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_MORE);
+		c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_MORE |
+		    CLIENT_BLOCKED);
 	}
 }
 
@@ -471,9 +579,12 @@ run_batch(void)
 			if (r == STORE_OK)
 				STAT_ADD(commits, 1);
 		}
-		if (r == STORE_OK)
+		if (r == STORE_OK) {
+			after_commit();
 			break;
+		}
 		store_abort(server.store);
+		wake_discard();
 		rewind_batch(list);
 		if (r == STORE_PANIC)
 			panic();
@@ -506,7 +617,8 @@ close_idle_clients(void)
 	for (c = server.clients; c != NULL; c = next) {
 		next = c->next;
 		if (now - c->last_ms > limit && client_unsent(c) == 0 &&
-		    !(c->flags & CLIENT_PENDING)) {
+		    !(c->flags & (CLIENT_PENDING | CLIENT_ARMED |
+		    CLIENT_BLOCKED))) {
 			log_info("client %s idle for %d s, closing", c->addr,
 			    server.cfg->timeout);
 			free_client(c);
@@ -572,6 +684,22 @@ drain_and_close(void)
 }
 
 static int
+poll_timeout(void)
+{
+	uint64_t	now;
+
+	if (server.pending != NULL)
+		return 0;
+	if (next_block_check == UINT64_MAX)
+		return CRON_MS;
+	now = mono_ms();
+	if (next_block_check <= now)
+		return 0;
+	return next_block_check - now < CRON_MS ?
+	    (int)(next_block_check - now) : CRON_MS;
+}
+
+static int
 max_fds(void)
 {
 	struct rlimit	rl;
@@ -586,6 +714,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 {
 	char		err[512];
 	uint64_t	next_cron = 0;
+	int		wfd;
 
 	log_setproc("worker %d", slot);
 	signals_setup();
@@ -611,11 +740,19 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	}
 	count_live_workers();
 	balance_accept();
+	if ((wfd = wake_open(slot)) == -1 ||
+	    ev_set(server.ev, wfd, EV_READ, on_wake, NULL) == -1)
+		log_warn("wake socket: blocked clients of this worker are "
+		    "woken by their timers only");
 	log_info("ready");
 	while (!server.stop) {
-		if (ev_poll(server.ev, server.pending ? 0 : CRON_MS) == -1)
+		if (ev_poll(server.ev, poll_timeout()) == -1)
 			fatal("epoll_wait");
+		if (mono_ms() >= next_block_check)
+			check_blocked();
 		run_batch();
+		if (blocked_changed)
+			check_blocked();
 		if (reopen_log) {
 			reopen_log = 0;
 			if (log_reopen() == -1)
@@ -635,6 +772,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	}
 	log_info("stopping");
 	drain_and_close();
+	wake_close();
 	store_close(server.store);
 	ev_free(server.ev);
 	my_stats->pid = 0;

@@ -1,0 +1,801 @@
+/*
+ * store_admin: Berkeley DB work for dqctl (backup, verify, checkpoint,
+ * recovery).  See store_admin.h.
+ *
+ * The hot backup.  DB_ENV->backup copies each database file page by page
+ * while holding off dqd's writes to the pages being read (mpool's backup
+ * mode), so every page is whole but the file as a whole is a mix of ages:
+ * only the log makes it consistent.  Catastrophic recovery in the copy
+ * replays the log from the last checkpoint taken before the copy began,
+ * so every log file from then on must reach the copy, including those
+ * that the housekeeper removes after a checkpoint during a long backup.
+ * Hence the log files are copied here, not by DB_ENV->backup: once before
+ * the database files (every complete file present), then as each one
+ * fills (polled from the copy's write callback), and last the current
+ * one after a log flush.  The numbers copied must be contiguous; a gap
+ * (a log file created, filled and removed between two polls) fails the
+ * backup rather than produce a copy that would lose data.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <db.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "store_admin.h"
+#include "util.h"
+
+#define GIGABYTE	(1024ULL * 1024 * 1024)
+#define COPY_BUF	(1024 * 1024)
+#define POLL_MS		200		/* log files copied as they fill */
+#define CACHE_MB	64		/* for recovery and checkpoints */
+
+volatile sig_atomic_t	admin_stop;
+
+struct backup_ctx {
+	const char			*target;
+	struct admin_backup_result	*res;
+	unsigned			 next_log;	/* next to copy; 0: any */
+	uint64_t			 last_poll;
+	int				 failed;	/* log copy error */
+	char				 why[512];
+	unsigned char			*buf;
+};
+
+struct admin {
+	DB_ENV			*env;
+	char			*dir;
+	char			 msg[512];	/* Berkeley DB's last word */
+	struct backup_ctx	*bctx;
+};
+
+struct out_file {
+	int	fd;
+};
+
+static char	verify_msg[512];
+
+static void
+admin_errcall(const DB_ENV *env, const char *pfx, const char *msg)
+{
+	struct admin	*a = env->app_private;
+
+	if (a != NULL)
+		snprintf(a->msg, sizeof(a->msg), "%s", msg);
+}
+
+static void
+set_err(struct admin *a, char *err, size_t errlen, const char *what, int ret)
+{
+	if (a != NULL && a->msg[0] != '\0')
+		snprintf(err, errlen, "%s: %s (%s)", what, db_strerror(ret),
+		    a->msg);
+	else
+		snprintf(err, errlen, "%s: %s", what, db_strerror(ret));
+}
+
+static int
+path_join(char *out, size_t len, const char *dir, const char *name)
+{
+	int	n;
+
+	n = snprintf(out, len, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+admin_is_data_dir(const char *dir)
+{
+	char		path[PATH_MAX];
+	struct stat	st;
+
+	if (path_join(path, sizeof(path), dir, "queues.db") == -1)
+		return 0;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Parses "log.0000000042"; 0 if name is not a log file. */
+static unsigned
+log_number(const char *name)
+{
+	unsigned long	n;
+	char		*end;
+	size_t		 i;
+
+	if (strncmp(name, "log.", 4) != 0 || strlen(name) != 14)
+		return 0;
+	for (i = 4; i < 14; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+	n = strtoul(name + 4, &end, 10);
+	return n > 0 && n <= UINT_MAX ? (unsigned)n : 0;
+}
+
+static int
+cmp_uint(const void *a, const void *b)
+{
+	unsigned	x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The log file numbers in dir, sorted; -1 on error (errno set). */
+static int
+list_logs(const char *dir, unsigned **out, size_t *n)
+{
+	DIR		*d;
+	struct dirent	*de;
+	unsigned	*v = NULL, *nv, num;
+	size_t		 cap = 0, len = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if ((num = log_number(de->d_name)) == 0)
+			continue;
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = dq_reallocarray(v, cap, sizeof(*v))) == NULL) {
+				dq_free(v);
+				closedir(d);
+				errno = ENOMEM;
+				return -1;
+			}
+			v = nv;
+		}
+		v[len++] = num;
+	}
+	if (errno != 0) {
+		dq_free(v);
+		closedir(d);
+		return -1;
+	}
+	closedir(d);
+	if (len > 0)
+		qsort(v, len, sizeof(*v), cmp_uint);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+void
+admin_log_usage(const char *dir, struct admin_log_usage *u)
+{
+	char		path[PATH_MAX], name[32];
+	struct stat	st;
+	unsigned	*v;
+	size_t		 n, i;
+
+	memset(u, 0, sizeof(*u));
+	if (list_logs(dir, &v, &n) == -1)
+		return;
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "log.%010u", v[i]);
+		if (path_join(path, sizeof(path), dir, name) == 0 &&
+		    stat(path, &st) == 0) {
+			u->files++;
+			u->bytes += (uint64_t)st.st_size;
+		}
+	}
+	dq_free(v);
+}
+
+static int
+env_create(struct admin *a, DB_ENV **envp, char *err, size_t errlen)
+{
+	DB_ENV	*env;
+	int	 ret;
+
+	if ((ret = db_env_create(&env, 0)) != 0) {
+		set_err(a, err, errlen, "db_env_create", ret);
+		return -1;
+	}
+	env->app_private = a;
+	env->set_errcall(env, admin_errcall);
+	*envp = env;
+	return 0;
+}
+
+/* Settings for an environment this process creates (not joins). */
+static int
+env_settings(DB_ENV *env)
+{
+	int	ret;
+
+	if ((ret = env->set_cachesize(env, 0, CACHE_MB * 1024 * 1024, 1)) ||
+	    (ret = env->set_lk_max_locks(env, 20000)) != 0 ||
+	    (ret = env->set_lk_max_objects(env, 20000)) != 0 ||
+	    (ret = env->set_lk_max_lockers(env, 4000)) != 0 ||
+	    (ret = env->set_tx_max(env, 512)) != 0 ||
+	    (ret = env->set_lg_bsize(env, 2 * 1024 * 1024)) != 0 ||
+	    (ret = env->set_lg_max(env, 32 * 1024 * 1024)) != 0)
+		return ret;
+	return 0;
+}
+
+int
+admin_open(const char *dir, enum admin_mode mode, struct admin **ap,
+    char *err, size_t errlen)
+{
+	struct admin	*a;
+	uint32_t	 flags;
+	int		 ret;
+
+	if ((a = dq_calloc(1, sizeof(*a))) == NULL ||
+	    (a->dir = dq_strdup(dir)) == NULL) {
+		dq_free(a);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (env_create(a, &a->env, err, errlen) == -1) {
+		dq_free(a->dir);
+		dq_free(a);
+		return -1;
+	}
+	flags = DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_INIT_TXN;
+	if (mode != ADMIN_JOIN) {
+		/* Alone in the directory: recover as dqd does at start. */
+		if ((ret = env_settings(a->env)) != 0) {
+			set_err(a, err, errlen, "environment settings", ret);
+			goto fail;
+		}
+		flags |= DB_CREATE | (mode == ADMIN_CATASTROPHIC ?
+		    DB_RECOVER_FATAL : DB_RECOVER);
+	}
+	if ((ret = a->env->open(a->env, dir, flags, 0600)) != 0) {
+		if (mode == ADMIN_JOIN && ret == ENOENT)
+			snprintf(err, errlen, "%s: dqd's environment is not "
+			    "there (dqd is starting or stopping?): try again",
+			    dir);
+		else
+			set_err(a, err, errlen, dir, ret);
+		goto fail;
+	}
+	*ap = a;
+	return 0;
+fail:
+	a->env->close(a->env, 0);
+	dq_free(a->dir);
+	dq_free(a);
+	return -1;
+}
+
+int
+admin_close(struct admin *a, char *err, size_t errlen)
+{
+	int	ret;
+
+	if (a == NULL)
+		return 0;
+	ret = a->env->close(a->env, 0);
+	if (ret != 0)
+		set_err(a, err, errlen, "closing the environment", ret);
+	dq_free(a->dir);
+	dq_free(a);
+	return ret == 0 ? 0 : -1;
+}
+
+int
+admin_checkpoint(struct admin *a, char *err, size_t errlen)
+{
+	int	ret;
+
+	if ((ret = a->env->txn_checkpoint(a->env, 0, 0, DB_FORCE)) != 0) {
+		set_err(a, err, errlen, "checkpoint", ret);
+		return -1;
+	}
+	if ((ret = a->env->log_archive(a->env, NULL, DB_ARCH_REMOVE)) != 0) {
+		set_err(a, err, errlen, "removing old log files", ret);
+		return -1;
+	}
+	return 0;
+}
+
+/* Full write or -1 with errno set. */
+static int
+write_all(int fd, const unsigned char *p, size_t len, off_t off)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		if ((n = pwrite(fd, p, len, off)) == -1) {
+			if (errno == EINTR && !admin_stop)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * Copies dir/name to target/name.  0: copied; 1: the source is gone;
+ * -1: error, with why set.
+ */
+static int
+copy_file(struct backup_ctx *b, const char *dir, const char *name)
+{
+	char		 from[PATH_MAX], to[PATH_MAX];
+	ssize_t		 n;
+	off_t		 off = 0;
+	int		 in, out, e;
+
+	if (path_join(from, sizeof(from), dir, name) == -1 ||
+	    path_join(to, sizeof(to), b->target, name) == -1) {
+		snprintf(b->why, sizeof(b->why), "%s: path too long", name);
+		return -1;
+	}
+	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 1;
+		snprintf(b->why, sizeof(b->why), "%s: %s", from,
+		    strerror(errno));
+		return -1;
+	}
+	if ((out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		snprintf(b->why, sizeof(b->why), "%s: %s", to,
+		    strerror(errno));
+		close(in);
+		return -1;
+	}
+	for (;;) {
+		if (admin_stop) {
+			snprintf(b->why, sizeof(b->why), "interrupted");
+			goto fail;
+		}
+		if ((n = read(in, b->buf, COPY_BUF)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(b->why, sizeof(b->why), "%s: %s", from,
+			    strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		if (write_all(out, b->buf, (size_t)n, off) == -1) {
+			snprintf(b->why, sizeof(b->why), "%s: %s", to,
+			    strerror(errno));
+			goto fail;
+		}
+		off += n;
+	}
+	if (fsync(out) == -1 || close(out) == -1) {
+		snprintf(b->why, sizeof(b->why), "%s: %s", to,
+		    strerror(errno));
+		close(in);
+		return -1;
+	}
+	close(in);
+	b->res->bytes += (uint64_t)off;
+	return 0;
+fail:
+	e = errno;
+	close(in);
+	close(out);
+	errno = e;
+	return -1;
+}
+
+enum log_pass { PASS_FIRST, PASS_POLL, PASS_LAST };
+
+/*
+ * Copies the log files not copied yet: complete ones only, except in the
+ * last pass, which copies the current file too.  See the top of the file.
+ */
+static int
+copy_logs(struct admin *a, struct backup_ctx *b, enum log_pass pass)
+{
+	char		 name[32];
+	unsigned	*v, cur;
+	size_t		 n, i;
+	int		 r;
+
+	if (list_logs(a->dir, &v, &n) == -1) {
+		snprintf(b->why, sizeof(b->why), "%s: %s", a->dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (n == 0) {
+		dq_free(v);
+		snprintf(b->why, sizeof(b->why), "%s has no log files",
+		    a->dir);
+		return -1;
+	}
+	cur = v[n - 1];
+	for (i = 0; i < n; i++) {
+		if (v[i] == cur && pass != PASS_LAST)
+			break;
+		if (b->next_log != 0 && v[i] < b->next_log)
+			continue;
+		if (b->next_log != 0 && v[i] != b->next_log)
+			goto gap;
+		snprintf(name, sizeof(name), "log.%010u", v[i]);
+		if ((r = copy_file(b, a->dir, name)) == -1) {
+			dq_free(v);
+			return -1;
+		}
+		if (r == 1) {
+			/* Removed before the copy started: not needed. */
+			if (pass == PASS_FIRST)
+				continue;
+			goto gap;
+		}
+		if (b->res->first_log == 0)
+			b->res->first_log = v[i];
+		b->res->last_log = v[i];
+		b->res->files++;
+		b->next_log = v[i] + 1;
+	}
+	if (pass == PASS_FIRST && b->next_log == 0)
+		b->next_log = cur;	/* the current one is needed */
+	if (pass == PASS_LAST && b->next_log != cur + 1)
+		goto gap;
+	dq_free(v);
+	return 0;
+gap:
+	dq_free(v);
+	snprintf(b->why, sizeof(b->why), "log file log.%010u was removed "
+	    "before it could be copied (checkpoints ran while the backup "
+	    "was slow): the copy would be inconsistent; run the backup "
+	    "again, at a quieter time or with a larger "
+	    "checkpoint_interval_s", b->next_log);
+	return -1;
+}
+
+static void
+poll_logs(struct admin *a)
+{
+	struct backup_ctx	*b = a->bctx;
+	uint64_t		 now = mono_ms();
+
+	if (b->failed || now - b->last_poll < POLL_MS)
+		return;
+	b->last_poll = now;
+	if (copy_logs(a, b, PASS_POLL) == -1)
+		b->failed = 1;
+}
+
+static int
+cb_open(DB_ENV *env, const char *dbname, const char *target, void **handle)
+{
+	struct out_file	*f;
+	char		 path[PATH_MAX];
+
+	*handle = NULL;
+	if (path_join(path, sizeof(path), target, dbname) == -1)
+		return ENAMETOOLONG;
+	if ((f = dq_malloc(sizeof(*f))) == NULL)
+		return ENOMEM;
+	if ((f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		dq_free(f);
+		return errno;
+	}
+	*handle = f;
+	return 0;
+}
+
+static int
+cb_write(DB_ENV *env, uint32_t gigs, uint32_t off, uint32_t size,
+    uint8_t *buf, void *handle)
+{
+	struct admin	*a = env->app_private;
+	struct out_file	*f = handle;
+
+	if (admin_stop)
+		return EINTR;
+	if (f == NULL)
+		return EINVAL;
+	if (write_all(f->fd, buf, size, (off_t)(gigs * GIGABYTE + off)) == -1)
+		return errno;
+	a->bctx->res->bytes += size;
+	poll_logs(a);
+	return a->bctx->failed ? EAGAIN : 0;
+}
+
+static int
+cb_close(DB_ENV *env, const char *dbname, void *handle)
+{
+	struct admin	*a = env->app_private;
+	struct out_file	*f = handle;
+	int		 r = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fsync(f->fd) == -1)
+		r = errno;
+	if (close(f->fd) == -1 && r == 0)
+		r = errno;
+	dq_free(f);
+	if (r == 0)
+		a->bctx->res->files++;
+	return r;
+}
+
+static int
+dir_is_empty(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 empty = 1;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* Removes what a failed backup left in target (it was empty before). */
+static void
+clean_target(const char *target)
+{
+	char		 path[PATH_MAX];
+	DIR		*d;
+	struct dirent	*de;
+
+	if ((d = opendir(target)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (path_join(path, sizeof(path), target, de->d_name) == 0)
+			(void)unlink(path);
+	}
+	closedir(d);
+	(void)rmdir(target);
+}
+
+static int
+sync_dir(const char *dir)
+{
+	int	fd, r;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/*
+ * Catastrophic recovery in the copy, in a private environment (no region
+ * files left behind), then a checkpoint and removal of the log files that
+ * normal recovery no longer needs: dqd starts from it as from its own.
+ */
+static int
+recover_copy(const char *target, char *err, size_t errlen)
+{
+	struct admin	 a;
+	DB_ENV		*env;
+	int		 ret;
+
+	memset(&a, 0, sizeof(a));
+	if (env_create(&a, &env, err, errlen) == -1)
+		return -1;
+	if ((ret = env_settings(env)) != 0) {
+		set_err(&a, err, errlen, "environment settings", ret);
+		env->close(env, 0);
+		return -1;
+	}
+	if ((ret = env->open(env, target, DB_CREATE | DB_INIT_LOCK |
+	    DB_INIT_LOG | DB_INIT_MPOOL | DB_INIT_TXN | DB_PRIVATE |
+	    DB_RECOVER_FATAL, 0600)) != 0) {
+		set_err(&a, err, errlen, "recovery of the copy", ret);
+		env->close(env, 0);
+		return -1;
+	}
+	if ((ret = env->txn_checkpoint(env, 0, 0, DB_FORCE)) != 0 ||
+	    (ret = env->log_archive(env, NULL, DB_ARCH_REMOVE)) != 0) {
+		set_err(&a, err, errlen, "checkpoint of the copy", ret);
+		env->close(env, 0);
+		return -1;
+	}
+	if ((ret = env->close(env, 0)) != 0) {
+		set_err(&a, err, errlen, "closing the copy", ret);
+		return -1;
+	}
+	return 0;
+}
+
+int
+admin_backup(struct admin *a, const char *target,
+    struct admin_backup_result *res, char *err, size_t errlen)
+{
+	struct backup_ctx	 b;
+	char			 rsrc[PATH_MAX], rdst[PATH_MAX];
+	size_t			 l;
+	int			 ret, empty;
+
+	memset(res, 0, sizeof(*res));
+	if (mkdir(target, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", target,
+		    strerror(errno));
+		return -1;
+	}
+	if ((empty = dir_is_empty(target)) != 1) {
+		if (empty == -1)
+			snprintf(err, errlen, "%s: %s", target,
+			    strerror(errno));
+		else
+			snprintf(err, errlen, "%s is not empty: give a new "
+			    "or empty directory", target);
+		return -1;
+	}
+	if (realpath(a->dir, rsrc) == NULL || realpath(target, rdst) == NULL) {
+		snprintf(err, errlen, "realpath: %s", strerror(errno));
+		return -1;
+	}
+	l = strlen(rsrc);
+	if (strcmp(rsrc, rdst) == 0 || (strncmp(rsrc, rdst, l) == 0 &&
+	    rdst[l] == '/')) {
+		snprintf(err, errlen, "%s is inside the data directory %s: "
+		    "put the backup elsewhere", target, a->dir);
+		return -1;
+	}
+
+	memset(&b, 0, sizeof(b));
+	b.target = target;
+	b.res = res;
+	b.last_poll = mono_ms();
+	if ((b.buf = dq_malloc(COPY_BUF)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	a->bctx = &b;
+	a->msg[0] = '\0';
+	if (copy_logs(a, &b, PASS_FIRST) == -1)
+		goto fail_why;
+	if ((ret = a->env->set_backup_callbacks(a->env, cb_open, cb_write,
+	    cb_close)) != 0) {
+		set_err(a, err, errlen, "backup", ret);
+		goto fail;
+	}
+	ret = a->env->backup(a->env, target, DB_BACKUP_NO_LOGS);
+	if (b.failed)
+		goto fail_why;
+	if (admin_stop) {
+		snprintf(err, errlen, "interrupted");
+		goto fail;
+	}
+	if (ret != 0) {
+		set_err(a, err, errlen, "copying the database files", ret);
+		goto fail;
+	}
+	if ((ret = a->env->log_flush(a->env, NULL)) != 0) {
+		set_err(a, err, errlen, "log flush", ret);
+		goto fail;
+	}
+	if (copy_logs(a, &b, PASS_LAST) == -1)
+		goto fail_why;
+	if (sync_dir(target) == -1) {
+		snprintf(err, errlen, "%s: %s", target, strerror(errno));
+		goto fail;
+	}
+	if (recover_copy(target, err, errlen) == -1)
+		goto fail;
+	a->bctx = NULL;
+	dq_free(b.buf);
+	return 0;
+fail_why:
+	snprintf(err, errlen, "%s", b.why);
+fail:
+	a->bctx = NULL;
+	dq_free(b.buf);
+	clean_target(target);
+	return -1;
+}
+
+static void
+verify_errcall(const DB_ENV *env, const char *pfx, const char *msg)
+{
+	if (verify_msg[0] == '\0')
+		snprintf(verify_msg, sizeof(verify_msg), "%s", msg);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char * const *)a, *(char * const *)b);
+}
+
+int
+admin_verify(const char *dir,
+    void (*fn)(void *, const char *, const char *), void *arg,
+    char *err, size_t errlen)
+{
+	DIR		*d;
+	struct dirent	*de;
+	DB		*db;
+	char		**names = NULL, **nn, path[PATH_MAX], problem[768];
+	size_t		 n = 0, cap = 0, i, len;
+	int		 bad = 0, ret;
+
+	if ((d = opendir(dir)) == NULL) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len < 4 || strcmp(de->d_name + len - 3, ".db") != 0 ||
+		    strncmp(de->d_name, "__db", 4) == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nn = dq_reallocarray(names, cap,
+			    sizeof(*names))) == NULL)
+				goto nomem;
+			names = nn;
+		}
+		if ((names[n] = dq_strdup(de->d_name)) == NULL)
+			goto nomem;
+		n++;
+	}
+	closedir(d);
+	d = NULL;
+	if (n > 0)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (i = 0; i < n; i++) {
+		if (path_join(path, sizeof(path), dir, names[i]) == -1) {
+			fn(arg, names[i], "path too long");
+			bad++;
+			continue;
+		}
+		verify_msg[0] = '\0';
+		if ((ret = db_create(&db, NULL, 0)) != 0) {
+			snprintf(err, errlen, "db_create: %s",
+			    db_strerror(ret));
+			bad = -1;
+			break;
+		}
+		db->set_errcall(db, verify_errcall);
+		/* The handle is gone after verify, whatever it returns. */
+		ret = db->verify(db, path, NULL, NULL, 0);
+		if (ret == 0) {
+			fn(arg, names[i], NULL);
+			continue;
+		}
+		bad++;
+		if (verify_msg[0] != '\0')
+			snprintf(problem, sizeof(problem), "%s: %s",
+			    db_strerror(ret), verify_msg);
+		else
+			snprintf(problem, sizeof(problem), "%s",
+			    db_strerror(ret));
+		fn(arg, names[i], problem);
+	}
+	for (i = 0; i < n; i++)
+		dq_free(names[i]);
+	dq_free(names);
+	return bad;
+nomem:
+	if (d != NULL)
+		closedir(d);
+	for (i = 0; i < n; i++)
+		dq_free(names[i]);
+	dq_free(names);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}

@@ -1,0 +1,65 @@
+/*
+ * store_int: what the files of the store module share (store.c: the
+ * environment, transactions, counters and queues; store_msg.c: messages).
+ * Not for use outside the store module.
+ */
+#ifndef DQ_STORE_INT_H
+#define DQ_STORE_INT_H
+
+#include <db.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store.h"
+
+#define PENDING_MAX	64	/* queues whose count changes wait for commit */
+#define SEQ_SLOT_BITS	10	/* low bits of a sequence: the process */
+
+struct count_delta {
+	uint32_t	qid;
+	int64_t		d[STORE_NCOUNTERS];
+};
+
+struct store {
+	DB_ENV		*env;
+	DB		*queues, *qnames, *msgs, *ids, *leases, *purge, *seqdb;
+	DB		*counts[STORE_SLOTS];
+	DB_SEQUENCE	*seq_qid;
+	uint64_t	 last_seq;	/* the last message sequence taken */
+	DB_TXN		*txn;
+	int		 slot;		/* counter sub-database */
+	unsigned	 slot_bits;	/* process number in sequences */
+	uint32_t	 commit_flags;
+	/*
+	 * Count changes are added up in memory during a transaction and
+	 * written once per queue at commit: one counter update per batch,
+	 * not one per message.
+	 */
+	struct count_delta pending[PENDING_MAX];
+	size_t		 npending;
+	unsigned char	*vbuf;		/* value being built */
+	size_t		 vcap;
+	unsigned char	*rbuf;		/* value being read */
+	size_t		 rcap;
+	char		 err[256];
+};
+
+
+int	st_rc(struct store *, int, const char *);
+int	st_txn(struct store *);
+int	st_count_add(struct store *, uint32_t qid, int counter, int64_t);
+int	st_cursor_open(struct store *, DB *, DBC **);
+int	st_cursor_close(struct store *, DBC *, int);
+int	st_del_key(struct store *, DB *, const void *, size_t, const char *);
+int	st_vbuf_reserve(struct store *, size_t);
+int	st_rbuf_reserve(struct store *, size_t);
+
+static inline void
+dbt_set(DBT *d, const void *data, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->data = (void *)data;
+	d->size = (uint32_t)len;
+}
+
+#endif

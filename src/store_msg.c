@@ -1,0 +1,736 @@
+/*
+ * store_msg: messages.  Enqueue, take (SPOP, QRESERVE), operations by id,
+ * leases and dead letters.  See store.h and doc/storage.md.
+ *
+ * A reserved message stays in msgs.db, re-keyed by the end of its lease and
+ * flagged MSG_F_RESERVED, with a twin key in leases.db.  When the lease runs
+ * out the key is simply due: whoever reaches it first (a consumer at the
+ * head of the queue, or the housekeeper walking leases.db) ends the lease.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "key.h"
+#include "log.h"
+#include "store_int.h"
+
+/*
+ * Message sequence numbers order messages with equal due times.  They are
+ * the enqueue time in microseconds, made strictly increasing within the
+ * process, with the process' slot in the low bits: enqueue order across
+ * all workers without a shared counter or lock, unique without a lookup.
+ * A clock stepped back could repeat a number; the puts refuse to
+ * overwrite, and the next number is tried.
+ */
+static uint64_t
+next_seq(struct store *s)
+{
+	struct timespec	ts;
+	uint64_t	us, seq;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	seq = us << SEQ_SLOT_BITS | (uint64_t)s->slot_bits;
+	if (seq <= s->last_seq)
+		seq = ((s->last_seq >> SEQ_SLOT_BITS) + 1) << SEQ_SLOT_BITS |
+		    (uint64_t)s->slot_bits;
+	s->last_seq = seq;
+	return seq;
+}
+
+static int
+msg_from(const DBT *key, const DBT *val, struct store_msg *m)
+{
+	struct msg_key	mk;
+	struct msg_hdr	h;
+
+	if (msg_key_decode(key->data, key->size, &mk) == -1 ||
+	    msg_hdr_decode(val->data, val->size, &h) == -1)
+		return -1;
+	m->qid = mk.qid;
+	m->due = mk.due;
+	m->seq = mk.seq;
+	m->deliveries = h.deliveries;
+	m->id = (const char *)val->data + MSG_HDR_LEN;
+	m->idlen = h.idlen;
+	m->body = (const char *)m->id + h.idlen;
+	m->bodylen = val->size - MSG_HDR_LEN - h.idlen;
+	return 0;
+}
+
+static int
+key_put(struct store *s, DB *db, const void *k, size_t klen, const void *v,
+    size_t vlen, uint32_t flags, const char *what)
+{
+	DBT	key, val;
+
+	dbt_set(&key, k, klen);
+	dbt_set(&val, v, vlen);
+	return st_rc(s, db->put(db, s->txn, &key, &val, flags), what);
+}
+
+static int
+ids_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
+    uint64_t due, uint64_t seq, uint32_t flags)
+{
+	unsigned char	kb[QID_LEN + MAX_ID_LEN], vb[IDS_VAL_LEN];
+
+	be32_put(kb, qid);
+	memcpy(kb + QID_LEN, id, idlen);
+	be64_put(vb, due);
+	be64_put(vb + 8, seq);
+	return key_put(s, s->ids, kb, QID_LEN + idlen, vb, sizeof(vb), flags,
+	    "ids put");
+}
+
+static int
+ids_del(struct store *s, uint32_t qid, const void *id, size_t idlen)
+{
+	unsigned char	kb[QID_LEN + MAX_ID_LEN];
+
+	be32_put(kb, qid);
+	memcpy(kb + QID_LEN, id, idlen);
+	return st_del_key(s, s->ids, kb, QID_LEN + idlen, "ids del");
+}
+
+static int
+lease_put(struct store *s, const struct msg_key *mk)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+
+	msg_key_encode(kb, mk);
+	return key_put(s, s->leases, kb, sizeof(kb), "", 0, 0, "leases put");
+}
+
+static int
+lease_del(struct store *s, const struct msg_key *mk)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+
+	msg_key_encode(kb, mk);
+	return st_del_key(s, s->leases, kb, sizeof(kb), "leases del");
+}
+
+/* Builds a message value in s->vbuf; returns its length or 0 (no memory). */
+static size_t
+value_build(struct store *s, const struct msg_hdr *h, const void *id,
+    const void *body, size_t len)
+{
+	size_t	n = MSG_HDR_LEN + h->idlen + len;
+
+	/* id and body may point into vbuf itself: build at the far end. */
+	if (st_vbuf_reserve(s, 2 * n) != STORE_OK)
+		return 0;
+	memmove(s->vbuf + n + MSG_HDR_LEN + h->idlen, body, len);
+	memmove(s->vbuf + n + MSG_HDR_LEN, id, h->idlen);
+	msg_hdr_encode(s->vbuf + n, h);
+	memmove(s->vbuf, s->vbuf + n, n);
+	return n;
+}
+
+/* Writes msgs and ids records of a message under (qid, due, seq). */
+static int
+msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
+    const void *id, const void *body, size_t len, uint32_t flags)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+	size_t		n;
+	int		r;
+
+	if ((n = value_build(s, h, id, body, len)) == 0)
+		return STORE_ERR;
+	msg_key_encode(kb, mk);
+	if ((r = key_put(s, s->msgs, kb, sizeof(kb), s->vbuf, n, flags,
+	    "msgs put")) != STORE_OK)
+		return r;
+	/* value_build may have moved id: it is now in vbuf. */
+	return ids_put(s, mk->qid, s->vbuf + MSG_HDR_LEN, h->idlen, mk->due,
+	    mk->seq, 0);
+}
+
+/*
+ * A new message with a fresh sequence number.  idlen 0 asks for a server
+ * id, written to idout (STORE_ID_MAX bytes) when idout is not NULL.
+ */
+static int
+msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
+    const void *id, size_t idlen, const void *body, size_t len, char *idout,
+    size_t *idoutlen)
+{
+	unsigned char	 kb[QID_LEN + MAX_ID_LEN];
+	char		 sid[32];
+	struct msg_key	 mk;
+	struct msg_hdr	 h;
+	int		 r;
+
+	for (;;) {
+		mk.qid = qid;
+		mk.due = due;
+		mk.seq = next_seq(s);
+		if (idlen == 0) {
+			h.idlen = (uint16_t)msg_server_id(sid, sizeof(sid),
+			    mk.seq);
+			id = sid;
+			/* A server id from before a clock step is taken. */
+			be32_put(kb, qid);
+			memcpy(kb + QID_LEN, sid, h.idlen);
+			r = key_put(s, s->ids, kb, QID_LEN + h.idlen, "", 0,
+			    DB_NOOVERWRITE, "ids reserve");
+			if (r == STORE_DUP)
+				continue;	/* not ours: leave it */
+			if (r != STORE_OK)
+				return r;
+		} else
+			h.idlen = (uint16_t)idlen;
+		h.flags = 0;
+		h.deliveries = deliveries;
+		r = msg_write(s, &mk, &h, id, body, len, DB_NOOVERWRITE);
+		if (r != STORE_DUP)
+			break;
+		if (id == sid && (r = st_del_key(s, s->ids, kb, QID_LEN +
+		    h.idlen, "ids unreserve")) != STORE_OK)
+			return r;
+	}
+	if (r != STORE_OK)
+		return r;
+	if (idout != NULL && id == sid) {
+		memcpy(idout, sid, h.idlen);
+		*idoutlen = h.idlen;
+	}
+	if ((r = st_count_add(s, qid, STORE_C_MESSAGES, 1)) != STORE_OK)
+		return r;
+	return st_count_add(s, qid, STORE_C_ENQUEUED, 1);
+}
+
+int
+store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
+    size_t len, char *idout, size_t *idlen)
+{
+	int	r;
+
+	if ((r = st_txn(s)) != STORE_OK)
+		return r;
+	return msg_new(s, qid, due, 0, NULL, 0, body, len, idout, idlen);
+}
+
+/* Reads the value stored under a msgs key into s->rbuf. */
+static int
+msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+	DBT		key;
+	int		ret;
+
+	msg_key_encode(kb, mk);
+	for (;;) {
+		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(val, s->rbuf, 0);
+		val->ulen = (uint32_t)s->rcap;
+		val->flags = DB_DBT_USERMEM;
+		ret = s->msgs->get(s->msgs, s->txn, &key, val, flags);
+		if (ret != DB_BUFFER_SMALL)
+			return st_rc(s, ret, "msgs get");
+		if (st_rbuf_reserve(s, val->size) != STORE_OK)
+			return STORE_ERR;
+	}
+}
+
+/* The key of the message with this id. */
+static int
+id_lookup(struct store *s, uint32_t qid, const void *id, size_t idlen,
+    struct msg_key *mk)
+{
+	unsigned char	kb[QID_LEN + MAX_ID_LEN], vb[IDS_VAL_LEN];
+	DBT		key, val;
+	int		r;
+
+	if (idlen == 0 || idlen > MAX_ID_LEN)
+		return STORE_NOTFOUND;
+	be32_put(kb, qid);
+	memcpy(kb + QID_LEN, id, idlen);
+	dbt_set(&key, kb, QID_LEN + idlen);
+	dbt_set(&val, vb, sizeof(vb));
+	val.ulen = sizeof(vb);
+	val.flags = DB_DBT_USERMEM;
+	r = st_rc(s, s->ids->get(s->ids, s->txn, &key, &val, DB_RMW),
+	    "ids get");
+	if (r != STORE_OK)
+		return r;
+	if (val.size != IDS_VAL_LEN)
+		return STORE_NOTFOUND;
+	mk->qid = qid;
+	mk->due = be64_get(vb);
+	mk->seq = be64_get(vb + 8);
+	return STORE_OK;
+}
+
+/* Deletes a message's records (msgs, ids, lease) and counts it gone. */
+static int
+msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
+    const void *id)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+	int		r;
+
+	msg_key_encode(kb, mk);
+	if ((r = st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del")) != 0 ||
+	    (r = ids_del(s, mk->qid, id, h->idlen)) != 0)
+		return r;
+	if (h->flags & MSG_F_RESERVED) {
+		if ((r = lease_del(s, mk)) != 0 || (r = st_count_add(s,
+		    mk->qid, STORE_C_RESERVED, -1)) != 0)
+			return r;
+	}
+	return st_count_add(s, mk->qid, STORE_C_MESSAGES, -1);
+}
+
+/*
+ * Moves a message to a new due time with new flags: the sequence number,
+ * and so the id's entry, stays; the lease follows the flag.
+ */
+static int
+msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
+    const void *id, const void *body, size_t len, uint64_t due, uint8_t flags)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+	struct msg_key	nk = *mk;
+	int		r;
+
+	msg_key_encode(kb, mk);
+	if ((r = st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del")) != 0)
+		return r;
+	if ((h->flags & MSG_F_RESERVED) && (r = lease_del(s, mk)) != 0)
+		return r;
+	if ((h->flags & MSG_F_RESERVED) != (flags & MSG_F_RESERVED) &&
+	    (r = st_count_add(s, mk->qid, STORE_C_RESERVED,
+	    (flags & MSG_F_RESERVED) ? 1 : -1)) != 0)
+		return r;
+	nk.due = due;
+	h->flags = flags;
+	if ((r = msg_write(s, &nk, h, id, body, len, 0)) != STORE_OK)
+		return r;
+	if (flags & MSG_F_RESERVED)
+		return lease_put(s, &nk);
+	return STORE_OK;
+}
+
+int
+store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
+    uint64_t due, const void *body, size_t len, int *created)
+{
+	struct store_msg	m;
+	struct msg_key		mk;
+	struct msg_hdr		h;
+	DBT			key, val;
+	unsigned char		kb[MSG_KEY_LEN];
+	int			r;
+
+	*created = 0;
+	if ((r = st_txn(s)) != STORE_OK)
+		return r;
+	r = id_lookup(s, qid, id, idlen, &mk);
+	if (r == STORE_OK && (r = msg_get(s, &mk, DB_RMW, &val)) == STORE_OK) {
+		/* Replaced: the old one goes, counted as one message less. */
+		msg_key_encode(kb, &mk);
+		dbt_set(&key, kb, sizeof(kb));
+		if (msg_from(&key, &val, &m) == -1 ||
+		    msg_hdr_decode(val.data, val.size, &h) == -1)
+			return STORE_ERR;
+		if ((r = msg_delete(s, &mk, &h, id)) != STORE_OK)
+			return r;
+	} else if (r != STORE_NOTFOUND)
+		return r;
+	else
+		*created = 1;
+	return msg_new(s, qid, due, 0, id, idlen, body, len, NULL, NULL);
+}
+
+/*
+ * Moves a message whose lease ran out after its last delivery to the queue
+ * "<name>:dead", keeping its id and delivery count, due at once.
+ */
+static int
+dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
+    const struct store_msg *m, uint64_t now)
+{
+	char		 name[4096 + 8];
+	size_t		 nlen;
+	uint32_t	 dqid;
+	struct msg_key	 old;
+	int		 r, created;
+	void		*copy;
+
+	if ((r = store_queue_name(s, mk->qid, name, sizeof(name) - 5,
+	    &nlen)) != STORE_OK)
+		return r == STORE_NOTFOUND ? STORE_ERR : r;
+	memcpy(name + nlen, ":dead", 5);
+	nlen += 5;
+	/* m points into a buffer the next calls reuse. */
+	if ((copy = dq_memdup(m->id, m->idlen + m->bodylen)) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return STORE_ERR;
+	}
+	if ((r = msg_delete(s, mk, h, copy)) == STORE_OK &&
+	    (r = st_count_add(s, mk->qid, STORE_C_DEAD, 1)) == STORE_OK &&
+	    (r = store_queue_create(s, name, nlen, &dqid)) == STORE_OK) {
+		if ((r = id_lookup(s, dqid, copy, m->idlen, &old)) ==
+		    STORE_OK)
+			r = store_msg_op(s, dqid, copy, m->idlen,
+			    STORE_CANCEL, 0, &created);
+		if (r == STORE_OK || r == STORE_NOTFOUND)
+			r = msg_new(s, dqid, now, m->deliveries, copy,
+			    m->idlen, (char *)copy + m->idlen, m->bodylen,
+			    NULL, NULL);
+	}
+	dq_free(copy);
+	return r;
+}
+
+/* What to do with a message at the head of a queue. */
+static int
+take_one(struct store *s, struct store_take *t, const DBT *key,
+    const DBT *val, int *stop)
+{
+	struct store_msg	m;
+	struct msg_key		mk;
+	struct msg_hdr		h;
+	int			r;
+
+	if (msg_from(key, val, &m) == -1 || msg_hdr_decode(val->data,
+	    val->size, &h) == -1 || msg_key_decode(key->data, key->size,
+	    &mk) == -1) {
+		snprintf(s->err, sizeof(s->err), "malformed message record");
+		return STORE_ERR;
+	}
+	if ((h.flags & MSG_F_RESERVED) && t->max_deliveries > 0 &&
+	    h.deliveries >= t->max_deliveries) {
+		t->dead++;
+		return dead_letter(s, &mk, &h, &m, t->now);
+	}
+	if (t->lease_ms == 0) {
+		*stop = t->fn(t->arg, &m);
+		if ((r = msg_delete(s, &mk, &h, m.id)) != STORE_OK)
+			return r;
+	} else {
+		m.deliveries = ++h.deliveries;
+		*stop = t->fn(t->arg, &m);
+		if ((r = msg_move(s, &mk, &h, m.id, m.body, m.bodylen,
+		    t->now + t->lease_ms, MSG_F_RESERVED)) != STORE_OK)
+			return r;
+	}
+	t->n++;
+	return st_count_add(s, mk.qid, STORE_C_DELIVERED, 1);
+}
+
+int
+store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
+{
+	unsigned char	 kb[MSG_KEY_LEN];
+	struct msg_key	 mk = { qid, 0, 0 };
+	DBC		*c;
+	DBT		 key, val;
+	int		 r, stop = 0;
+
+	t->n = t->dead = 0;
+	if (t->max == 0)
+		return STORE_OK;
+	/*
+	 * Seek the head again for every message: taking one deletes or
+	 * moves it (to a key after now), so the next one is the new head.
+	 * DB_RMW: two takers of one queue queue up instead of deadlocking.
+	 */
+	while (t->n < t->max && !stop) {
+		if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+			return r;
+		msg_key_encode(kb, &mk);
+		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(&val, NULL, 0);
+		r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW),
+		    "msgs seek");
+		if (r == STORE_OK && (key.size != MSG_KEY_LEN ||
+		    be32_get(key.data) != qid ||
+		    be64_get((unsigned char *)key.data + 4) > t->now))
+			r = STORE_NOTFOUND;
+		if (r == STORE_OK) {
+			/* Copied: take_one rewrites the tree under it. */
+			if (st_rbuf_reserve(s, key.size + val.size) !=
+			    STORE_OK)
+				r = STORE_ERR;
+			else {
+				memcpy(s->rbuf, key.data, key.size);
+				memcpy(s->rbuf + key.size, val.data, val.size);
+				key.data = s->rbuf;
+				val.data = s->rbuf + key.size;
+			}
+		}
+		r = st_cursor_close(s, c, r);
+		if (r == STORE_OK)
+			r = take_one(s, t, &key, &val, &stop);
+		if (r == STORE_NOTFOUND)
+			return STORE_OK;
+		if (r != STORE_OK)
+			return r;
+	}
+	return STORE_OK;
+}
+
+int
+store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
+    enum store_op op, uint64_t due, int *done)
+{
+	struct store_msg	m;
+	struct msg_key		mk;
+	struct msg_hdr		h;
+	unsigned char		kb[MSG_KEY_LEN];
+	DBT			key, val;
+	int			r, reserved;
+
+	*done = 0;
+	if ((r = st_txn(s)) != STORE_OK)
+		return r;
+	if ((r = id_lookup(s, qid, id, idlen, &mk)) == STORE_NOTFOUND)
+		return STORE_OK;
+	if (r != STORE_OK || (r = msg_get(s, &mk, DB_RMW, &val)) != STORE_OK)
+		return r == STORE_NOTFOUND ? STORE_OK : r;
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	if (msg_from(&key, &val, &m) == -1 ||
+	    msg_hdr_decode(val.data, val.size, &h) == -1)
+		return STORE_ERR;
+	reserved = (h.flags & MSG_F_RESERVED) != 0;
+	switch (op) {
+	case STORE_ACK:
+		if (!reserved)
+			return STORE_OK;
+		if ((r = msg_delete(s, &mk, &h, m.id)) == STORE_OK)
+			r = st_count_add(s, qid, STORE_C_ACKED, 1);
+		break;
+	case STORE_CANCEL:
+		r = msg_delete(s, &mk, &h, m.id);
+		break;
+	case STORE_NACK:
+	case STORE_EXTEND:
+		if (!reserved)
+			return STORE_OK;
+		/* FALLTHROUGH */
+	case STORE_RESCHEDULE:
+		r = msg_move(s, &mk, &h, m.id, m.body, m.bodylen, due,
+		    op == STORE_EXTEND ? MSG_F_RESERVED : 0);
+		break;
+	}
+	if (r == STORE_OK)
+		*done = 1;
+	return r;
+}
+
+int
+store_msg_peek(struct store *s, uint32_t qid, size_t max,
+    int (*fn)(void *, const struct store_msg *), void *arg)
+{
+	unsigned char		 kb[MSG_KEY_LEN];
+	struct msg_key		 mk = { qid, 0, 0 };
+	struct store_msg	 m;
+	DBC			*c;
+	DBT			 key, val;
+	size_t			 n = 0;
+	int			 r;
+
+	if (max == 0)
+		return STORE_OK;
+	if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+		return r;
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "msgs seek");
+	while (r == STORE_OK && n < max) {
+		if (msg_from(&key, &val, &m) == -1 || m.qid != qid)
+			break;
+		n++;
+		if (fn(arg, &m))
+			break;
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "msgs next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
+}
+
+/* Counts keys (qid, from..to] of a database, reading no values. */
+static int
+count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
+    int64_t *n, uint64_t *next_due)
+{
+	unsigned char	 kb[MSG_KEY_LEN];
+	struct msg_key	 mk = { qid, from, 0 };
+	DBC		*c;
+	DBT		 key, val;
+	uint64_t	 due;
+	int		 r;
+
+	*n = 0;
+	if (next_due != NULL)
+		*next_due = 0;
+	if ((r = st_cursor_open(s, db, &c)) != STORE_OK)
+		return r;
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	val.flags = DB_DBT_PARTIAL;
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "count seek");
+	while (r == STORE_OK) {
+		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid)
+			break;
+		due = be64_get((unsigned char *)key.data + 4);
+		if (due > to) {
+			if (next_due != NULL)
+				*next_due = due;
+			break;
+		}
+		(*n)++;
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "count next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
+}
+
+int
+store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
+    struct store_qstat *q)
+{
+	int64_t		expired;
+	uint64_t	next;
+	int		r;
+
+	memset(q, 0, sizeof(*q));
+	if ((r = store_queue_counters(s, qid, q->c)) != STORE_OK)
+		return r;
+	/*
+	 * Ready messages are those due by now (a lease that ran out is due
+	 * again): counted by a key-only walk of the due part of the queue,
+	 * O(ready).  Leases that ran out but were not yet ended are counted
+	 * likewise in leases.db, which the housekeeper keeps short.
+	 */
+	if ((r = count_range(s, s->msgs, qid, 0, now, &q->ready, &next)) !=
+	    STORE_OK || (r = count_range(s, s->leases, qid, 0, now, &expired,
+	    NULL)) != STORE_OK)
+		return r;
+	q->next_due = next ? (int64_t)next : -1;
+	q->reserved = q->c[STORE_C_RESERVED] - expired;
+	if (q->reserved < 0)
+		q->reserved = 0;
+	q->delayed = q->c[STORE_C_MESSAGES] - q->ready - q->reserved;
+	if (q->delayed < 0)
+		q->delayed = 0;
+	return STORE_OK;
+}
+
+int
+store_queue_head(struct store *s, uint32_t qid, uint64_t *due)
+{
+	unsigned char	 kb[MSG_KEY_LEN];
+	struct msg_key	 mk = { qid, 0, 0 };
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+		return r;
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	val.flags = DB_DBT_PARTIAL;
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "head seek");
+	if (r == STORE_OK) {
+		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid)
+			r = STORE_NOTFOUND;
+		else
+			*due = be64_get((unsigned char *)key.data + 4);
+	}
+	return st_cursor_close(s, c, r);
+}
+
+/* The housekeeper's side of leases: see store.h. */
+static int
+expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
+    uint32_t max_deliveries)
+{
+	struct store_msg	m;
+	struct msg_hdr		h;
+	unsigned char		kb[MSG_KEY_LEN];
+	DBT			key, val;
+	int			r;
+
+	r = msg_get(s, mk, DB_RMW, &val);
+	if (r == STORE_NOTFOUND)	/* acked meanwhile: a stray lease */
+		return lease_del(s, mk);
+	if (r != STORE_OK)
+		return r;
+	msg_key_encode(kb, mk);
+	dbt_set(&key, kb, sizeof(kb));
+	if (msg_from(&key, &val, &m) == -1 ||
+	    msg_hdr_decode(val.data, val.size, &h) == -1)
+		return STORE_ERR;
+	if (!(h.flags & MSG_F_RESERVED))
+		return lease_del(s, mk);
+	if (max_deliveries > 0 && h.deliveries >= max_deliveries)
+		return dead_letter(s, mk, &h, &m, now);
+	/* Due again where it is: only the flag and the lease go. */
+	return msg_move(s, mk, &h, m.id, m.body, m.bodylen, mk->due, 0);
+}
+
+int
+store_expire_leases(struct store *s, uint64_t now, size_t max,
+    uint32_t max_deliveries, void (*woke)(uint32_t), int *more)
+{
+	unsigned char	 kb[MSG_KEY_LEN];
+	struct msg_key	 mk = { 0, 0, 0 }, found;
+	DBC		*c;
+	DBT		 key, val;
+	size_t		 n = 0;
+	int		 r = STORE_OK;
+
+	*more = 0;
+	while (n < max) {
+		if ((r = st_cursor_open(s, s->leases, &c)) != STORE_OK)
+			break;
+		msg_key_encode(kb, &mk);
+		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(&val, NULL, 0);
+		val.flags = DB_DBT_PARTIAL;
+		r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "leases");
+		if (r == STORE_OK && msg_key_decode(key.data, key.size,
+		    &found) == -1)
+			r = STORE_ERR;
+		r = st_cursor_close(s, c, r);
+		if (r != STORE_OK)
+			break;
+		if (found.due > now) {
+			/* This queue's leases all run on: the next queue. */
+			if (found.qid == UINT32_MAX)
+				break;
+			mk.qid = found.qid + 1;
+			mk.due = mk.seq = 0;
+			continue;
+		}
+		if ((r = expire_one(s, &found, now, max_deliveries)) !=
+		    STORE_OK)
+			break;
+		if (woke != NULL)
+			woke(found.qid);
+		mk = found;
+		n++;
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	if (r != STORE_OK) {
+		store_abort(s);
+		return r;
+	}
+	*more = n == max;
+	return n > 0 ? store_commit(s) : (store_abort(s), STORE_OK);
+}

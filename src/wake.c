@@ -1,0 +1,128 @@
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stats.h"
+#include "wake.h"
+
+static int		wake_fd = -1;
+static int		wake_slot;
+static uint64_t		noted;
+
+static socklen_t
+wake_addr(struct sockaddr_un *sun, int slot)
+{
+	int	n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* Abstract: sun_path[0] is NUL, the name is the bytes after it. */
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
+	    "dqd-wake-%d-%d", (int)stats->master_pid, slot);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+int
+wake_open(int slot)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len;
+
+	wake_slot = slot;
+	wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (wake_fd == -1)
+		return -1;
+	len = wake_addr(&sun, slot);
+	if (bind(wake_fd, (struct sockaddr *)&sun, len) == -1) {
+		close(wake_fd);
+		wake_fd = -1;
+		return -1;
+	}
+	return wake_fd;
+}
+
+void
+wake_close(void)
+{
+	if (wake_fd != -1)
+		close(wake_fd);
+	wake_fd = -1;
+	my_stats->wake_watch = 0;
+}
+
+uint64_t
+wake_bit(const void *name, size_t len)
+{
+	const unsigned char	*p = name;
+	uint64_t		 h = 1469598103934665603ULL;	/* FNV-1a */
+	size_t			 i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return 1ULL << (h % 64);
+}
+
+void
+wake_note(uint64_t bits)
+{
+	noted |= bits;
+}
+
+void
+wake_discard(void)
+{
+	noted = 0;
+}
+
+uint64_t
+wake_send(void)
+{
+	struct sockaddr_un	 sun;
+	struct stats_slot	*w;
+	uint64_t		 bits = noted, old;
+	socklen_t		 len;
+	int			 i;
+
+	noted = 0;
+	if (bits == 0)
+		return 0;
+	for (i = 0; i < STATS_SLOTS; i++) {
+		w = &stats->slot[i];
+		if (i == wake_slot || w->pid == 0 ||
+		    !(__atomic_load_n(&w->wake_watch, __ATOMIC_RELAXED) & bits))
+			continue;
+		old = __atomic_fetch_or(&w->wake_pending, bits,
+		    __ATOMIC_SEQ_CST);
+		if (old != 0 || wake_fd == -1)
+			continue;	/* a datagram is already on its way */
+		len = wake_addr(&sun, i);
+		if (sendto(wake_fd, "w", 1, 0, (struct sockaddr *)&sun,
+		    len) == -1 && errno != EAGAIN && errno != ECONNREFUSED &&
+		    errno != ENOENT)
+			log_debug("wake worker %d: %s", i, strerror(errno));
+	}
+	return bits;
+}
+
+uint64_t
+wake_take(void)
+{
+	char	buf[64];
+
+	while (wake_fd != -1 && recv(wake_fd, buf, sizeof(buf), 0) > 0)
+		;
+	return __atomic_exchange_n(&my_stats->wake_pending, 0,
+	    __ATOMIC_SEQ_CST);
+}
+
+void
+wake_watch(uint64_t bits)
+{
+	__atomic_store_n(&my_stats->wake_watch, bits, __ATOMIC_SEQ_CST);
+}
