@@ -11,8 +11,8 @@ set -eu
 cd "$(dirname "$0")"
 
 PKGS="build-essential autoconf automake libtool pkg-config libdb5.3-dev \
-libconfig-dev libcriterion-dev redis-tools python3 python3-redis procps \
-mandoc"
+libconfig-dev libcriterion-dev libhiredis-dev redis-tools python3 \
+python3-redis procps mandoc"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -26,7 +26,8 @@ struct info {
 	struct stats_slot	 sum;
 	struct store_info	 si;
 	int			 have_si;
-	uint64_t		 nqueues;
+	uint64_t		 nqueues;	/* holding messages */
+	uint64_t		 nmessages;
 	int			 r;
 };
 
@@ -57,6 +58,22 @@ rss_bytes(void)
 	return n == 2 ? (uint64_t)resident * sysconf(_SC_PAGESIZE) : 0;
 }
 
+/* worker_pids:12,13 — the live workers, for dqctl status. */
+static void
+worker_pids(struct buf *b)
+{
+	const char	*sep = "";
+	int		 i;
+
+	buf_appendf(b, "worker_pids:");
+	for (i = 0; i < STATS_SLOTS; i++)
+		if (stats->slot[i].is_worker && stats->slot[i].pid != 0) {
+			buf_appendf(b, "%s%d", sep, (int)stats->slot[i].pid);
+			sep = ",";
+		}
+	buf_appendf(b, "\r\n\r\n");
+}
+
 static void
 section_server(struct info *in)
 {
@@ -72,13 +89,14 @@ section_server(struct info *in)
 	    "arch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\n"
 	    "worker_pid:%d\r\nworker_id:%d\r\nworkers:%d\r\ntcp_port:%d\r\n"
 	    "server_time_usec:%llu\r\nuptime_in_seconds:%llu\r\n"
-	    "uptime_in_days:%llu\r\nconfig_file:%s\r\ndata_dir:%s\r\n\r\n",
+	    "uptime_in_days:%llu\r\nconfig_file:%s\r\ndata_dir:%s\r\n",
 	    PACKAGE_VERSION, u.sysname, u.release, u.machine,
 	    (int)sizeof(long) * 8, (int)stats->master_pid, (int)getpid(),
 	    server.slot, stats->nworkers, cfg->port,
 	    (unsigned long long)now * 1000, (unsigned long long)up,
 	    (unsigned long long)up / 86400, cfg->path ? cfg->path : "",
 	    cfg->data_dir);
+	worker_pids(&in->b);
 }
 
 static void
@@ -170,6 +188,7 @@ count_queue(void *arg, const void *name, size_t len, uint32_t qid)
 	if ((in->r = store_queue_count(server.store, qid, &n)) != STORE_OK)
 		return 1;
 	in->nqueues += n > 0;
+	in->nmessages += (uint64_t)n;
 	return 0;
 }
 
@@ -180,6 +199,9 @@ section_keyspace(struct info *in)
 	if (in->nqueues > 0)
 		buf_appendf(&in->b, "db0:keys=%llu,expires=0,avg_ttl=0\r\n",
 		    (unsigned long long)in->nqueues);
+	buf_appendf(&in->b, "total_queues:%llu\r\ntotal_messages:%llu\r\n",
+	    (unsigned long long)in->nqueues,
+	    (unsigned long long)in->nmessages);
 	buf_appendf(&in->b, "\r\n");
 }
 

@@ -118,7 +118,9 @@ cmd_qputat(struct cmdctx *x)
 		    MAX_DELAY_MS);
 		return STORE_OK;
 	}
-	return put(x, (uint64_t)due);
+	/* A time in the past is now: it must not jump ahead of messages
+	   already due. */
+	return put(x, (uint64_t)due < x->now ? x->now : (uint64_t)due);
 }
 
 /*

@@ -111,11 +111,15 @@ main(int argc, char *argv[])
 	if ((path != NULL && config_load(cfg, path, err, sizeof(err)) == -1) ||
 	    config_check(cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "dqd: %s\n", err);
+		config_free(cfg);
+		free(cfg);
 		return 1;
 	}
 	if (test) {
 		printf("dqd: the configuration %s is valid\n",
 		    path ? path : "(built-in defaults)");
+		config_free(cfg);
+		free(cfg);
 		return 0;
 	}
 	if (debug) {
@@ -127,6 +131,8 @@ main(int argc, char *argv[])
 	if (log_init(cfg->log_file, cfg->log_level, "dqd") == -1) {
 		fprintf(stderr, "dqd: log file %s: %s\n", cfg->log_file,
 		    strerror(errno));
+		config_free(cfg);
+		free(cfg);
 		return 1;
 	}
 	raise_nofile();

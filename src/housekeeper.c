@@ -9,6 +9,7 @@
 #include "stats.h"
 #include "store.h"
 #include "util.h"
+#include "wake.h"
 
 #define PURGE_CHUNK	1000	/* records deleted per transaction */
 #define IDLE_MS		100
@@ -69,6 +70,7 @@ housekeeper_main(const struct config *cfg, int slot)
 		log_warnx("cannot open the environment: %s", err);
 		return 1;
 	}
+	store_set_dead_hook(s, wake_note_name);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
 	while (!stop) {
 		now = mono_ms();
@@ -87,6 +89,11 @@ housekeeper_main(const struct config *cfg, int slot)
 		/* Leases that ran out: due again, or dead letters. */
 		check(r = store_expire_leases(s, now_ms(), PURGE_CHUNK,
 		    (uint32_t)cfg->max_deliveries, NULL, &more2), "leases");
+		/* Consumers blocked on a dead queue that just got letters. */
+		if (r == STORE_OK)
+			wake_send();
+		else
+			wake_discard();
 		more |= more2;
 		if (reopen_log) {
 			reopen_log = 0;

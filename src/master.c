@@ -736,8 +736,11 @@ master_main(struct config *c)
 		fatal("shared memory");
 	stats->master_pid = getpid();
 	stats->started_ms = now_ms();
-	if (lock_data_dir() == -1)
+	if (lock_data_dir() == -1) {
+		config_free(cfg);
+		free(cfg);
 		return 1;
+	}
 	if (run_recovery() == -1)
 		fatalx("cannot open the environment in %s", cfg->data_dir);
 	if (write_pidfile() == -1)
@@ -745,6 +748,8 @@ master_main(struct config *c)
 	if ((listen_fd = bind_listen()) == -1) {
 		if (cfg->pidfile != NULL)
 			unlink(cfg->pidfile);
+		config_free(cfg);
+		free(cfg);
 		return 1;
 	}
 	start_pool();
@@ -765,8 +770,12 @@ master_main(struct config *c)
 			failchk_pid = 0;
 			restart_pool("failchk did not finish in time");
 		}
-		if (got_stop)
-			return shutdown_all();
+		if (got_stop) {
+			shutdown_all();
+			config_free(cfg);
+			free(cfg);
+			return 0;
+		}
 		if (got_reload) {
 			got_reload = 0;
 			reload();

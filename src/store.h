@@ -136,6 +136,9 @@ int	store_msg_put(struct store *, uint32_t qid, const void *id,
  * moved to "<queue>:dead" instead.  fn sees each message taken (with the
  * new delivery count) and returns non-zero to stop.
  */
+/* Called with the dead queue's name whenever a dead letter is made. */
+void	store_set_dead_hook(struct store *, void (*)(const void *, size_t));
+
 struct store_take {
 	uint64_t	  now;
 	size_t		  max;

@@ -2,14 +2,15 @@
  * store_admin: Berkeley DB work for dqctl (backup, verify, checkpoint,
  * recovery).  See store_admin.h.
  *
- * The hot backup.  DB_ENV->backup copies each database file page by page
- * while holding off dqd's writes to the pages being read (mpool's backup
- * mode), so every page is whole but the file as a whole is a mix of ages:
+ * The hot backup.  DB_ENV->dbbackup copies each database file page by
+ * page while holding off dqd's writes to the pages being read (mpool's
+ * backup mode), so every page is whole but the file is a mix of ages:
  * only the log makes it consistent.  Catastrophic recovery in the copy
  * replays the log from the last checkpoint taken before the copy began,
  * so every log file from then on must reach the copy, including those
  * that the housekeeper removes after a checkpoint during a long backup.
- * Hence the log files are copied here, not by DB_ENV->backup: once before
+ * Hence the log files are copied here (DB_ENV->backup would copy them
+ * once, at the end, and fail if one vanished meanwhile): once before
  * the database files (every complete file present), then as each one
  * fills (polled from the copy's write callback), and last the current
  * one after a log flush.  The numbers copied must be contiguous; a gap
@@ -47,7 +48,7 @@ struct backup_ctx {
 	unsigned			 next_log;	/* next to copy; 0: any */
 	uint64_t			 last_poll;
 	int				 failed;	/* log copy error */
-	char				 why[512];
+	char				 why[PATH_MAX + 512];
 	unsigned char			*buf;
 };
 
@@ -58,9 +59,25 @@ struct admin {
 	struct backup_ctx	*bctx;
 };
 
+/*
+ * A database file being written.  DB_ENV->dbbackup (5.3) reads 1 MiB at a
+ * time and hands the write callback an offset that counts the bytes read
+ * so far; after a short read (the file ends, or dqd is extending it) its
+ * next read starts one page further on than that offset says, and the
+ * pages would land one page too low.  So the position is kept here, the
+ * way the library counts pages: page size from the meta page, and one page
+ * skipped after any chunk shorter than 1 MiB.  The skipped page stays a
+ * hole; it did not exist on disk when it was read, so recovery rebuilds it
+ * from the log.
+ */
 struct out_file {
-	int	fd;
+	int		fd;
+	uint32_t	pagesize;	/* 0: unknown, use the library's offset */
+	uint64_t	pgno;		/* page the next chunk starts with */
+	int		first;
 };
+
+#define CHUNK		(1024 * 1024)	/* what dbbackup reads at a time */
 
 static char	verify_msg[512];
 
@@ -169,6 +186,68 @@ list_logs(const char *dir, unsigned **out, size_t *n)
 	*out = v;
 	*n = len;
 	return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char * const *)a, *(char * const *)b);
+}
+
+static void
+free_names(char **v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		dq_free(v[i]);
+	dq_free(v);
+}
+
+/* The database files (*.db, not the __db.* regions) in dir, sorted. */
+static int
+list_dbs(const char *dir, char ***out, size_t *np)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		**v = NULL, **nv;
+	size_t		 n = 0, cap = 0, len;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len < 4 || strcmp(de->d_name + len - 3, ".db") != 0 ||
+		    strncmp(de->d_name, "__db", 4) == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = dq_reallocarray(v, cap, sizeof(*v))) == NULL)
+				goto nomem;
+			v = nv;
+		}
+		if ((v[n] = dq_strdup(de->d_name)) == NULL)
+			goto nomem;
+		n++;
+	}
+	if (errno != 0) {
+		len = (size_t)errno;
+		free_names(v, n);
+		closedir(d);
+		errno = (int)len;
+		return -1;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_str);
+	*out = v;
+	*np = n;
+	return 0;
+nomem:
+	free_names(v, n);
+	closedir(d);
+	errno = ENOMEM;
+	return -1;
 }
 
 void
@@ -480,8 +559,9 @@ cb_open(DB_ENV *env, const char *dbname, const char *target, void **handle)
 	*handle = NULL;
 	if (path_join(path, sizeof(path), target, dbname) == -1)
 		return ENAMETOOLONG;
-	if ((f = dq_malloc(sizeof(*f))) == NULL)
+	if ((f = dq_calloc(1, sizeof(*f))) == NULL)
 		return ENOMEM;
+	f->first = 1;
 	if ((f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1) {
 		dq_free(f);
@@ -498,11 +578,28 @@ cb_write(DB_ENV *env, uint32_t gigs, uint32_t off, uint32_t size,
 	struct admin	*a = env->app_private;
 	struct out_file	*f = handle;
 
+	uint32_t	 ps;
+	off_t		 pos;
+
 	if (admin_stop)
 		return EINTR;
 	if (f == NULL)
 		return EINVAL;
-	if (write_all(f->fd, buf, size, (off_t)(gigs * GIGABYTE + off)) == -1)
+	if (f->first) {
+		/* The meta page: its page size is at byte 20. */
+		f->first = 0;
+		if (gigs == 0 && off == 0 && size >= 24) {
+			memcpy(&ps, buf + 20, sizeof(ps));
+			if (ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0)
+				f->pagesize = ps;
+		}
+	}
+	if (f->pagesize != 0) {
+		pos = (off_t)(f->pgno * f->pagesize);
+		f->pgno += size / f->pagesize + (size < CHUNK ? 1 : 0);
+	} else
+		pos = (off_t)(gigs * GIGABYTE + off);
+	if (write_all(f->fd, buf, size, pos) == -1)
 		return errno;
 	a->bctx->res->bytes += size;
 	poll_logs(a);
@@ -625,8 +722,8 @@ admin_backup(struct admin *a, const char *target,
     struct admin_backup_result *res, char *err, size_t errlen)
 {
 	struct backup_ctx	 b;
-	char			 rsrc[PATH_MAX], rdst[PATH_MAX];
-	size_t			 l;
+	char			 rsrc[PATH_MAX], rdst[PATH_MAX], **dbs;
+	size_t			 l, ndbs, i;
 	int			 ret, empty;
 
 	memset(res, 0, sizeof(*res));
@@ -673,17 +770,24 @@ admin_backup(struct admin *a, const char *target,
 		set_err(a, err, errlen, "backup", ret);
 		goto fail;
 	}
-	ret = a->env->backup(a->env, target, DB_BACKUP_NO_LOGS);
+	if (list_dbs(a->dir, &dbs, &ndbs) == -1) {
+		snprintf(err, errlen, "%s: %s", a->dir, strerror(errno));
+		goto fail;
+	}
+	for (i = 0, ret = 0; i < ndbs && ret == 0; i++) {
+		ret = a->env->dbbackup(a->env, dbs[i], target, 0);
+		if (ret != 0 && !b.failed && !admin_stop)
+			set_err(a, err, errlen, dbs[i], ret);
+	}
+	free_names(dbs, ndbs);
 	if (b.failed)
 		goto fail_why;
 	if (admin_stop) {
 		snprintf(err, errlen, "interrupted");
 		goto fail;
 	}
-	if (ret != 0) {
-		set_err(a, err, errlen, "copying the database files", ret);
+	if (ret != 0)
 		goto fail;
-	}
 	if ((ret = a->env->log_flush(a->env, NULL)) != 0) {
 		set_err(a, err, errlen, "log flush", ret);
 		goto fail;
@@ -715,48 +819,20 @@ verify_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 		snprintf(verify_msg, sizeof(verify_msg), "%s", msg);
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char * const *)a, *(char * const *)b);
-}
-
 int
 admin_verify(const char *dir,
     void (*fn)(void *, const char *, const char *), void *arg,
     char *err, size_t errlen)
 {
-	DIR		*d;
-	struct dirent	*de;
 	DB		*db;
-	char		**names = NULL, **nn, path[PATH_MAX], problem[768];
-	size_t		 n = 0, cap = 0, i, len;
+	char		**names, path[PATH_MAX], problem[768];
+	size_t		 n, i;
 	int		 bad = 0, ret;
 
-	if ((d = opendir(dir)) == NULL) {
+	if (list_dbs(dir, &names, &n) == -1) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len < 4 || strcmp(de->d_name + len - 3, ".db") != 0 ||
-		    strncmp(de->d_name, "__db", 4) == 0)
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((nn = dq_reallocarray(names, cap,
-			    sizeof(*names))) == NULL)
-				goto nomem;
-			names = nn;
-		}
-		if ((names[n] = dq_strdup(de->d_name)) == NULL)
-			goto nomem;
-		n++;
-	}
-	closedir(d);
-	d = NULL;
-	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_str);
 	for (i = 0; i < n; i++) {
 		if (path_join(path, sizeof(path), dir, names[i]) == -1) {
 			fn(arg, names[i], "path too long");
@@ -786,16 +862,6 @@ admin_verify(const char *dir,
 			    db_strerror(ret));
 		fn(arg, names[i], problem);
 	}
-	for (i = 0; i < n; i++)
-		dq_free(names[i]);
-	dq_free(names);
+	free_names(names, n);
 	return bad;
-nomem:
-	if (d != NULL)
-		closedir(d);
-	for (i = 0; i < n; i++)
-		dq_free(names[i]);
-	dq_free(names);
-	snprintf(err, errlen, "out of memory");
-	return -1;
 }

@@ -41,6 +41,7 @@ struct store {
 	size_t		 vcap;
 	unsigned char	*rbuf;		/* value being read */
 	size_t		 rcap;
+	void		(*dead_hook)(const void *, size_t);
 	char		 err[256];
 };
 

@@ -134,7 +134,8 @@ value_build(struct store *s, const struct msg_hdr *h, const void *id,
 /* Writes msgs and ids records of a message under (qid, due, seq). */
 static int
 msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
-    const void *id, const void *body, size_t len, uint32_t flags)
+    const void *id, const void *body, size_t len, uint32_t flags,
+    uint32_t idflags)
 {
 	unsigned char	kb[MSG_KEY_LEN];
 	size_t		n;
@@ -147,8 +148,14 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 	    "msgs put")) != STORE_OK)
 		return r;
 	/* value_build may have moved id: it is now in vbuf. */
-	return ids_put(s, mk->qid, s->vbuf + MSG_HDR_LEN, h->idlen, mk->due,
-	    mk->seq, 0);
+	if ((r = ids_put(s, mk->qid, s->vbuf + MSG_HDR_LEN, h->idlen,
+	    mk->due, mk->seq, idflags)) == STORE_DUP) {
+		/* A server id from before a clock step: not ours. */
+		if ((r = st_del_key(s, s->msgs, kb, sizeof(kb),
+		    "msgs del")) == STORE_OK)
+			r = STORE_DUP;
+	}
+	return r;
 }
 
 /*
@@ -160,43 +167,31 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
     const void *id, size_t idlen, const void *body, size_t len, char *idout,
     size_t *idoutlen)
 {
-	unsigned char	 kb[QID_LEN + MAX_ID_LEN];
 	char		 sid[32];
 	struct msg_key	 mk;
 	struct msg_hdr	 h;
 	int		 r;
 
-	for (;;) {
+	h.flags = 0;
+	h.deliveries = deliveries;
+	do {
 		mk.qid = qid;
 		mk.due = due;
 		mk.seq = next_seq(s);
 		if (idlen == 0) {
 			h.idlen = (uint16_t)msg_server_id(sid, sizeof(sid),
 			    mk.seq);
-			id = sid;
-			/* A server id from before a clock step is taken. */
-			be32_put(kb, qid);
-			memcpy(kb + QID_LEN, sid, h.idlen);
-			r = key_put(s, s->ids, kb, QID_LEN + h.idlen, "", 0,
-			    DB_NOOVERWRITE, "ids reserve");
-			if (r == STORE_DUP)
-				continue;	/* not ours: leave it */
-			if (r != STORE_OK)
-				return r;
-		} else
+			r = msg_write(s, &mk, &h, sid, body, len,
+			    DB_NOOVERWRITE, DB_NOOVERWRITE);
+		} else {
 			h.idlen = (uint16_t)idlen;
-		h.flags = 0;
-		h.deliveries = deliveries;
-		r = msg_write(s, &mk, &h, id, body, len, DB_NOOVERWRITE);
-		if (r != STORE_DUP)
-			break;
-		if (id == sid && (r = st_del_key(s, s->ids, kb, QID_LEN +
-		    h.idlen, "ids unreserve")) != STORE_OK)
-			return r;
-	}
+			r = msg_write(s, &mk, &h, id, body, len,
+			    DB_NOOVERWRITE, 0);
+		}
+	} while (r == STORE_DUP);	/* a clock stepped back: next number */
 	if (r != STORE_OK)
 		return r;
-	if (idout != NULL && id == sid) {
+	if (idout != NULL && idlen == 0) {
 		memcpy(idout, sid, h.idlen);
 		*idoutlen = h.idlen;
 	}
@@ -310,7 +305,7 @@ msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 		return r;
 	nk.due = due;
 	h->flags = flags;
-	if ((r = msg_write(s, &nk, h, id, body, len, 0)) != STORE_OK)
+	if ((r = msg_write(s, &nk, h, id, body, len, 0, 0)) != STORE_OK)
 		return r;
 	if (flags & MSG_F_RESERVED)
 		return lease_put(s, &nk);
@@ -349,8 +344,10 @@ store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
 }
 
 /*
- * Moves a message whose lease ran out after its last delivery to the queue
- * "<name>:dead", keeping its id and delivery count, due at once.
+ * A message delivered max_deliveries times and due again goes to the queue
+ * "<name>:dead", keeping its id and delivery count, due at once.  Returns
+ * STORE_NOTFOUND, changing nothing, when the queue is itself a dead queue
+ * (no dead letters of dead letters) or is being deleted.
  */
 static int
 dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
@@ -359,13 +356,14 @@ dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	char		 name[4096 + 8];
 	size_t		 nlen;
 	uint32_t	 dqid;
-	struct msg_key	 old;
-	int		 r, created;
+	int		 r, done;
 	void		*copy;
 
 	if ((r = store_queue_name(s, mk->qid, name, sizeof(name) - 5,
 	    &nlen)) != STORE_OK)
-		return r == STORE_NOTFOUND ? STORE_ERR : r;
+		return r;
+	if (nlen >= 5 && memcmp(name + nlen - 5, ":dead", 5) == 0)
+		return STORE_NOTFOUND;
 	memcpy(name + nlen, ":dead", 5);
 	nlen += 5;
 	/* m points into a buffer the next calls reuse. */
@@ -375,18 +373,21 @@ dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	}
 	if ((r = msg_delete(s, mk, h, copy)) == STORE_OK &&
 	    (r = st_count_add(s, mk->qid, STORE_C_DEAD, 1)) == STORE_OK &&
-	    (r = store_queue_create(s, name, nlen, &dqid)) == STORE_OK) {
-		if ((r = id_lookup(s, dqid, copy, m->idlen, &old)) ==
-		    STORE_OK)
-			r = store_msg_op(s, dqid, copy, m->idlen,
-			    STORE_CANCEL, 0, &created);
-		if (r == STORE_OK || r == STORE_NOTFOUND)
-			r = msg_new(s, dqid, now, m->deliveries, copy,
-			    m->idlen, (char *)copy + m->idlen, m->bodylen,
-			    NULL, NULL);
-	}
+	    (r = store_queue_create(s, name, nlen, &dqid)) == STORE_OK &&
+	    (r = store_msg_op(s, dqid, copy, m->idlen, STORE_CANCEL, 0,
+	    &done)) == STORE_OK)
+		r = msg_new(s, dqid, now, m->deliveries, copy, m->idlen,
+		    (char *)copy + m->idlen, m->bodylen, NULL, NULL);
+	if (r == STORE_OK && s->dead_hook != NULL)
+		s->dead_hook(name, nlen);
 	dq_free(copy);
 	return r;
+}
+
+void
+store_set_dead_hook(struct store *s, void (*fn)(const void *, size_t))
+{
+	s->dead_hook = fn;
 }
 
 /* What to do with a message at the head of a queue. */
@@ -405,10 +406,14 @@ take_one(struct store *s, struct store_take *t, const DBT *key,
 		snprintf(s->err, sizeof(s->err), "malformed message record");
 		return STORE_ERR;
 	}
-	if ((h.flags & MSG_F_RESERVED) && t->max_deliveries > 0 &&
-	    h.deliveries >= t->max_deliveries) {
-		t->dead++;
-		return dead_letter(s, &mk, &h, &m, t->now);
+	/* Delivered max_deliveries times, and due again (lease run out or
+	   QNACK): a dead letter. */
+	if (t->max_deliveries > 0 && h.deliveries >= t->max_deliveries) {
+		r = dead_letter(s, &mk, &h, &m, t->now);
+		if (r != STORE_NOTFOUND) {
+			t->dead += r == STORE_OK;
+			return r;
+		}
 	}
 	if (t->lease_ms == 0) {
 		*stop = t->fn(t->arg, &m);
@@ -662,6 +667,8 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 	struct store_msg	m;
 	struct msg_hdr		h;
 	unsigned char		kb[MSG_KEY_LEN];
+	char			name[4096 + 8];
+	size_t			nlen;
 	DBT			key, val;
 	int			r;
 
@@ -677,8 +684,14 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 		return STORE_ERR;
 	if (!(h.flags & MSG_F_RESERVED))
 		return lease_del(s, mk);
-	if (max_deliveries > 0 && h.deliveries >= max_deliveries)
-		return dead_letter(s, mk, &h, &m, now);
+	if (max_deliveries > 0 && h.deliveries >= max_deliveries &&
+	    (r = dead_letter(s, mk, &h, &m, now)) != STORE_NOTFOUND)
+		return r;
+	if ((r = store_queue_name(s, mk->qid, name, sizeof(name), &nlen)) ==
+	    STORE_NOTFOUND)	/* deleted: the purge takes it */
+		return lease_del(s, mk);
+	if (r != STORE_OK)
+		return r;
 	/* Due again where it is: only the flag and the lease go. */
 	return msg_move(s, mk, &h, m.id, m.body, m.bodylen, mk->due, 0);
 }

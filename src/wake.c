@@ -11,8 +11,10 @@
 #include "stats.h"
 #include "wake.h"
 
-static int		wake_fd = -1;
-static int		wake_slot;
+static int		wake_fd = -1;	/* bound: we are woken through it */
+static int		send_fd = -1;	/* unbound, for a process that only
+					   wakes others (the housekeeper) */
+static int		wake_slot = -1;
 static uint64_t		noted;
 
 static socklen_t
@@ -52,8 +54,16 @@ wake_close(void)
 {
 	if (wake_fd != -1)
 		close(wake_fd);
-	wake_fd = -1;
+	if (send_fd != -1)
+		close(send_fd);
+	wake_fd = send_fd = -1;
 	my_stats->wake_watch = 0;
+}
+
+void
+wake_note_name(const void *name, size_t len)
+{
+	wake_note(wake_bit(name, len));
 }
 
 uint64_t
@@ -99,10 +109,14 @@ wake_send(void)
 			continue;
 		old = __atomic_fetch_or(&w->wake_pending, bits,
 		    __ATOMIC_SEQ_CST);
-		if (old != 0 || wake_fd == -1)
+		if (old != 0)
 			continue;	/* a datagram is already on its way */
+		if (wake_fd == -1 && send_fd == -1 && (send_fd = socket(AF_UNIX,
+		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+			continue;
 		len = wake_addr(&sun, i);
-		if (sendto(wake_fd, "w", 1, 0, (struct sockaddr *)&sun,
+		if (sendto(wake_fd != -1 ? wake_fd : send_fd, "w", 1, 0,
+		    (struct sockaddr *)&sun,
 		    len) == -1 && errno != EAGAIN && errno != ECONNREFUSED &&
 		    errno != ENOENT)
 			log_debug("wake worker %d: %s", i, strerror(errno));

@@ -24,6 +24,7 @@ int		wake_open(int slot);		/* the fd to poll, or -1 */
 void		wake_close(void);
 uint64_t	wake_bit(const void *name, size_t len);
 void		wake_note(uint64_t bits);	/* during a transaction */
+void		wake_note_name(const void *, size_t);	/* a queue's bit */
 void		wake_discard(void);		/* the transaction aborted */
 /* After the commit: wakes the watchers; returns the bits for ourselves. */
 uint64_t	wake_send(void);

@@ -733,6 +733,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		return 1;
 	}
 	my_stats->is_worker = 1;
+	store_set_dead_hook(server.store, wake_note_name);
 	if ((server.ev = ev_create(max_fds())) == NULL) {
 		log_warn("event loop");
 		store_close(server.store);

@@ -1,0 +1,237 @@
+"""The LSB init script (etc/dqd.init.in) driving a dqd built in the tree:
+start, status, reload, restart, stop, with their exit codes, the pidfile
+and the processes; in both modes (start-stop-daemon --background with
+readiness notification, and dqd's own daemonize = true).
+
+Environment: DQD (default /tmp/build/dqd), SRCDIR (the source tree;
+default: two levels above this file).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import redis
+
+import dqtest
+
+SRCDIR = os.environ.get("SRCDIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DQD = os.path.abspath(dqtest.DQD)
+
+
+class InitScript:
+    def __init__(self, daemonize):
+        self.tmp = tempfile.mkdtemp(prefix="dqinit-")
+        self.port = dqtest.free_port()
+        # data_dir is relative: it must land in DQD_HOME.
+        self.data = os.path.join(self.tmp, "home", "data")
+        self.pidfile = os.path.join(self.tmp, "run", "dqd.pid")
+        self.logfile = os.path.join(self.tmp, "log", "dqd.log")
+        self.conf = os.path.join(self.tmp, "dqd.conf")
+        self.script = os.path.join(self.tmp, "dqd.init")
+        self.daemonize = daemonize
+        with open(os.path.join(SRCDIR, "etc", "dqd.init.in")) as f:
+            text = f.read()
+        for k, v in (("@sbindir@", "/nonexistent/sbin"),
+                     ("@sysconfdir@", "/nonexistent/etc"),
+                     ("@runstatedir@", "/nonexistent/run"),
+                     ("@localstatedir@", "/nonexistent/var")):
+            text = text.replace(k, v)
+        with open(self.script, "w") as f:
+            f.write(text)
+        os.chmod(self.script, 0o755)
+        self.defaults = os.path.join(self.tmp, "defaults")
+        with open(self.defaults, "w") as f:
+            f.write('DQD="%s"\nCONF="%s"\nPIDFILE="%s"\nLOGFILE="%s"\n'
+                    'DQD_USER=""\nDQD_HOME="%s"\nDAEMONIZE=%s\nSTOP_TIMEOUT=20\n'
+                    % (DQD, self.conf, self.pidfile, self.logfile,
+                       os.path.join(self.tmp, "home"),
+                       "yes" if daemonize else "no"))
+        self.write_conf()
+
+    def write_conf(self, extra=""):
+        settings = {"bind": "127.0.0.1", "port": self.port, "workers": 2,
+                    "data_dir": "data", "log_level": "info"}
+        if self.daemonize:
+            settings.update(daemonize=True, pidfile=self.pidfile,
+                            log_file=self.logfile)
+        with open(self.conf, "w") as f:
+            f.write(dqtest.conf_text(settings) + extra)
+
+    def run(self, action, timeout=60):
+        env = dict(os.environ, DQD_DEFAULTS=self.defaults)
+        p = subprocess.run([self.script, action], capture_output=True,
+                           timeout=timeout, env=env)
+        return (p.returncode, p.stdout.decode("utf-8", "replace") +
+                p.stderr.decode("utf-8", "replace"))
+
+    def pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def client(self):
+        return redis.Redis(host="127.0.0.1", port=self.port,
+                           socket_timeout=5)
+
+    def logs(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()[-5000:]
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        pid = self.pid()
+        if pid and dqtest.pid_alive(pid):
+            pids = [pid] + dqtest.children_of(pid)
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class InitdTest(unittest.TestCase):
+
+    def lifecycle(self, daemonize):
+        s = InitScript(daemonize)
+        self.addCleanup(s.cleanup)
+
+        rc, out = s.run("status")
+        self.assertEqual(rc, 3, out)
+        self.assertIn("not running", out)
+
+        rc, out = s.run("start")
+        self.assertEqual(rc, 0, out + s.logs())
+        pid = s.pid()
+        self.assertIsNotNone(pid, "no pidfile after start")
+        self.assertTrue(dqtest.pid_alive(pid))
+        # Ready when start returns (readiness notification), or very soon.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.assertTrue(s.client().ping())
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assertEqual(s.client().execute_command("SADD", "q", "a", 0,
+                                                    "b", 60000), 2)
+        workers = dqtest.children_of(pid)
+        self.assertGreaterEqual(len(workers), 3)    # 2 workers + housekeeper
+        self.assertTrue(os.path.exists(os.path.join(s.data, "queues.db")))
+
+        # start again: nothing happens, success (LSB).
+        rc, out = s.run("start")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(s.pid(), pid)
+
+        rc, out = s.run("status")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(str(pid), out)
+
+        # reload: same master, new workers, still serving.
+        rc, out = s.run("reload")
+        self.assertEqual(rc, 0, out)
+        deadline = time.monotonic() + 10
+        while set(dqtest.children_of(pid)) & set(workers):
+            self.assertLess(time.monotonic(), deadline,
+                            "workers not replaced after reload")
+            time.sleep(0.1)
+        self.assertEqual(s.pid(), pid)
+        self.assertEqual(s.client().execute_command("SCARD", "q"), 2)
+        rc, out = s.run("force-reload")
+        self.assertEqual(rc, 0, out)
+
+        # A broken configuration: reload refuses, dqd keeps running.
+        s.write_conf("no_such_key = 1;\n")
+        rc, out = s.run("reload")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("no_such_key", out)
+        self.assertTrue(dqtest.pid_alive(pid))
+        rc, out = s.run("restart")
+        self.assertEqual(rc, 1, out)
+        self.assertTrue(dqtest.pid_alive(pid))
+        s.write_conf()
+
+        # restart: a new master on the same data.
+        rc, out = s.run("restart")
+        self.assertEqual(rc, 0, out + s.logs())
+        new = s.pid()
+        self.assertIsNotNone(new)
+        self.assertNotEqual(new, pid)
+        self.assertFalse(dqtest.pid_alive(pid))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.assertEqual(s.client().execute_command("SCARD", "q"),
+                                 2)
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+        # stop: everything gone, pidfile removed.
+        kids = dqtest.children_of(new)
+        rc, out = s.run("stop")
+        self.assertEqual(rc, 0, out)
+        for p in [new] + kids:
+            self.assertFalse(dqtest.pid_alive(p), "pid %d left" % p)
+        self.assertFalse(os.path.exists(s.pidfile))
+        rc, out = s.run("status")
+        self.assertEqual(rc, 3, out)
+        rc, out = s.run("stop")
+        self.assertEqual(rc, 0, out)
+        rc, out = s.run("reload")
+        self.assertEqual(rc, 7, out)
+
+        # A stale pidfile: status says so, start still works.
+        with open(s.pidfile, "w") as f:
+            f.write("%d\n" % new)
+        rc, out = s.run("status")
+        self.assertEqual(rc, 1, out)
+        rc, out = s.run("start")
+        self.assertEqual(rc, 0, out + s.logs())
+        self.assertNotEqual(s.pid(), new)
+        rc, out = s.run("stop")
+        self.assertEqual(rc, 0, out)
+
+        rc, out = s.run("bogus")
+        self.assertEqual(rc, 3)
+        self.assertIn("usage", out)
+
+    def test_background_with_notify(self):
+        self.lifecycle(daemonize=False)
+
+    def test_daemonize(self):
+        self.lifecycle(daemonize=True)
+
+    def test_start_fails_on_bad_config(self):
+        s = InitScript(False)
+        self.addCleanup(s.cleanup)
+        s.write_conf("cache_size_mb = 0;\n")
+        rc, out = s.run("start")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("cache_size_mb", out)
+        rc, out = s.run("status")
+        self.assertEqual(rc, 3, out)
+
+
+if __name__ == "__main__":
+    if not os.access(DQD, os.X_OK):
+        import sys
+        sys.stderr.write("test_initd: %s is not executable (set DQD)\n"
+                         % DQD)
+        sys.exit(99)
+    unittest.main(verbosity=2)
