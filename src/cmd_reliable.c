@@ -30,6 +30,19 @@ arg_id(struct cmdctx *x, size_t i)
 	return -1;
 }
 
+/* Ids starting with '#' are the server's (key.h). */
+static int
+arg_producer_id(struct cmdctx *x, size_t i)
+{
+	if (arg_id(x, i) == -1)
+		return -1;
+	if (x->argv[i][0] != '#')
+		return 0;
+	reply_error(x->c, "ERR invalid message id: ids starting with '#' "
+	    "are reserved for server-assigned ids");
+	return -1;
+}
+
 static int
 arg_count(struct cmdctx *x, size_t i, long long *n)
 {
@@ -95,7 +108,7 @@ cmd_qput(struct cmdctx *x)
 {
 	long long	delay;
 
-	if (arg_queue(x, 1) == -1 || arg_id(x, 2) == -1 ||
+	if (arg_queue(x, 1) == -1 || arg_producer_id(x, 2) == -1 ||
 	    arg_body(x, 3) == -1 || arg_delay(x, 4, &delay) == -1)
 		return STORE_OK;
 	return put(x, x->now + (uint64_t)delay);
@@ -107,7 +120,7 @@ cmd_qputat(struct cmdctx *x)
 {
 	long long	due;
 
-	if (arg_queue(x, 1) == -1 || arg_id(x, 2) == -1 ||
+	if (arg_queue(x, 1) == -1 || arg_producer_id(x, 2) == -1 ||
 	    arg_body(x, 3) == -1)
 		return STORE_OK;
 	if (parse_ll(x->argv[4], x->argvlen[4], &due) == -1 || due < 0 ||
@@ -296,8 +309,9 @@ one_id(struct cmdctx *x, enum store_op op)
 		    op, x->now + (uint64_t)ms, &done);
 	if (r != STORE_OK && r != STORE_NOTFOUND)
 		return r;
-	/* Due sooner than a blocked consumer expects: let it look again. */
-	if (done && op != STORE_EXTEND)
+	/* Perhaps due sooner than a blocked consumer expects (a shorter
+	   lease too): let it look again. */
+	if (done)
 		wake_note(wake_bit(x->argv[1], x->argvlen[1]));
 	reply_int(x->c, done);
 	return STORE_OK;

@@ -79,10 +79,48 @@ msg_hdr_decode(const void *p, size_t len, struct msg_hdr *h)
 }
 
 size_t
-msg_server_id(char *out, size_t outlen, uint64_t seq)
+msg_server_id(char *out, size_t outlen, uint64_t due, uint64_t seq)
 {
 	int	n;
 
-	n = snprintf(out, outlen, "#%llu", (unsigned long long)seq);
+	n = snprintf(out, outlen, "#%llx-%llx", (unsigned long long)due,
+	    (unsigned long long)seq);
 	return n < 0 ? 0 : (size_t)n;
+}
+
+/* Lower-case hex, no leading zero, 1 to 16 digits; returns digits used. */
+static size_t
+hex_field(const char *p, size_t len, uint64_t *v)
+{
+	size_t	i;
+	int	d;
+
+	*v = 0;
+	for (i = 0; i < len && i < 17; i++) {
+		if (p[i] >= '0' && p[i] <= '9')
+			d = p[i] - '0';
+		else if (p[i] >= 'a' && p[i] <= 'f')
+			d = p[i] - 'a' + 10;
+		else
+			break;
+		if (i == 16 || (i == 1 && p[0] == '0'))
+			return 0;
+		*v = *v << 4 | (uint64_t)d;
+	}
+	return i;
+}
+
+int
+msg_server_id_parse(const void *id, size_t len, uint64_t *due, uint64_t *seq)
+{
+	const char	*p = id;
+	size_t		 n, m;
+
+	if (len < 4 || p[0] != '#')
+		return -1;
+	if ((n = hex_field(p + 1, len - 1, due)) == 0 || 1 + n >= len ||
+	    p[1 + n] != '-')
+		return -1;
+	m = hex_field(p + 2 + n, len - 2 - n, seq);
+	return m != 0 && 2 + n + m == len ? 0 : -1;
 }

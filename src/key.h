@@ -26,6 +26,7 @@
 #define MAX_ID_LEN	512		/* longest message id */
 
 #define MSG_F_RESERVED	0x01		/* leased to a consumer (QRESERVE) */
+#define MSG_F_INDEXED	0x02		/* has an entry in ids.db */
 
 struct msg_key {
 	uint32_t	qid;
@@ -49,7 +50,17 @@ int	msg_key_decode(const void *, size_t, struct msg_key *);	/* -1: bad */
 void	msg_hdr_encode(unsigned char out[MSG_HDR_LEN], const struct msg_hdr *);
 /* Checks that idlen fits in len; -1 on a malformed value. */
 int	msg_hdr_decode(const void *, size_t, struct msg_hdr *);
-/* Server-assigned id of a message: "#" and the sequence in decimal. */
-size_t	msg_server_id(char *, size_t, uint64_t seq);
+/*
+ * Server-assigned ids name the message's first key: "#" due "-" seq, both
+ * in lower-case hex without leading zeros.  A message that never moved is
+ * found from its id alone, with no entry in ids.db; one that moved (a lease,
+ * QNACK, QRESCHEDULE) gets an entry then.  Producer ids may not start with
+ * '#'.  msg_server_id() returns the length; msg_server_id_parse() returns
+ * 0 for an id in exactly that form, -1 otherwise.
+ */
+#define SERVER_ID_MAX	40
+size_t	msg_server_id(char *, size_t, uint64_t due, uint64_t seq);
+int	msg_server_id_parse(const void *, size_t, uint64_t *due,
+	    uint64_t *seq);
 
 #endif

@@ -147,43 +147,46 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 	if ((r = key_put(s, s->msgs, kb, sizeof(kb), s->vbuf, n, flags,
 	    "msgs put")) != STORE_OK)
 		return r;
+	if (!(h->flags & MSG_F_INDEXED))
+		return STORE_OK;
 	/* value_build may have moved id: it is now in vbuf. */
-	if ((r = ids_put(s, mk->qid, s->vbuf + MSG_HDR_LEN, h->idlen,
-	    mk->due, mk->seq, idflags)) == STORE_DUP) {
-		/* A server id from before a clock step: not ours. */
-		if ((r = st_del_key(s, s->msgs, kb, sizeof(kb),
-		    "msgs del")) == STORE_OK)
-			r = STORE_DUP;
-	}
-	return r;
+	return ids_put(s, mk->qid, s->vbuf + MSG_HDR_LEN, h->idlen, mk->due,
+	    mk->seq, idflags);
 }
 
 /*
  * A new message with a fresh sequence number.  idlen 0 asks for a server
  * id, written to idout (STORE_ID_MAX bytes) when idout is not NULL.
  */
+/*
+ * A new message with a fresh sequence number.  idlen 0 asks for a server
+ * id (written to idout, SERVER_ID_MAX bytes, when idout is not NULL): it
+ * names the message's key, so such a message needs no entry in ids.db
+ * until it moves.  A producer's id is always indexed.
+ */
 static int
 msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
     const void *id, size_t idlen, const void *body, size_t len, char *idout,
     size_t *idoutlen)
 {
-	char		 sid[32];
+	char		 sid[SERVER_ID_MAX];
 	struct msg_key	 mk;
 	struct msg_hdr	 h;
 	int		 r;
 
-	h.flags = 0;
 	h.deliveries = deliveries;
 	do {
 		mk.qid = qid;
 		mk.due = due;
 		mk.seq = next_seq(s);
 		if (idlen == 0) {
+			h.flags = 0;
 			h.idlen = (uint16_t)msg_server_id(sid, sizeof(sid),
-			    mk.seq);
+			    due, mk.seq);
 			r = msg_write(s, &mk, &h, sid, body, len,
-			    DB_NOOVERWRITE, DB_NOOVERWRITE);
+			    DB_NOOVERWRITE, 0);
 		} else {
+			h.flags = MSG_F_INDEXED;
 			h.idlen = (uint16_t)idlen;
 			r = msg_write(s, &mk, &h, id, body, len,
 			    DB_NOOVERWRITE, 0);
@@ -233,17 +236,15 @@ msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 	}
 }
 
-/* The key of the message with this id. */
+/* Where ids.db says the message with this id is. */
 static int
-id_lookup(struct store *s, uint32_t qid, const void *id, size_t idlen,
+ids_get(struct store *s, uint32_t qid, const void *id, size_t idlen,
     struct msg_key *mk)
 {
 	unsigned char	kb[QID_LEN + MAX_ID_LEN], vb[IDS_VAL_LEN];
 	DBT		key, val;
 	int		r;
 
-	if (idlen == 0 || idlen > MAX_ID_LEN)
-		return STORE_NOTFOUND;
 	be32_put(kb, qid);
 	memcpy(kb + QID_LEN, id, idlen);
 	dbt_set(&key, kb, QID_LEN + idlen);
@@ -262,6 +263,44 @@ id_lookup(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	return STORE_OK;
 }
 
+/*
+ * Finds the message with this id, write-locked: its key, header and the
+ * parsed record (pointing into s->rbuf).  A server id names the message's
+ * first key, tried before ids.db, which knows the messages that moved.
+ */
+static int
+find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
+    struct msg_key *mk, struct msg_hdr *h, struct store_msg *m)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+	DBT		key, val;
+	int		r, tries;
+
+	if (idlen == 0 || idlen > MAX_ID_LEN)
+		return STORE_NOTFOUND;
+	mk->qid = qid;
+	tries = msg_server_id_parse(id, idlen, &mk->due, &mk->seq) == 0 ?
+	    2 : 1;
+	while (tries-- > 0) {
+		if (tries == 0 && (r = ids_get(s, qid, id, idlen, mk)) !=
+		    STORE_OK)
+			return r;
+		r = msg_get(s, mk, DB_RMW, &val);
+		if (r == STORE_NOTFOUND)
+			continue;
+		if (r != STORE_OK)
+			return r;
+		msg_key_encode(kb, mk);
+		dbt_set(&key, kb, sizeof(kb));
+		if (msg_from(&key, &val, m) == -1 ||
+		    msg_hdr_decode(val.data, val.size, h) == -1)
+			return STORE_ERR;
+		if (m->idlen == idlen && memcmp(m->id, id, idlen) == 0)
+			return STORE_OK;
+	}
+	return STORE_NOTFOUND;
+}
+
 /* Deletes a message's records (msgs, ids, lease) and counts it gone. */
 static int
 msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
@@ -272,7 +311,8 @@ msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 
 	msg_key_encode(kb, mk);
 	if ((r = st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del")) != 0 ||
-	    (r = ids_del(s, mk->qid, id, h->idlen)) != 0)
+	    ((h->flags & MSG_F_INDEXED) &&
+	    (r = ids_del(s, mk->qid, id, h->idlen)) != 0))
 		return r;
 	if (h->flags & MSG_F_RESERVED) {
 		if ((r = lease_del(s, mk)) != 0 || (r = st_count_add(s,
@@ -283,8 +323,8 @@ msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 }
 
 /*
- * Moves a message to a new due time with new flags: the sequence number,
- * and so the id's entry, stays; the lease follows the flag.
+ * Moves a message to a new due time, reserved or not (flags): the sequence
+ * number stays, ids.db follows, and so does the lease.
  */
 static int
 msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
@@ -304,7 +344,8 @@ msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	    (flags & MSG_F_RESERVED) ? 1 : -1)) != 0)
 		return r;
 	nk.due = due;
-	h->flags = flags;
+	/* Its id no longer names its key: ids.db must know it now. */
+	h->flags = flags | MSG_F_INDEXED;
 	if ((r = msg_write(s, &nk, h, id, body, len, 0, 0)) != STORE_OK)
 		return r;
 	if (flags & MSG_F_RESERVED)
@@ -319,21 +360,14 @@ store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	struct store_msg	m;
 	struct msg_key		mk;
 	struct msg_hdr		h;
-	DBT			key, val;
-	unsigned char		kb[MSG_KEY_LEN];
 	int			r;
 
 	*created = 0;
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
-	r = id_lookup(s, qid, id, idlen, &mk);
-	if (r == STORE_OK && (r = msg_get(s, &mk, DB_RMW, &val)) == STORE_OK) {
+	r = find_msg(s, qid, id, idlen, &mk, &h, &m);
+	if (r == STORE_OK) {
 		/* Replaced: the old one goes, counted as one message less. */
-		msg_key_encode(kb, &mk);
-		dbt_set(&key, kb, sizeof(kb));
-		if (msg_from(&key, &val, &m) == -1 ||
-		    msg_hdr_decode(val.data, val.size, &h) == -1)
-			return STORE_ERR;
 		if ((r = msg_delete(s, &mk, &h, id)) != STORE_OK)
 			return r;
 	} else if (r != STORE_NOTFOUND)
@@ -442,44 +476,42 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 	t->n = t->dead = 0;
 	if (t->max == 0)
 		return STORE_OK;
+	if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+		return r;
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
 	/*
-	 * Seek the head again for every message: taking one deletes or
-	 * moves it (to a key after now), so the next one is the new head.
-	 * DB_RMW: two takers of one queue queue up instead of deadlocking.
+	 * One walk from the head.  take_one deletes the record under the
+	 * cursor, or moves it past now (a lease is at least 1 ms), through
+	 * the database handle; Berkeley DB keeps the cursor in place, and
+	 * DB_NEXT goes on from there.  DB_RMW: two takers of one queue
+	 * queue up instead of deadlocking.
 	 */
-	while (t->n < t->max && !stop) {
-		if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
-			return r;
-		msg_key_encode(kb, &mk);
-		dbt_set(&key, kb, sizeof(kb));
-		dbt_set(&val, NULL, 0);
-		r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW),
-		    "msgs seek");
-		if (r == STORE_OK && (key.size != MSG_KEY_LEN ||
-		    be32_get(key.data) != qid ||
-		    be64_get((unsigned char *)key.data + 4) > t->now))
-			r = STORE_NOTFOUND;
-		if (r == STORE_OK) {
-			/* Copied: take_one rewrites the tree under it. */
-			if (st_rbuf_reserve(s, key.size + val.size) !=
-			    STORE_OK)
-				r = STORE_ERR;
-			else {
-				memcpy(s->rbuf, key.data, key.size);
-				memcpy(s->rbuf + key.size, val.data, val.size);
-				key.data = s->rbuf;
-				val.data = s->rbuf + key.size;
-			}
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
+	while (r == STORE_OK && t->n < t->max && !stop) {
+		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid ||
+		    be64_get((unsigned char *)key.data + 4) > t->now)
+			break;
+		/* Copied: take_one writes to the tree under the cursor. */
+		if (st_rbuf_reserve(s, key.size + val.size) != STORE_OK) {
+			r = STORE_ERR;
+			break;
 		}
-		r = st_cursor_close(s, c, r);
-		if (r == STORE_OK)
-			r = take_one(s, t, &key, &val, &stop);
-		if (r == STORE_NOTFOUND)
-			return STORE_OK;
-		if (r != STORE_OK)
-			return r;
+		memcpy(s->rbuf, key.data, key.size);
+		memcpy(s->rbuf + key.size, val.data, val.size);
+		key.data = s->rbuf;
+		val.data = s->rbuf + key.size;
+		if ((r = take_one(s, t, &key, &val, &stop)) != STORE_OK)
+			break;
+		dbt_set(&key, NULL, 0);
+		dbt_set(&val, NULL, 0);
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		    "msgs next");
 	}
-	return STORE_OK;
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
 }
 
 int
@@ -489,22 +521,13 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	struct store_msg	m;
 	struct msg_key		mk;
 	struct msg_hdr		h;
-	unsigned char		kb[MSG_KEY_LEN];
-	DBT			key, val;
 	int			r, reserved;
 
 	*done = 0;
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
-	if ((r = id_lookup(s, qid, id, idlen, &mk)) == STORE_NOTFOUND)
-		return STORE_OK;
-	if (r != STORE_OK || (r = msg_get(s, &mk, DB_RMW, &val)) != STORE_OK)
+	if ((r = find_msg(s, qid, id, idlen, &mk, &h, &m)) != STORE_OK)
 		return r == STORE_NOTFOUND ? STORE_OK : r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
-	if (msg_from(&key, &val, &m) == -1 ||
-	    msg_hdr_decode(val.data, val.size, &h) == -1)
-		return STORE_ERR;
 	reserved = (h.flags & MSG_F_RESERVED) != 0;
 	switch (op) {
 	case STORE_ACK:

@@ -85,10 +85,37 @@ Test(key, header_rejects_malformed)
 
 Test(key, server_id)
 {
-	char	id[32];
+	char		id[SERVER_ID_MAX];
+	uint64_t	due, seq;
+	size_t		n;
 
-	cr_assert_eq(msg_server_id(id, sizeof(id), 1042), 5);
-	cr_assert_str_eq(id, "#1042");
-	msg_server_id(id, sizeof(id), UINT64_MAX);
-	cr_assert_str_eq(id, "#18446744073709551615");
+	n = msg_server_id(id, sizeof(id), 0x18a9c3f2b40ULL, 1042);
+	cr_assert_str_eq(id, "#18a9c3f2b40-412");
+	cr_assert_eq(n, strlen(id));
+	cr_assert_eq(msg_server_id_parse(id, n, &due, &seq), 0);
+	cr_assert_eq(due, 0x18a9c3f2b40ULL);
+	cr_assert_eq(seq, 1042u);
+	n = msg_server_id(id, sizeof(id), UINT64_MAX, UINT64_MAX);
+	cr_assert_lt(n, SERVER_ID_MAX);
+	cr_assert_eq(msg_server_id_parse(id, n, &due, &seq), 0);
+	cr_assert_eq(due, UINT64_MAX);
+	cr_assert_eq(seq, UINT64_MAX);
+	n = msg_server_id(id, sizeof(id), 0, 0);
+	cr_assert_str_eq(id, "#0-0");
+	cr_assert_eq(msg_server_id_parse(id, n, &due, &seq), 0);
+}
+
+Test(key, server_id_parse_rejects_other_forms)
+{
+	static const char *bad[] = {
+		"", "#", "#1", "#1-", "#-1", "1-1", "#01-1", "#1-01", "#1-1-",
+		"#A-1", "#1-1 ", "#g-1", "#1_1", "#11111111111111111-1",
+		"order-17", "#1-11111111111111111",
+	};
+	uint64_t	due, seq;
+	size_t		i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(msg_server_id_parse(bad[i], strlen(bad[i]), &due,
+		    &seq), -1, "accepted \"%s\"", bad[i]);
 }
