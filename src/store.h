@@ -8,11 +8,11 @@
  *   queues.db  name -> qid                 the queue registry
  *   qnames.db  qid -> name                 SCAN order; qids are never reused
  *   msgs.db    (qid, due, seq) -> message  a queue's head is one seek away
- *   ids.db     (qid, id) -> (due, seq)     lookup by id in O(log n)
+ *   ids.db     (qid, id) -> (due, seq)     producer ids, moved messages
  *   leases.db  (qid, lease end, seq)       reserved messages, by expiry
- *   counts.db  one sub-database per slot:  qid -> signed count
+ *   counts.db  one sub-database per slot:  qid -> six counters
  *   purge.db   qid -> ""                   deleted queues still to empty
- *   seq.db     sequences "msg" and "qid"
+ *   seq.db     the "qid" sequence: queue numbers
  *
  * Every process opens its own handle with store_open().  A handle carries
  * at most one open transaction: the first operation begins it, and the
@@ -117,8 +117,8 @@ int	store_queue_name(struct store *, uint32_t, char *buf, size_t bufsize,
 /* Messages. */
 
 /*
- * Enqueues a message.  id NULL: a server-assigned id ("#" and the sequence
- * number) is written to idout, which has room for STORE_ID_MAX bytes.
+ * Enqueues a message with a server-assigned id ("#<due>-<seq>", key.h),
+ * written to idout (room for STORE_ID_MAX bytes) unless idout is NULL.
  */
 int	store_msg_add(struct store *, uint32_t qid, uint64_t due,
 	    const void *body, size_t len, char *idout, size_t *idlen);
