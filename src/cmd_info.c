@@ -103,9 +103,10 @@ static void
 section_clients(struct info *in)
 {
 	buf_appendf(&in->b, "# Clients\r\nconnected_clients:%lld\r\n"
-	    "maxclients:%d\r\nblocked_clients:0\r\nworker_clients:%d\r\n\r\n",
-	    (long long)__atomic_load_n(&stats->clients, __ATOMIC_RELAXED),
-	    server.cfg->maxclients, server.nclients);
+	    "maxclients:%d\r\nblocked_clients:%llu\r\nworker_clients:%d\r\n"
+	    "\r\n", (long long)__atomic_load_n(&stats->clients,
+	    __ATOMIC_RELAXED), server.cfg->maxclients,
+	    (unsigned long long)in->sum.blocked, server.nclients);
 }
 
 static void

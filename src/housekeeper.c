@@ -64,7 +64,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	log_setproc("housekeeper");
 	signals_setup();
 	stats_attach(slot);
-	memset(my_stats, 0, sizeof(*my_stats));
+	stats_reset_gauges(my_stats);
 	my_stats->pid = getpid();
 	if (store_open(cfg, slot, &s, err, sizeof(err)) == -1) {
 		log_warnx("cannot open the environment: %s", err);

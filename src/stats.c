@@ -51,3 +51,14 @@ stats_sum(struct stats_slot *sum)
 			dst[j] += __atomic_load_n(&src[j], __ATOMIC_RELAXED);
 	}
 }
+
+void
+stats_reset_gauges(struct stats_slot *s)
+{
+	s->pid = 0;
+	s->is_worker = 0;
+	s->wake_watch = 0;
+	s->wake_pending = 0;
+	s->clients = 0;
+	s->blocked = 0;
+}

@@ -28,6 +28,7 @@ struct stats_slot {
 	uint64_t	connections;	/* accepted */
 	uint64_t	rejected;	/* maxclients */
 	uint64_t	clients;	/* connected now */
+	uint64_t	blocked;	/* in BSPOP or QRESERVE BLOCK now */
 	uint64_t	commands;
 	uint64_t	errors;		/* error replies */
 	uint64_t	protocol_errors;
@@ -58,6 +59,8 @@ extern struct stats_slot	*my_stats;	/* this process' slot */
 int	stats_create(void);
 void	stats_attach(int slot);		/* in the child, after fork */
 void	stats_sum(struct stats_slot *);	/* all slots added up */
+/* A new process in a slot: the gauges start again, the totals go on. */
+void	stats_reset_gauges(struct stats_slot *);
 
 #define STAT_ADD(field, n)	\
 	__atomic_add_fetch(&my_stats->field, (n), __ATOMIC_RELAXED)

@@ -387,12 +387,13 @@ check_blocked(void)
 {
 	struct client	*c;
 	uint64_t	 mono = mono_ms(), now = now_ms(), next = UINT64_MAX;
-	uint64_t	 bits = 0, t;
+	uint64_t	 bits = 0, t, nblocked = 0;
 
 	for (c = server.clients; c != NULL; c = c->next) {
 		if (!(c->flags & (CLIENT_ARMED | CLIENT_BLOCKED)))
 			continue;
 		bits |= c->block_bits;
+		nblocked++;
 		if (!(c->flags & CLIENT_BLOCKED))
 			continue;
 		if ((c->block_deadline && mono >= c->block_deadline) ||
@@ -410,6 +411,7 @@ check_blocked(void)
 		}
 	}
 	wake_watch(bits);
+	__atomic_store_n(&my_stats->blocked, nblocked, __ATOMIC_RELAXED);
 	next_block_check = next;
 	blocked_changed = 0;
 }
@@ -725,7 +727,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	server.start_ms = now_ms();
 	server.next_id = server.start_ms;	/* ids differ across restarts */
 	stats_attach(slot);
-	memset(my_stats, 0, sizeof(*my_stats));
+	stats_reset_gauges(my_stats);
 	my_stats->pid = getpid();
 	my_stats->started_ms = server.start_ms;
 	if (store_open(cfg, slot, &server.store, err, sizeof(err)) == -1) {
