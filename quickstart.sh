@@ -10,9 +10,11 @@
 set -eu
 cd "$(dirname "$0")"
 
-PKGS="build-essential autoconf automake libtool pkg-config libdb5.3-dev \
-libconfig-dev libcriterion-dev libhiredis-dev redis-tools python3 \
-python3-redis procps mandoc"
+# What building needs, then what the tests drive dqd with (redis-cli,
+# redis-py, promtool from the prometheus package).
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config \
+libdb5.3-dev libconfig-dev libhiredis-dev libcriterion-dev"
+TEST_PKGS="redis-tools python3 python3-redis procps mandoc curl prometheus"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -20,7 +22,7 @@ as_root() {
 
 install_deps() {
 	missing=
-	for p in $PKGS; do
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		    grep -q "install ok installed" || missing="$missing $p"
 	done
@@ -39,12 +41,12 @@ build() {
 
 case "${1:-}" in
 run)
-	install_deps
+	install_deps $BUILD_PKGS
 	build
 	exec ./dqd
 	;;
 test)
-	install_deps
+	install_deps $BUILD_PKGS $TEST_PKGS
 	build
 	make -j"$(nproc)" check
 	;;

@@ -168,10 +168,7 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	t0 = usec_now();
 	r = cmd->proc(&x);
 	idx = (size_t)(cmd - cmd_table);
-	if (idx < STATS_CMDS) {
-		STAT_ADD(cmd_calls[idx], 1);
-		STAT_ADD(cmd_usec[idx], usec_now() - t0);
-	}
+	stats_command(idx, usec_now() - t0);
 	return r;
 }
 

@@ -93,6 +93,7 @@ collect_body(void *arg, const struct store_msg *m)
 
 	if (resp_add_bulk(&scratch, m->body, m->bodylen) == -1)
 		return 1;
+	stats_delivery(m->due, m->deliveries);
 	(*n)++;
 	return scratch.len >= REPLY_CAP;
 }

@@ -188,6 +188,7 @@ collect_reserved(void *arg, const struct store_msg *m)
 	    resp_add_bulk(&items, m->body, m->bodylen) == -1 ||
 	    resp_add_int(&items, m->deliveries) == -1)
 		return 1;
+	stats_delivery(m->due, m->deliveries);
 	rs->n++;
 	return items.len >= REPLY_CAP;
 }
@@ -274,6 +275,8 @@ each_id(struct cmdctx *x, enum store_op op)
 			return r;
 		n += done;
 	}
+	if (op == STORE_ACK)
+		STAT_ADD(acked, n);
 	reply_int(x->c, n);
 	return STORE_OK;
 }
@@ -422,6 +425,7 @@ collect_bspop(void *arg, const struct store_msg *m)
 	    resp_add_bulk(&items, b->name, b->namelen) == -1 ||
 	    resp_add_bulk(&items, m->body, m->bodylen) == -1)
 		return 1;
+	stats_delivery(m->due, m->deliveries);
 	b->got = 1;
 	return 1;
 }

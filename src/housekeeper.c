@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #define PURGE_CHUNK	1000	/* records deleted per transaction */
 #define IDLE_MS		100
+#define PUBLISH_MS	2000	/* environment figures for /metrics */
 
 static volatile sig_atomic_t	stop, reopen_log;
 
@@ -43,6 +45,76 @@ signals_setup(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
+static void
+on_dead_letter(const void *name, size_t len)
+{
+	wake_note_name(name, len);
+	STAT_ADD(dead_lettered, 1);
+}
+
+struct depths {
+	struct store		*s;
+	struct stats_env	*e;
+	uint32_t		 n;
+	int			 r;
+};
+
+static int
+queue_depth(void *arg, const void *name, size_t len, uint32_t qid)
+{
+	struct depths	*d = arg;
+	int64_t		 c[STORE_NCOUNTERS];
+	uint32_t	 i;
+
+	if ((d->r = store_queue_counters(d->s, qid, c)) != STORE_OK)
+		return 1;
+	if (c[STORE_C_MESSAGES] <= 0)
+		return 0;
+	d->n++;
+	if ((i = d->e->npublished) < STATS_QUEUES) {
+		snprintf(d->e->queue[i].name, sizeof(d->e->queue[i].name),
+		    "%.*s", (int)len, (const char *)name);
+		d->e->queue[i].messages = c[STORE_C_MESSAGES];
+		d->e->queue[i].reserved = c[STORE_C_RESERVED];
+		d->e->npublished++;
+	}
+	return 0;
+}
+
+/*
+ * Environment figures and queue depths for the metrics endpoint, which
+ * runs in the master and never opens the environment itself.
+ */
+static int
+publish(struct store *s)
+{
+	struct stats_env	*e = &stats->env;
+	struct store_info	 si;
+	struct depths		 d = { s, e, 0, STORE_OK };
+	int			 r;
+
+	if ((r = store_info(s, &si)) != STORE_OK)
+		return r;
+	__atomic_add_fetch(&e->version, 1, __ATOMIC_SEQ_CST);	/* odd */
+	e->cache_bytes = si.cache_bytes;
+	e->cache_hit = si.cache_hit;
+	e->cache_miss = si.cache_miss;
+	e->log_bytes = si.log_bytes;
+	e->data_bytes = si.data_bytes;
+	e->deadlocks = si.deadlocks;
+	e->lock_waits = si.lock_waits;
+	e->last_checkpoint = si.last_checkpoint;
+	e->npublished = 0;
+	r = store_queue_each(s, queue_depth, &d);
+	if (r == STORE_OK)
+		r = d.r;
+	store_abort(s);		/* read only */
+	e->nqueues = d.n;
+	e->updated_ms = now_ms();
+	__atomic_add_fetch(&e->version, 1, __ATOMIC_SEQ_CST);	/* even */
+	return r;
+}
+
 /* Exits for the master to recover the environment on a panic. */
 static void
 check(int r, const char *what)
@@ -58,7 +130,7 @@ housekeeper_main(const struct config *cfg, int slot)
 {
 	struct store	*s;
 	char		 err[512];
-	uint64_t	 now, next_flush = 0, next_ckpt;
+	uint64_t	 now, next_flush = 0, next_ckpt, next_publish = 0;
 	int		 more = 0, more2, r;
 
 	log_setproc("housekeeper");
@@ -70,7 +142,7 @@ housekeeper_main(const struct config *cfg, int slot)
 		log_warnx("cannot open the environment: %s", err);
 		return 1;
 	}
-	store_set_dead_hook(s, wake_note_name);
+	store_set_dead_hook(s, on_dead_letter);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
 	while (!stop) {
 		now = mono_ms();
@@ -84,6 +156,10 @@ housekeeper_main(const struct config *cfg, int slot)
 				stats->last_checkpoint_ms = now_ms();
 			next_ckpt = now + (uint64_t)cfg->checkpoint_interval_s *
 			    1000;
+		}
+		if (now >= next_publish) {
+			check(publish(s), "metrics");
+			next_publish = now + PUBLISH_MS;
 		}
 		check(r = store_purge_step(s, PURGE_CHUNK, &more), "purge");
 		/* Leases that ran out: due again, or dead letters. */

@@ -20,6 +20,7 @@
 #include "housekeeper.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -680,9 +681,11 @@ reload(void)
 	}
 	if (!same_str(n->bind, cfg->bind) || n->port != cfg->port ||
 	    !same_str(n->data_dir, cfg->data_dir) ||
-	    n->cache_size_mb != cfg->cache_size_mb)
-		log_warnx("reload: bind, port, data_dir and cache_size_mb "
-		    "take effect only after a restart");
+	    n->cache_size_mb != cfg->cache_size_mb ||
+	    !same_str(n->metrics_bind, cfg->metrics_bind) ||
+	    n->metrics_port != cfg->metrics_port)
+		log_warnx("reload: bind, port, data_dir, cache_size_mb and "
+		    "metrics take effect only after a restart");
 	/* What the running environment and socket were made with stays. */
 	free(n->bind);
 	n->bind = strdup(cfg->bind);
@@ -690,7 +693,10 @@ reload(void)
 	free(n->data_dir);
 	n->data_dir = strdup(cfg->data_dir);
 	n->cache_size_mb = cfg->cache_size_mb;
-	if (n->bind == NULL || n->data_dir == NULL) {
+	n->metrics_port = cfg->metrics_port;
+	free(n->metrics_bind);
+	n->metrics_bind = strdup(cfg->metrics_bind);
+	if (n->bind == NULL || n->data_dir == NULL || n->metrics_bind == NULL) {
 		log_warnx("reload: out of memory");
 		config_free(n);
 		free(n);
@@ -728,9 +734,10 @@ poll_timeout(void)
 int
 master_main(struct config *c)
 {
+	struct pollfd	pfd[METRICS_CONNS + 1];
 	struct timespec	ts;
 	sigset_t	waitmask;
-	int		t;
+	int		t, npfd;
 
 	cfg = c;
 	log_setproc("master");
@@ -755,6 +762,8 @@ master_main(struct config *c)
 		free(cfg);
 		return 1;
 	}
+	if (metrics_open(cfg) == -1)
+		log_warnx("running without the metrics endpoint");
 	start_pool();
 	log_notice("ready to accept connections on %s:%d (%d workers, "
 	    "durability %s)", cfg->bind, cfg->port, cfg->workers,
@@ -764,7 +773,9 @@ master_main(struct config *c)
 		t = poll_timeout();
 		ts.tv_sec = t / 1000;
 		ts.tv_nsec = (long)(t % 1000) * 1000000;
-		ppoll(NULL, 0, &ts, &waitmask);
+		npfd = metrics_pollfds(pfd, METRICS_CONNS + 1);
+		if (ppoll(npfd ? pfd : NULL, npfd, &ts, &waitmask) > 0)
+			metrics_handle(pfd, npfd);
 		got_chld = 0;
 		reap();
 		if (failchk_pid != 0 && mono_ms() >= failchk_deadline) {
@@ -774,6 +785,7 @@ master_main(struct config *c)
 			restart_pool("failchk did not finish in time");
 		}
 		if (got_stop) {
+			metrics_close();
 			shutdown_all();
 			config_free(cfg);
 			free(cfg);

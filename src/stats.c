@@ -4,6 +4,14 @@
 #include <string.h>
 
 #include "stats.h"
+#include "util.h"
+
+const double	stats_lat_bounds[STATS_LAT - 1] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1
+};
+const double	stats_late_bounds[STATS_LATE - 1] = {
+	0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 10, 60
+};
 
 struct stats_shared	*stats;
 static struct stats_slot dummy_slot;	/* before stats_attach */
@@ -61,4 +69,37 @@ stats_reset_gauges(struct stats_slot *s)
 	s->wake_pending = 0;
 	s->clients = 0;
 	s->blocked = 0;
+}
+
+static size_t
+bucket(const double *bounds, size_t n, double v)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (v <= bounds[i])
+			return i;
+	return n;
+}
+
+void
+stats_command(size_t idx, uint64_t usec)
+{
+	if (idx < STATS_CMDS) {
+		STAT_ADD(cmd_calls[idx], 1);
+		STAT_ADD(cmd_usec[idx], usec);
+	}
+	STAT_ADD(lat[bucket(stats_lat_bounds, STATS_LAT - 1, usec / 1e6)], 1);
+}
+
+void
+stats_delivery(uint64_t due_ms, uint32_t deliveries)
+{
+	uint64_t	now = now_ms(), late = now > due_ms ? now - due_ms : 0;
+
+	STAT_ADD(late[bucket(stats_late_bounds, STATS_LATE - 1, late / 1e3)],
+	    1);
+	STAT_ADD(late_ms, late);
+	if (deliveries > 1)
+		STAT_ADD(redelivered, 1);
 }

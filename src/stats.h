@@ -18,6 +18,9 @@
 #define STATS_SLOTS	520	/* two generations of 256 workers and a
 				   housekeeper each (reload), and spare */
 #define STATS_CMDS	64	/* per-command counters, by table index */
+#define STATS_LAT	10	/* command latency buckets, see stats.c */
+#define STATS_LATE	10	/* delivery lateness buckets */
+#define STATS_QUEUES	100	/* queues whose depth is published */
 
 struct stats_slot {
 	pid_t		pid;		/* 0: slot unused */
@@ -38,8 +41,32 @@ struct stats_slot {
 	uint64_t	retries;	/* batches run again after a deadlock */
 	uint64_t	net_in;
 	uint64_t	net_out;
+	uint64_t	acked;
+	uint64_t	redelivered;	/* deliveries after the first */
+	uint64_t	dead_lettered;
 	uint64_t	cmd_calls[STATS_CMDS];
 	uint64_t	cmd_usec[STATS_CMDS];
+	uint64_t	lat[STATS_LAT];		/* commands by duration */
+	uint64_t	late[STATS_LATE];	/* deliveries by lateness */
+	uint64_t	late_ms;		/* sum of lateness */
+};
+
+/* Published by the housekeeper (which has the environment open) for the
+   metrics endpoint; `version` is odd while it is being written. */
+struct stats_env {
+	uint64_t	version;
+	uint64_t	updated_ms;
+	uint64_t	cache_bytes, cache_hit, cache_miss;
+	uint64_t	log_bytes, data_bytes;
+	uint64_t	deadlocks, lock_waits;
+	uint64_t	last_checkpoint;
+	uint32_t	nqueues;		/* queues holding messages */
+	uint32_t	npublished;
+	struct {
+		char		name[128];
+		int64_t		messages;
+		int64_t		reserved;
+	} queue[STATS_QUEUES];
 };
 
 struct stats_shared {
@@ -50,8 +77,12 @@ struct stats_shared {
 	uint64_t		worker_restarts;
 	uint64_t		pool_restarts;
 	uint64_t		last_checkpoint_ms;
+	struct stats_env	env;
 	struct stats_slot	slot[STATS_SLOTS];
 };
+
+extern const double	stats_lat_bounds[STATS_LAT - 1];	/* seconds */
+extern const double	stats_late_bounds[STATS_LATE - 1];
 
 extern struct stats_shared	*stats;		/* NULL until created */
 extern struct stats_slot	*my_stats;	/* this process' slot */
@@ -61,6 +92,9 @@ void	stats_attach(int slot);		/* in the child, after fork */
 void	stats_sum(struct stats_slot *);	/* all slots added up */
 /* A new process in a slot: the gauges start again, the totals go on. */
 void	stats_reset_gauges(struct stats_slot *);
+void	stats_command(size_t idx, uint64_t usec);
+/* A message handed to a consumer: lateness and redelivery. */
+void	stats_delivery(uint64_t due_ms, uint32_t deliveries);
 
 #define STAT_ADD(field, n)	\
 	__atomic_add_fetch(&my_stats->field, (n), __ATOMIC_RELAXED)

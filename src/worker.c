@@ -372,6 +372,14 @@ wake_clients(uint64_t bits)
 		}
 }
 
+/* A dead letter was made: consumers blocked on the dead queue look. */
+static void
+on_dead_letter(const void *name, size_t len)
+{
+	wake_note_name(name, len);
+	STAT_ADD(dead_lettered, 1);
+}
+
 static void
 on_wake(struct ev_loop *ev, int fd, int events, void *arg)
 {
@@ -735,7 +743,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		return 1;
 	}
 	my_stats->is_worker = 1;
-	store_set_dead_hook(server.store, wake_note_name);
+	store_set_dead_hook(server.store, on_dead_letter);
 	if ((server.ev = ev_create(max_fds())) == NULL) {
 		log_warn("event loop");
 		store_close(server.store);

@@ -1,0 +1,408 @@
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "metrics.h"
+#include "stats.h"
+#include "util.h"
+
+#define REQ_MAX		4096
+#define CONN_MS		5000	/* a scrape that takes longer is dropped */
+
+struct mconn {
+	int		fd;		/* -1: free */
+	char		req[REQ_MAX];
+	size_t		reqlen;
+	struct buf	out;
+	size_t		sent;
+	uint64_t	deadline;
+};
+
+static int		listen_fd = -1;
+static struct mconn	conns[METRICS_CONNS];
+
+int
+metrics_open(const struct config *cfg)
+{
+	struct addrinfo	 hints, *res, *ai;
+	char		 port[16];
+	int		 one = 1, e, i;
+
+	for (i = 0; i < METRICS_CONNS; i++)
+		conns[i].fd = -1;
+	if (cfg->metrics_port == 0)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", cfg->metrics_port);
+	if ((e = getaddrinfo(cfg->metrics_bind, port, &hints, &res)) != 0) {
+		log_warnx("metrics bind %s: %s", cfg->metrics_bind,
+		    gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		listen_fd = socket(ai->ai_family, ai->ai_socktype |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+		if (listen_fd == -1)
+			continue;
+		setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		if (bind(listen_fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(listen_fd, 16) == 0)
+			break;
+		close(listen_fd);
+		listen_fd = -1;
+	}
+	freeaddrinfo(res);
+	if (listen_fd == -1) {
+		log_warn("metrics: cannot listen on %s:%d", cfg->metrics_bind,
+		    cfg->metrics_port);
+		return -1;
+	}
+	log_info("metrics on http://%s:%d/metrics", cfg->metrics_bind,
+	    cfg->metrics_port);
+	return 0;
+}
+
+static void
+conn_close(struct mconn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	buf_free(&c->out);
+}
+
+void
+metrics_close(void)
+{
+	int	i;
+
+	for (i = 0; i < METRICS_CONNS; i++)
+		if (conns[i].fd != -1)
+			conn_close(&conns[i]);
+	if (listen_fd != -1)
+		close(listen_fd);
+	listen_fd = -1;
+}
+
+int
+metrics_pollfds(struct pollfd *p, int max)
+{
+	uint64_t	now = mono_ms();
+	int		i, n = 0;
+
+	if (listen_fd == -1)
+		return 0;
+	if (n < max) {
+		p[n].fd = listen_fd;
+		p[n++].events = POLLIN;
+	}
+	for (i = 0; i < METRICS_CONNS && n < max; i++) {
+		if (conns[i].fd == -1)
+			continue;
+		if (now >= conns[i].deadline) {
+			conn_close(&conns[i]);
+			continue;
+		}
+		p[n].fd = conns[i].fd;
+		p[n++].events = conns[i].out.len ? POLLOUT : POLLIN;
+	}
+	return n;
+}
+
+static void
+accept_conns(void)
+{
+	int	fd, i;
+
+	while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) != -1) {
+		for (i = 0; i < METRICS_CONNS && conns[i].fd != -1; i++)
+			;
+		if (i == METRICS_CONNS) {
+			close(fd);	/* busy: the scraper tries again */
+			continue;
+		}
+		conns[i].fd = fd;
+		conns[i].reqlen = 0;
+		conns[i].sent = 0;
+		buf_init(&conns[i].out, 0);
+		conns[i].deadline = mono_ms() + CONN_MS;
+	}
+}
+
+static void
+respond(struct mconn *c)
+{
+	struct buf	body;
+	const char	*status = "200 OK";
+	int		ok;
+
+	buf_init(&body, 0);
+	ok = strncmp(c->req, "GET /metrics ", 13) == 0 ||
+	    strncmp(c->req, "GET /metrics?", 13) == 0 ||
+	    strncmp(c->req, "GET / ", 6) == 0;
+	if (!ok) {
+		status = strncmp(c->req, "GET ", 4) == 0 ? "404 Not Found" :
+		    "405 Method Not Allowed";
+		buf_appendf(&body, "%s\n", status);
+	} else if (metrics_render(&body) == -1) {
+		status = "500 Internal Server Error";
+		body.len = 0;
+	}
+	if (buf_appendf(&c->out, "HTTP/1.0 %s\r\nContent-Type: text/plain; "
+	    "version=0.0.4; charset=utf-8\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", status, body.len) == -1 ||
+	    buf_append(&c->out, body.data, body.len) == -1)
+		c->out.len = 0;
+	buf_free(&body);
+}
+
+static void
+serve(struct mconn *c, short revents)
+{
+	ssize_t	n;
+
+	if (c->out.len == 0) {
+		n = read(c->fd, c->req + c->reqlen, REQ_MAX - 1 - c->reqlen);
+		if (n <= 0) {
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+				return;
+			conn_close(c);
+			return;
+		}
+		c->reqlen += (size_t)n;
+		c->req[c->reqlen] = '\0';
+		if (strstr(c->req, "\r\n\r\n") == NULL &&
+		    strstr(c->req, "\n\n") == NULL) {
+			if (c->reqlen == REQ_MAX - 1)
+				conn_close(c);
+			return;
+		}
+		respond(c);
+		if (c->out.len == 0) {
+			conn_close(c);
+			return;
+		}
+	}
+	n = write(c->fd, c->out.data + c->sent, c->out.len - c->sent);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0 || (c->sent += (size_t)n) == c->out.len)
+		conn_close(c);
+}
+
+void
+metrics_handle(const struct pollfd *p, int n)
+{
+	int	i, j;
+
+	for (i = 0; i < n; i++) {
+		if (p[i].revents == 0)
+			continue;
+		if (p[i].fd == listen_fd) {
+			accept_conns();
+			continue;
+		}
+		for (j = 0; j < METRICS_CONNS; j++)
+			if (conns[j].fd == p[i].fd) {
+				serve(&conns[j], p[i].revents);
+				break;
+			}
+	}
+}
+
+/* Rendering ---------------------------------------------------------- */
+
+static void
+head(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metric(struct buf *b, const char *name, const char *type, const char *help,
+    double v)
+{
+	head(b, name, type, help);
+	buf_appendf(b, "%s %.17g\n", name, v);
+}
+
+/* A label value: printable ASCII, with \ and " escaped. */
+static void
+label(struct buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_appendf(b, "\\%c", *s);
+		else if (*s >= ' ' && *s <= '~')
+			buf_append(b, s, 1);
+		else
+			buf_append(b, "?", 1);
+	}
+}
+
+static void
+histogram(struct buf *b, const char *name, const char *help,
+    const uint64_t *counts, const double *bounds, size_t n, double sum)
+{
+	uint64_t	cum = 0;
+	size_t		i;
+
+	head(b, name, "histogram", help);
+	for (i = 0; i < n; i++) {
+		cum += counts[i];
+		if (i + 1 < n)
+			buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+			    bounds[i], (unsigned long long)cum);
+		else
+			buf_appendf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+			    (unsigned long long)cum);
+	}
+	buf_appendf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+	    (unsigned long long)cum);
+}
+
+static void
+render_commands(struct buf *b, const struct stats_slot *s)
+{
+	uint64_t	usec = 0;
+	size_t		i;
+
+	head(b, "dqd_commands_total", "counter", "Commands run, by name.");
+	for (i = 0; i < cmd_count && i < STATS_CMDS; i++)
+		buf_appendf(b, "dqd_commands_total{command=\"%s\"} %llu\n",
+		    cmd_table[i].name, (unsigned long long)s->cmd_calls[i]);
+	head(b, "dqd_command_seconds_total", "counter",
+	    "Time spent running commands, by name.");
+	for (i = 0; i < cmd_count && i < STATS_CMDS; i++) {
+		buf_appendf(b, "dqd_command_seconds_total{command=\"%s\"} "
+		    "%.6f\n", cmd_table[i].name, s->cmd_usec[i] / 1e6);
+		usec += s->cmd_usec[i];
+	}
+	histogram(b, "dqd_command_duration_seconds",
+	    "Commands by the time they took to run.", s->lat,
+	    stats_lat_bounds, STATS_LAT, usec / 1e6);
+}
+
+/* Copies the housekeeper's figures without tearing (a seqlock). */
+static void
+env_snapshot(struct stats_env *e)
+{
+	uint64_t	v1, v2;
+	int		tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		v1 = __atomic_load_n(&stats->env.version, __ATOMIC_SEQ_CST);
+		memcpy(e, &stats->env, sizeof(*e));
+		v2 = __atomic_load_n(&stats->env.version, __ATOMIC_SEQ_CST);
+		if (v1 == v2 && (v1 & 1) == 0)
+			return;
+		usleep(100);
+	}
+}
+
+static void
+render_env(struct buf *b)
+{
+	struct stats_env	e;
+	uint64_t		lookups;
+	uint32_t		i;
+
+	env_snapshot(&e);
+	lookups = e.cache_hit + e.cache_miss;
+	metric(b, "dqd_bdb_cache_bytes", "gauge",
+	    "Size of the Berkeley DB cache.", e.cache_bytes);
+	metric(b, "dqd_bdb_cache_hit_ratio", "gauge",
+	    "Page requests found in the cache, since the start.",
+	    lookups ? (double)e.cache_hit / lookups : 1);
+	metric(b, "dqd_bdb_lock_waits_total", "counter",
+	    "Lock requests that had to wait.", e.lock_waits);
+	metric(b, "dqd_bdb_deadlocks_total", "counter",
+	    "Deadlocks detected (each retried inside the server).",
+	    e.deadlocks);
+	metric(b, "dqd_bdb_log_bytes", "gauge",
+	    "Size of the transaction log files.", e.log_bytes);
+	metric(b, "dqd_bdb_data_bytes", "gauge",
+	    "Size of the database files.", e.data_bytes);
+	metric(b, "dqd_last_checkpoint_timestamp_seconds", "gauge",
+	    "Time of the last checkpoint.", e.last_checkpoint);
+	metric(b, "dqd_queues", "gauge", "Queues holding messages.",
+	    e.nqueues);
+	head(b, "dqd_queue_messages", "gauge", "Messages in a queue (the "
+	    "first 100 queues by name).");
+	for (i = 0; i < e.npublished && i < STATS_QUEUES; i++) {
+		buf_appendf(b, "dqd_queue_messages{queue=\"");
+		label(b, e.queue[i].name);
+		buf_appendf(b, "\"} %lld\n", (long long)e.queue[i].messages);
+	}
+	head(b, "dqd_queue_reserved", "gauge", "Messages of a queue carrying "
+	    "a lease (the first 100 queues by name).");
+	for (i = 0; i < e.npublished && i < STATS_QUEUES; i++) {
+		buf_appendf(b, "dqd_queue_reserved{queue=\"");
+		label(b, e.queue[i].name);
+		buf_appendf(b, "\"} %lld\n", (long long)e.queue[i].reserved);
+	}
+}
+
+int
+metrics_render(struct buf *b)
+{
+	struct stats_slot	s;
+
+	stats_sum(&s);
+	metric(b, "dqd_up", "gauge", "1 while dqd runs.", 1);
+	head(b, "dqd_build_info", "gauge", "The version of dqd.");
+	buf_appendf(b, "dqd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	metric(b, "dqd_start_time_seconds", "gauge", "When dqd started.",
+	    stats->started_ms / 1e3);
+	metric(b, "dqd_workers", "gauge", "Worker processes configured.",
+	    stats->nworkers);
+	metric(b, "dqd_worker_restarts_total", "counter",
+	    "Workers replaced after they died.", stats->worker_restarts);
+	metric(b, "dqd_pool_restarts_total", "counter",
+	    "Restarts of every process after recovery.", stats->pool_restarts);
+	metric(b, "dqd_connections_total", "counter",
+	    "Client connections accepted.", s.connections);
+	metric(b, "dqd_connections_rejected_total", "counter",
+	    "Connections refused at maxclients.", s.rejected);
+	metric(b, "dqd_connected_clients", "gauge", "Clients connected now.",
+	    __atomic_load_n(&stats->clients, __ATOMIC_RELAXED));
+	metric(b, "dqd_blocked_clients", "gauge",
+	    "Clients waiting in BSPOP or QRESERVE BLOCK.", s.blocked);
+	metric(b, "dqd_errors_total", "counter", "Error replies.", s.errors);
+	metric(b, "dqd_protocol_errors_total", "counter",
+	    "Connections closed for a protocol error.", s.protocol_errors);
+	metric(b, "dqd_messages_enqueued_total", "counter",
+	    "Messages enqueued.", s.enqueued);
+	metric(b, "dqd_messages_delivered_total", "counter",
+	    "Messages handed to consumers.", s.delivered);
+	metric(b, "dqd_messages_redelivered_total", "counter",
+	    "Deliveries of a message delivered before.", s.redelivered);
+	metric(b, "dqd_messages_acked_total", "counter",
+	    "Reserved messages acknowledged.", s.acked);
+	metric(b, "dqd_messages_dead_lettered_total", "counter",
+	    "Messages moved to a dead queue.", s.dead_lettered);
+	metric(b, "dqd_commits_total", "counter",
+	    "Transactions committed (one per batch of commands).", s.commits);
+	metric(b, "dqd_batch_retries_total", "counter",
+	    "Batches run again after a deadlock.", s.retries);
+	metric(b, "dqd_net_input_bytes_total", "counter", "Bytes read.",
+	    s.net_in);
+	metric(b, "dqd_net_output_bytes_total", "counter", "Bytes written.",
+	    s.net_out);
+	render_commands(b, &s);
+	histogram(b, "dqd_delivery_lateness_seconds",
+	    "Deliveries by delivery time minus due time.", s.late,
+	    stats_late_bounds, STATS_LATE, s.late_ms / 1e3);
+	render_env(b);
+	return b->len > 0 ? 0 : -1;
+}

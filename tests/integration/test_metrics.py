@@ -1,0 +1,138 @@
+"""The Prometheus endpoint: /metrics is valid (promtool check metrics),
+its counters move as commands run, and a slow scraper never stalls the
+master."""
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import dqtest
+
+
+def scrape(port, path="/metrics", timeout=5):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                timeout=timeout) as r:
+        return r.status, r.headers.get("Content-Type"), r.read().decode()
+
+
+def values(text):
+    """{'name{labels}': float} of the samples in an exposition text."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+class MetricsTest(dqtest.TestCase):
+
+    def start(self, **kw):
+        self.mport = dqtest.free_port()
+        return self.server(
+            workers=2, max_deliveries=1,
+            metrics={"bind": "127.0.0.1", "port": self.mport}, **kw)
+
+    def test_promtool_accepts_the_output(self):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool (Debian's prometheus "
+                             "package) is needed by this test")
+        srv = self.start()
+        r = srv.client()
+        r.execute_command("QADD", 'we"ird\\q\nx', "a", 0)
+        time.sleep(2.5)         # the housekeeper publishes every 2 s
+        status, ctype, text = scrape(self.mport)
+        self.assertEqual(status, 200)
+        self.assertTrue(ctype.startswith("text/plain; version=0.0.4"))
+        p = subprocess.run([promtool, "check", "metrics"], input=text,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        print("promtool check metrics: ok, %d lines" % len(text.splitlines()))
+
+    def test_counters_move(self):
+        srv = self.start()
+        r = srv.client()
+        before = values(scrape(self.mport)[2])
+        for _ in range(5):
+            r.execute_command("SADD", "q", "x", 0)
+        r.execute_command("SPOP", "q", 3)
+        ids = r.execute_command("QADD", "j", "a", 0, "b", 0)
+        got = r.execute_command("QRESERVE", "j", 2, 200)
+        r.execute_command("QACK", "j", got[0][0])
+        time.sleep(0.6)          # b's lease runs out: dead letter (max 1)
+        r.execute_command("SPOP", "j")
+        with self.assertRaises(Exception):
+            r.execute_command("NOSUCH")
+        time.sleep(2.5)
+        after = values(scrape(self.mport)[2])
+
+        def moved(name):
+            return after.get(name, 0) - before.get(name, 0)
+
+        self.assertEqual(moved('dqd_commands_total{command="sadd"}'), 5)
+        self.assertEqual(moved('dqd_commands_total{command="spop"}'), 2)
+        self.assertEqual(moved("dqd_messages_enqueued_total"), 7)
+        self.assertEqual(moved("dqd_messages_delivered_total"), 5)
+        self.assertEqual(moved("dqd_messages_acked_total"), 1)
+        self.assertEqual(moved("dqd_messages_dead_lettered_total"), 1)
+        self.assertGreaterEqual(moved("dqd_errors_total"), 1)
+        self.assertEqual(moved("dqd_delivery_lateness_seconds_count"), 5)
+        self.assertGreaterEqual(moved("dqd_command_duration_seconds_count"),
+                                10)
+        self.assertEqual(after['dqd_queue_messages{queue="q"}'], 2)
+        self.assertEqual(after['dqd_queue_messages{queue="j:dead"}'], 1)
+        self.assertEqual(after["dqd_workers"], 2)
+        self.assertGreater(after["dqd_bdb_cache_bytes"], 0)
+        self.assertEqual(len(ids), 2)
+
+    def test_worker_restart_counted(self):
+        srv = self.start()
+        before = values(scrape(self.mport)[2])
+        kids = srv.worker_pids()
+        worker = int(srv.client().info("server")["worker_pid"])
+        self.assertIn(worker, kids)
+        import os
+        import signal
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            after = values(scrape(self.mport)[2])
+            if after["dqd_worker_restarts_total"] + \
+                    after["dqd_pool_restarts_total"] > \
+                    before["dqd_worker_restarts_total"] + \
+                    before["dqd_pool_restarts_total"]:
+                break
+            time.sleep(0.1)
+        else:
+            self.fail("the dead worker was not counted")
+
+    def test_bad_paths_and_slow_scrapers(self):
+        srv = self.start()
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            scrape(self.mport, "/nope")
+        self.assertEqual(e.exception.code, 404)
+        # Scrapers that connect and say nothing: the master goes on
+        # serving others and supervising.
+        idle = [socket.create_connection(("127.0.0.1", self.mport))
+                for _ in range(3)]
+        half = socket.create_connection(("127.0.0.1", self.mport))
+        half.sendall(b"GET /metr")
+        t0 = time.monotonic()
+        status, _, text = scrape(self.mport)
+        self.assertEqual(status, 200)
+        self.assertIn("dqd_up 1", text)
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertTrue(srv.client().ping())
+        for s in idle + [half]:
+            s.close()
+
+    def test_disabled_by_default(self):
+        srv = self.server(workers=1)
+        self.assertTrue(srv.client().ping())
+        self.assertNotIn("metrics on", srv.logs())
+
+
+if __name__ == "__main__":
+    dqtest.main()
