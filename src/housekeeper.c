@@ -28,24 +28,6 @@ on_signal(int sig)
 }
 
 static void
-signals_setup(void)
-{
-	struct sigaction	sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	/* ^C reaches the whole process group: only the master acts on it
-	   and stops the children in order. */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-}
-
-static void
 on_dead_letter(const void *name, size_t len)
 {
 	wake_note_name(name, len);
@@ -134,7 +116,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	int		 more = 0, more2, r;
 
 	log_setproc("housekeeper");
-	signals_setup();
+	child_signals_setup(on_signal);
 	stats_attach(slot);
 	stats_reset_gauges(my_stats);
 	my_stats->pid = getpid();

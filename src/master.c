@@ -351,11 +351,7 @@ forget_stats(int slot)
 
 	__atomic_sub_fetch(&stats->clients, (int64_t)s->clients,
 	    __ATOMIC_RELAXED);
-	s->clients = 0;
-	s->blocked = 0;
-	s->wake_watch = 0;
-	s->is_worker = 0;
-	s->pid = 0;
+	stats_reset_gauges(s);
 }
 
 static void

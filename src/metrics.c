@@ -311,11 +311,25 @@ env_snapshot(struct stats_env *e)
 }
 
 static void
+queue_gauge(struct buf *b, const struct stats_env *e, const char *name,
+    const char *help, int reserved)
+{
+	uint32_t	i;
+
+	head(b, name, "gauge", help);
+	for (i = 0; i < e->npublished && i < STATS_QUEUES; i++) {
+		buf_appendf(b, "%s{queue=\"", name);
+		label(b, e->queue[i].name);
+		buf_appendf(b, "\"} %lld\n", (long long)(reserved ?
+		    e->queue[i].reserved : e->queue[i].messages));
+	}
+}
+
+static void
 render_env(struct buf *b)
 {
 	struct stats_env	e;
 	uint64_t		lookups;
-	uint32_t		i;
 
 	env_snapshot(&e);
 	lookups = e.cache_hit + e.cache_miss;
@@ -337,20 +351,10 @@ render_env(struct buf *b)
 	    "Time of the last checkpoint.", e.last_checkpoint);
 	metric(b, "dqd_queues", "gauge", "Queues holding messages.",
 	    e.nqueues);
-	head(b, "dqd_queue_messages", "gauge", "Messages in a queue (the "
-	    "first 100 queues by name).");
-	for (i = 0; i < e.npublished && i < STATS_QUEUES; i++) {
-		buf_appendf(b, "dqd_queue_messages{queue=\"");
-		label(b, e.queue[i].name);
-		buf_appendf(b, "\"} %lld\n", (long long)e.queue[i].messages);
-	}
-	head(b, "dqd_queue_reserved", "gauge", "Messages of a queue carrying "
-	    "a lease (the first 100 queues by name).");
-	for (i = 0; i < e.npublished && i < STATS_QUEUES; i++) {
-		buf_appendf(b, "dqd_queue_reserved{queue=\"");
-		label(b, e.queue[i].name);
-		buf_appendf(b, "\"} %lld\n", (long long)e.queue[i].reserved);
-	}
+	queue_gauge(b, &e, "dqd_queue_messages", "Messages in a queue (the "
+	    "first 100 queues by name).", 0);
+	queue_gauge(b, &e, "dqd_queue_reserved", "Messages of a queue "
+	    "carrying a lease (the first 100 queues by name).", 1);
 }
 
 int

@@ -660,26 +660,17 @@ store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
 int
 store_queue_head(struct store *s, uint32_t qid, uint64_t *due)
 {
-	unsigned char	 kb[MSG_KEY_LEN];
-	struct msg_key	 mk = { qid, 0, 0 };
-	DBC		*c;
-	DBT		 key, val;
-	int		 r;
+	uint64_t	next;
+	int64_t		n;
+	int		r;
 
-	if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+	/* Due times are never 0: the first key after 0 is the head. */
+	if ((r = count_range(s, s->msgs, qid, 0, 0, &n, &next)) != STORE_OK)
 		return r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, NULL, 0);
-	val.flags = DB_DBT_PARTIAL;
-	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "head seek");
-	if (r == STORE_OK) {
-		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid)
-			r = STORE_NOTFOUND;
-		else
-			*due = be64_get((unsigned char *)key.data + 4);
-	}
-	return st_cursor_close(s, c, r);
+	if (n == 0 && next == 0)
+		return STORE_NOTFOUND;
+	*due = n > 0 ? 0 : next;
+	return STORE_OK;
 }
 
 /* The housekeeper's side of leases: see store.h. */

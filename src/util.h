@@ -19,5 +19,11 @@ size_t	fmt_ll(char *, size_t, long long);		/* returns length */
 uint64_t now_ms(void);		/* CLOCK_REALTIME in ms since the epoch */
 uint64_t mono_ms(void);		/* CLOCK_MONOTONIC in ms */
 int	eqcase(const char *, size_t, const char *);	/* ASCII, whole word */
+/*
+ * A worker's or the housekeeper's signals: fn for TERM (stop), QUIT
+ * (retire) and USR1 (reopen the log); INT, HUP and PIPE ignored, since ^C
+ * and reloads are the master's to act on.
+ */
+void	child_signals_setup(void (*fn)(int));
 
 #endif

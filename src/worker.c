@@ -59,25 +59,6 @@ on_signal(int sig)
 		server.stop = 1;
 }
 
-static void
-signals_setup(void)
-{
-	struct sigaction	sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
-	/* ^C reaches the whole process group: only the master acts on it
-	   and stops the children in order. */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-}
-
 /* The environment is broken: leave without touching it; the master
    recovers it and starts a new pool. */
 static void __attribute__((noreturn))
@@ -727,7 +708,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	int		wfd;
 
 	log_setproc("worker %d", slot);
-	signals_setup();
+	child_signals_setup(on_signal);
 	memset(&server, 0, sizeof(server));
 	server.cfg = cfg;
 	server.slot = slot;
