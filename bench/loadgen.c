@@ -17,7 +17,9 @@
  * lateness: producers at a fixed rate, consumers polling or blocked).
  * The result is one JSON object on stdout.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

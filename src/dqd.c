@@ -28,6 +28,7 @@ usage(int status)
 	    "  -t, --test-config   check the configuration and exit\n"
 	    "  -d, --debug         log at the debug level to stderr\n"
 	    "  -v, --version       print the version and exit\n"
+	    "  -h, --help          print this help and exit\n"
 	    "See dqd(8) and dqd.conf(5).\n");
 	exit(status);
 }

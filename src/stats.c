@@ -16,6 +16,8 @@ const double	stats_late_bounds[STATS_LATE - 1] = {
 struct stats_shared	*stats;
 static struct stats_slot dummy_slot;	/* before stats_attach */
 struct stats_slot	*my_stats = &dummy_slot;
+static struct stats_slot *shared_slot = &dummy_slot;	/* ours in stats */
+static struct stats_slot batch_slot;		/* a batch's, until commit */
 
 int
 stats_create(void)
@@ -36,28 +38,60 @@ stats_attach(int slot)
 {
 	if (stats == NULL || slot < 0 || slot >= STATS_SLOTS)
 		return;
-	my_stats = &stats->slot[slot];
+	my_stats = shared_slot = &stats->slot[slot];
+}
+
+
+/* The counters of a slot: every uint64_t from `connections` on. */
+#define COUNTERS_OFF	offsetof(struct stats_slot, connections)
+#define NCOUNTERS	((sizeof(struct stats_slot) - COUNTERS_OFF) / \
+			    sizeof(uint64_t))
+
+static void
+add_counters(struct stats_slot *dst, const struct stats_slot *src)
+{
+	const uint64_t	*s = (const uint64_t *)((const char *)src +
+			    COUNTERS_OFF);
+	uint64_t	*d = (uint64_t *)((char *)dst + COUNTERS_OFF);
+	size_t		 j;
+
+	for (j = 0; j < NCOUNTERS; j++)
+		if (s[j] != 0)
+			__atomic_add_fetch(&d[j], s[j], __ATOMIC_RELAXED);
+}
+
+void
+stats_batch_begin(void)
+{
+	memset(&batch_slot, 0, sizeof(batch_slot));
+	my_stats = &batch_slot;
+}
+
+void
+stats_batch_commit(void)
+{
+	/* Gauges (clients, blocked) are never staged: see worker.c. */
+	batch_slot.clients = batch_slot.blocked = 0;
+	add_counters(shared_slot, &batch_slot);
+	my_stats = shared_slot;
+}
+
+void
+stats_batch_abort(void)
+{
+	my_stats = shared_slot;
 }
 
 void
 stats_sum(struct stats_slot *sum)
 {
-	const uint64_t	*src;
-	uint64_t	*dst;
-	size_t		 i, j, n;
+	size_t	i;
 
 	memset(sum, 0, sizeof(*sum));
 	if (stats == NULL)
 		return;
-	/* Every field after pid and started_ms is a counter. */
-	n = (sizeof(*sum) - offsetof(struct stats_slot, connections)) /
-	    sizeof(uint64_t);
-	for (i = 0; i < STATS_SLOTS; i++) {
-		src = &stats->slot[i].connections;
-		dst = &sum->connections;
-		for (j = 0; j < n; j++)
-			dst[j] += __atomic_load_n(&src[j], __ATOMIC_RELAXED);
-	}
+	for (i = 0; i < STATS_SLOTS; i++)
+		add_counters(sum, &stats->slot[i]);
 }
 
 void

@@ -93,6 +93,14 @@ void	stats_sum(struct stats_slot *);	/* all slots added up */
 /* A new process in a slot: the gauges start again, the totals go on. */
 void	stats_reset_gauges(struct stats_slot *);
 void	stats_command(size_t idx, uint64_t usec);
+/*
+ * A batch's figures count only if it commits: between begin and commit
+ * or abort, STAT_ADD goes to a private slot, added to the shared one at
+ * commit and thrown away at abort (a deadlock runs the batch again).
+ */
+void	stats_batch_begin(void);
+void	stats_batch_commit(void);
+void	stats_batch_abort(void);
 /* A message handed to a consumer: lateness and redelivery. */
 void	stats_delivery(uint64_t due_ms, uint32_t deliveries);
 

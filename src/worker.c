@@ -422,16 +422,19 @@ run_solo(struct client *c, size_t argc, const char **argv,
 	int	attempt, r;
 
 	for (attempt = 0; attempt < SOLO_ATTEMPTS; attempt++) {
+		stats_batch_begin();
 		r = cmd_execute(c, argc, argv, argvlen);
 		if (r == STORE_OK || r == CMD_BLOCKED) {
 			int r2 = store_commit(server.store);
 
 			if (r2 == STORE_OK) {
+				stats_batch_commit();
 				after_commit();
 				return r;
 			}
 			r = r2;
 		}
+		stats_batch_abort();
 		store_abort(server.store);
 		wake_discard();
 		buf_truncate(&c->out, mark);
@@ -563,6 +566,7 @@ run_batch(void)
 	server.pending = NULL;
 	for (attempt = 0; attempt < BATCH_ATTEMPTS; attempt++) {
 		batch_ncmds = 0;
+		stats_batch_begin();
 		for (c = list; c != NULL && r == STORE_OK; c = c->bnext)
 			r = process_client(c, 0);
 		if (r == STORE_OK && store_in_txn(server.store)) {
@@ -571,9 +575,11 @@ run_batch(void)
 				STAT_ADD(commits, 1);
 		}
 		if (r == STORE_OK) {
+			stats_batch_commit();
 			after_commit();
 			break;
 		}
+		stats_batch_abort();
 		store_abort(server.store);
 		wake_discard();
 		rewind_batch(list);
