@@ -11,10 +11,11 @@ set -eu
 cd "$(dirname "$0")"
 
 # What building needs, then what the tests drive dqd with (redis-cli,
-# redis-py, promtool from the prometheus package).
+# redis-py, promtool from the prometheus package, systemd-analyze).
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config \
 libdb5.3-dev libconfig-dev libhiredis-dev libcriterion-dev"
-TEST_PKGS="redis-tools python3 python3-redis procps mandoc curl prometheus"
+TEST_PKGS="redis-tools python3 python3-redis procps mandoc curl prometheus \
+systemd"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
