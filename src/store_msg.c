@@ -587,7 +587,10 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 	return st_cursor_close(s, c, r);
 }
 
-/* Counts keys (qid, from..to] of a database, reading no values. */
+/*
+ * Counts the keys of qid due from..to in a database, reading no values;
+ * *next_due (if not NULL) is the due time of the first key after to, or 0.
+ */
 static int
 count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
     int64_t *n, uint64_t *next_due)
@@ -626,6 +629,54 @@ count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
 	return st_cursor_close(s, c, r);
 }
 
+/* Where (qid, due, 0) falls in msgs.db: the fraction of keys before it. */
+static int
+key_position(struct store *s, uint32_t qid, uint64_t due, double *less)
+{
+	unsigned char	kb[MSG_KEY_LEN];
+	struct msg_key	mk = { qid, due, 0 };
+	DB_KEY_RANGE	kr;
+	DBT		key;
+	int		r;
+
+	msg_key_encode(kb, &mk);
+	dbt_set(&key, kb, sizeof(kb));
+	if ((r = st_rc(s, s->msgs->key_range(s->msgs, s->txn, &key, &kr, 0),
+	    "key_range")) == STORE_OK)
+		*less = kr.less;
+	return r;
+}
+
+/*
+ * Counts the keys of qid due by now, walking whichever side of now Berkeley
+ * DB estimates to be smaller (O(log n) to estimate): a queue with millions
+ * of ready messages (consumers down) is as cheap to count as one with
+ * millions waiting.  *next is the first due time after now, 0 if none.
+ */
+static int
+count_due(struct store *s, uint32_t qid, uint64_t now, int64_t messages,
+    int64_t *ready, uint64_t *next)
+{
+	double		lo, mid, hi;
+	int64_t		later;
+	int		r;
+
+	if ((r = key_position(s, qid, 0, &lo)) != STORE_OK ||
+	    (r = key_position(s, qid, now + 1, &mid)) != STORE_OK ||
+	    (r = key_position(s, qid == UINT32_MAX ? qid : qid + 1, 0,
+	    &hi)) != STORE_OK)
+		return r;
+	if (mid - lo <= hi - mid)
+		return count_range(s, s->msgs, qid, 0, now, ready, next);
+	/* The first key after now, then the keys from there on. */
+	if ((r = count_range(s, s->msgs, qid, now + 1, now, &later, next)) !=
+	    STORE_OK || (r = count_range(s, s->msgs, qid, now + 1,
+	    UINT64_MAX, &later, NULL)) != STORE_OK)
+		return r;
+	*ready = messages - later;
+	return STORE_OK;
+}
+
 int
 store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
     struct store_qstat *q)
@@ -639,14 +690,16 @@ store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
 		return r;
 	/*
 	 * Ready messages are those due by now (a lease that ran out is due
-	 * again): counted by a key-only walk of the due part of the queue,
-	 * O(ready).  Leases that ran out but were not yet ended are counted
-	 * likewise in leases.db, which the housekeeper keeps short.
+	 * again), counted by a key-only walk of the smaller side of now.
+	 * Leases that ran out but were not yet ended are counted likewise in
+	 * leases.db, which the housekeeper keeps short.
 	 */
-	if ((r = count_range(s, s->msgs, qid, 0, now, &q->ready, &next)) !=
-	    STORE_OK || (r = count_range(s, s->leases, qid, 0, now, &expired,
-	    NULL)) != STORE_OK)
+	if ((r = count_due(s, qid, now, q->c[STORE_C_MESSAGES], &q->ready,
+	    &next)) != STORE_OK || (r = count_range(s, s->leases, qid, 0, now,
+	    &expired, NULL)) != STORE_OK)
 		return r;
+	if (q->ready < 0)
+		q->ready = 0;
 	q->next_due = next ? (int64_t)next : -1;
 	q->reserved = q->c[STORE_C_RESERVED] - expired;
 	if (q->reserved < 0)
