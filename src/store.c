@@ -484,8 +484,14 @@ store_queue_create(struct store *s, const void *name, size_t len,
 	db_seq_t	v;
 	int		r;
 
-	/* DB_RMW: two creators must not both hold a read lock and wait. */
-	if ((r = queue_get(s, name, len, qid, DB_RMW)) != STORE_NOTFOUND)
+	/*
+	 * The queue usually exists: a shared read lock, so that writers of
+	 * every queue do not queue up on the registry page.  To create it,
+	 * look again with DB_RMW (two creators then meet in a deadlock that
+	 * the detector breaks, and the loser's batch runs again).
+	 */
+	if ((r = queue_get(s, name, len, qid, 0)) != STORE_NOTFOUND ||
+	    (r = queue_get(s, name, len, qid, DB_RMW)) != STORE_NOTFOUND)
 		return r;
 	if ((r = st_rc(s, s->seq_qid->get(s->seq_qid, NULL, 1, &v,
 	    DB_TXN_NOSYNC), "qid sequence")) != 0)
