@@ -15,6 +15,8 @@
 #define PURGE_CHUNK	1000	/* records deleted per transaction */
 #define IDLE_MS		100
 #define PUBLISH_MS	2000	/* environment figures for /metrics */
+/* Compaction after a quarter of the messages (at least this many) left. */
+#define COMPACT_MIN	10000
 
 static volatile sig_atomic_t	stop, reopen_log;
 
@@ -34,12 +36,41 @@ on_dead_letter(const void *name, size_t len)
 	STAT_ADD(dead_lettered, 1);
 }
 
+/*
+ * Compaction is wanted once a quarter of the messages that were there at
+ * the last compaction, or came since, have gone: counted exactly from the
+ * messages now and the enqueues since (stats.h), whenever they happened.
+ */
+static int64_t		 base_messages = -1;	/* at the last compaction */
+static uint64_t		 base_enqueued;
+static int		 compact_wanted;
+
+static void
+note_removals(int64_t messages)
+{
+	struct stats_slot	sum;
+	int64_t			seen, gone;
+
+	stats_sum(&sum);
+	if (base_messages < 0) {
+		base_messages = messages;
+		base_enqueued = sum.enqueued;
+		return;
+	}
+	seen = base_messages + (int64_t)(sum.enqueued - base_enqueued);
+	gone = seen - messages;
+	if (gone >= COMPACT_MIN && gone * 4 >= seen)
+		compact_wanted = 1;
+}
+
 struct depths {
 	struct store		*s;
 	struct stats_env	*e;
 	uint32_t		 n;
+	uint64_t		 messages;
 	int			 r;
 };
+
 
 static int
 queue_depth(void *arg, const void *name, size_t len, uint32_t qid)
@@ -53,6 +84,7 @@ queue_depth(void *arg, const void *name, size_t len, uint32_t qid)
 	if (c[STORE_C_MESSAGES] <= 0)
 		return 0;
 	d->n++;
+	d->messages += (uint64_t)c[STORE_C_MESSAGES];
 	if ((i = d->e->npublished) < STATS_QUEUES) {
 		snprintf(d->e->queue[i].name, sizeof(d->e->queue[i].name),
 		    "%.*s", (int)len, (const char *)name);
@@ -72,7 +104,7 @@ publish(struct store *s)
 {
 	struct stats_env	*e = &stats->env;
 	struct store_info	 si;
-	struct depths		 d = { s, e, 0, STORE_OK };
+	struct depths		 d = { s, e, 0, 0, STORE_OK };
 	int			 r;
 
 	if ((r = store_info(s, &si)) != STORE_OK)
@@ -94,7 +126,29 @@ publish(struct store *s)
 	e->nqueues = d.n;
 	e->updated_ms = now_ms();
 	__atomic_add_fetch(&e->version, 1, __ATOMIC_SEQ_CST);	/* even */
+	if (r == STORE_OK)
+		note_removals((int64_t)d.messages);
 	return r;
+}
+
+/* Exits for the master to recover the environment on a panic. */
+static void	check(int, const char *);
+
+/*
+ * After a checkpoint, when a quarter of the messages have gone (drained,
+ * acknowledged, deleted queues purged): sparse pages are merged and the
+ * free ones given back, so that disk use follows the backlog down.
+ */
+static void
+compact(struct store *s)
+{
+	uint64_t	freed;
+
+	check(store_compact(s, &freed), "compact");
+	log_info("compaction gave %llu pages back",
+	    (unsigned long long)freed);
+	compact_wanted = 0;
+	base_messages = -1;	/* the next publish sets it again */
 }
 
 /* Exits for the master to recover the environment on a panic. */
@@ -113,7 +167,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	struct store	*s;
 	char		 err[512];
 	uint64_t	 now, next_flush = 0, next_ckpt, next_publish = 0;
-	int		 more = 0, more2, r;
+	int		 more = 0, more2, r, purging = 0;
 
 	log_setproc("housekeeper");
 	child_signals_setup(on_signal);
@@ -136,6 +190,8 @@ housekeeper_main(const struct config *cfg, int slot)
 			check(r = store_checkpoint(s), "checkpoint");
 			if (r == STORE_OK)
 				stats->last_checkpoint_ms = now_ms();
+			if (compact_wanted)
+				compact(s);
 			next_ckpt = now + (uint64_t)cfg->checkpoint_interval_s *
 			    1000;
 		}
@@ -144,6 +200,9 @@ housekeeper_main(const struct config *cfg, int slot)
 			next_publish = now + PUBLISH_MS;
 		}
 		check(r = store_purge_step(s, PURGE_CHUNK, &more), "purge");
+		if (purging && !more)
+			compact_wanted = 1;	/* a deleted queue is gone */
+		purging = more;
 		/* Leases that ran out: due again, or dead letters. */
 		check(r = store_expire_leases(s, now_ms(), PURGE_CHUNK,
 		    (uint32_t)cfg->max_deliveries, NULL, &more2), "leases");

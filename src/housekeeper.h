@@ -9,7 +9,9 @@
  * log files recovery no longer needs, and the purge of deleted queues in
  * small transactions, and the end of leases that ran out (QRESERVE): the
  * message is due again, or goes to the dead queue after max_deliveries.
- * It makes a last checkpoint when it stops.
+ * After each checkpoint it compacts a bounded step of the message files,
+ * giving free pages back to the file system.  It makes a last checkpoint
+ * when it stops.
  */
 #ifndef DQ_HOUSEKEEPER_H
 #define DQ_HOUSEKEEPER_H

@@ -748,6 +748,34 @@ store_log_flush(struct store *s)
 	return st_rc(s, s->env->log_flush(s->env, NULL), "log_flush");
 }
 
+/*
+ * Compacts the message databases: merges sparse B-tree pages and gives
+ * the free pages at the end of each file back to the file system, so that
+ * a drained or deleted queue gives its space back.  Berkeley DB runs it in
+ * transactions of its own, a few pages at a time, beside the workers.
+ */
+int
+store_compact(struct store *s, uint64_t *freed)
+{
+	DB		*dbs[] = { s->msgs, s->ids, s->leases };
+	DB_COMPACT	 c;
+	size_t		 i;
+	int		 r = STORE_OK;
+
+	*freed = 0;
+	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		r = st_rc(s, dbs[i]->compact(dbs[i], NULL, NULL, NULL, &c,
+		    DB_FREE_SPACE, NULL), "compact");
+		*freed += c.compact_pages_truncated;
+		if (r == STORE_RETRY)
+			r = STORE_OK;	/* busy pages: the next time */
+		if (r != STORE_OK)
+			break;
+	}
+	return r;
+}
+
 /* Deletes up to max keys that start with the 4-byte qid; returns count. */
 static int
 purge_prefix(struct store *s, DB *db, uint32_t qid, size_t max, size_t *n)

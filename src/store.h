@@ -180,6 +180,9 @@ int	store_queue_stat(struct store *, uint32_t qid, uint64_t now,
 /* Housekeeping. */
 int	store_checkpoint(struct store *);
 int	store_log_flush(struct store *);
+/* Compacts the message databases; *freed: pages given back to the file
+   system. */
+int	store_compact(struct store *, uint64_t *freed);
 /*
  * Ends up to max leases that ran out by now, in one transaction: the
  * message is due again, or moves to the dead queue after max_deliveries.
