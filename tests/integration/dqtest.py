@@ -120,6 +120,37 @@ def children_of(pid):
     return kids
 
 
+
+def worker_of(client):
+    """Pid of the worker process serving this connection (INFO server)."""
+    return int(client.info("server")["worker_pid"])
+
+
+def clients_on_workers(srv, n, tries=150, **kw):
+    """n clients, each served by a different worker: {pid: client}.
+
+    The workers balance connections by their share of all connections, so
+    the extra connections stay open until every worker has one (a worker
+    with a lone client may otherwise take every new connection)."""
+    seen, extra = {}, []
+    try:
+        for _ in range(tries):
+            c = srv.client(**kw)
+            pid = worker_of(c)
+            if pid not in seen:
+                seen[pid] = c
+            else:
+                extra.append(c)
+            if len(seen) == n:
+                return seen
+            time.sleep(0.02)
+    finally:
+        for c in extra:
+            close_client(c)
+    raise AssertionError("connections never reached %d workers: %r"
+                         % (n, list(seen)))
+
+
 class Server:
     """One dqd under test: its own port, temp dir, config and logs."""
 

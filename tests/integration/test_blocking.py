@@ -25,35 +25,6 @@ def now_ms():
     return time.time() * 1000.0
 
 
-def worker_of(client):
-    return int(client.info("server")["worker_pid"])
-
-
-def clients_on_workers(srv, n, tries=150, **kw):
-    """n clients, each served by a different worker: [(pid, client)].
-
-    The workers balance connections by their share of all connections, so
-    the extra connections stay open until every worker has one (a worker
-    with a lone client may otherwise take every new connection)."""
-    seen, extra = {}, []
-    try:
-        for _ in range(tries):
-            c = srv.client(**kw)
-            pid = worker_of(c)
-            if pid not in seen:
-                seen[pid] = c
-            else:
-                extra.append(c)
-            if len(seen) == n:
-                return list(seen.items())
-            time.sleep(0.02)
-    finally:
-        for c in extra:
-            dqtest.close_client(c)
-    raise AssertionError("connections never reached %d workers: %r"
-                         % (n, list(seen)))
-
-
 class Call(threading.Thread):
     """Runs one (blocking) command in a thread; records the reply and the
     wall and monotonic times at which it came back."""
@@ -202,7 +173,7 @@ class Bspop(Base):
                                 "BSPOP, message due in %d ms" % delay)
 
     def test_due_time_message_enqueued_while_blocked(self):
-        (_, c1), (_, c2) = clients_on_workers(self.srv, 2)
+        (_, c1), (_, c2) = list(dqtest.clients_on_workers(self.srv, 2).items())
         for producer in (c1, c2):    # same worker, then another worker
             call = Call(c1, "BSPOP", "q", 3)
             time.sleep(SETTLE)
@@ -215,7 +186,7 @@ class Bspop(Base):
                                                   else "another"))
 
     def test_earlier_message_arrives_while_waiting_for_a_later_one(self):
-        (_, c1), (_, c2) = clients_on_workers(self.srv, 2)
+        (_, c1), (_, c2) = list(dqtest.clients_on_workers(self.srv, 2).items())
         self.x("SADD", "q", "late", 5000)
         call = Call(c1, "BSPOP", "q", 3)
         time.sleep(SETTLE)
@@ -275,7 +246,7 @@ class QreserveBlock(Base):
         self.assertLess(time.monotonic() - t0, 0.1)
 
     def test_due_time(self):
-        (_, c1), (_, c2) = clients_on_workers(self.srv, 2)
+        (_, c1), (_, c2) = list(dqtest.clients_on_workers(self.srv, 2).items())
         due = int(now_ms()) + 300
         self.x("QPUTAT", "q", "id1", "one", due)
         got = c1.execute_command("QRESERVE", "q", 5, 1000, "BLOCK", 2000)
@@ -290,7 +261,7 @@ class QreserveBlock(Base):
                             "QRESERVE BLOCK, QPUTAT from another worker")
 
     def test_redelivery_at_lease_end(self):
-        (_, c1), (_, c2) = clients_on_workers(self.srv, 2)
+        (_, c1), (_, c2) = list(dqtest.clients_on_workers(self.srv, 2).items())
         mid = self.x("QADD", "q", "m", 0)[0]
         got = c1.execute_command("QRESERVE", "q", 1, 300)
         lease_end = self.x("QPEEK", "q", 1)[0][2]
@@ -300,7 +271,7 @@ class QreserveBlock(Base):
         self.assert_on_time(now_ms(), lease_end, "redelivery at lease end")
 
     def test_qnack_wakes_consumer_on_another_worker(self):
-        (_, c1), (_, c2) = clients_on_workers(self.srv, 2)
+        (_, c1), (_, c2) = list(dqtest.clients_on_workers(self.srv, 2).items())
         mid = self.x("QADD", "q", "m", 0)[0]
         c1.execute_command("QRESERVE", "q", 1, 60000)
         call = Call(c2, "QRESERVE", "q", 1, 60000, "BLOCK", 3000)
@@ -313,7 +284,7 @@ class QreserveBlock(Base):
         self.assertLess(call.t_mono - t0, LATE_MS / 1000.0)
 
     def test_qextend_shortening_wakes_consumer(self):
-        (_, c1), (_, c2) = clients_on_workers(self.srv, 2)
+        (_, c1), (_, c2) = list(dqtest.clients_on_workers(self.srv, 2).items())
         mid = self.x("QADD", "q", "m", 0)[0]
         c1.execute_command("QRESERVE", "q", 1, 60000)
         call = Call(c2, "QRESERVE", "q", 1, 60000, "BLOCK", 2000)
@@ -357,7 +328,7 @@ class CrossWorker(Base):
     server_kw = dict(workers=3)
 
     def test_wake_from_another_worker(self):
-        pairs = clients_on_workers(self.srv, 3)
+        pairs = list(dqtest.clients_on_workers(self.srv, 3).items())
         delays = []
         for ci, (cpid, consumer) in enumerate(pairs):
             for pi, (ppid, producer) in enumerate(pairs):
@@ -392,7 +363,7 @@ class CrossWorker(Base):
         self.assertLess(delays[-1], LATE_MS)
 
     def test_no_lost_wakeup_when_enqueue_races_the_block(self):
-        (_, c1), (_, c2), (_, c3) = clients_on_workers(self.srv, 3)
+        (_, c1), (_, c2), (_, c3) = list(dqtest.clients_on_workers(self.srv, 3).items())
         worst, slow = 0.0, 0
         for i in range(150):
             consumer = c1 if i % 2 else c3
@@ -412,10 +383,10 @@ class CrossWorker(Base):
                          "until its timeout)")
 
     def test_many_blocked_consumers_each_get_one(self):
-        conns = [c for _, c in clients_on_workers(self.srv, 3)]
+        conns = [c for _, c in list(dqtest.clients_on_workers(self.srv, 3).items())]
         while len(conns) < 12:
             conns.append(self.srv.client())
-        workers = {worker_of(c) for c in conns}
+        workers = {dqtest.worker_of(c) for c in conns}
         self.assertEqual(len(workers), 3)
         calls = [Call(c, "BSPOP", "q", 5) for c in conns]
         time.sleep(SETTLE * 2)
@@ -456,7 +427,7 @@ class Disconnect(Base):
                           st[b"delivered_total"]), (1, 0, 0),
                          "a message was delivered to a disconnected client")
         # a live consumer (on each worker) gets the next ones
-        for _, c in clients_on_workers(self.srv, 2):
+        for _, c in list(dqtest.clients_on_workers(self.srv, 2).items()):
             call = Call(c, "BSPOP", "q2", 3)
             time.sleep(SETTLE)
             self.x("SADD", "q2", "live", 0)

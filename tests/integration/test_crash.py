@@ -13,27 +13,6 @@ import redis
 import dqtest
 
 
-def worker_of(client):
-    """Pid of the worker process serving this connection."""
-    return int(client.info("server")["worker_pid"])
-
-
-def clients_on_each_worker(srv, n_workers, tries=40):
-    """One connected client per worker process: {worker_pid: client}."""
-    seen = {}
-    for _ in range(tries):
-        c = srv.client()
-        pid = worker_of(c)
-        if pid not in seen:
-            seen[pid] = c
-        else:
-            dqtest.close_client(c)
-        if len(seen) == n_workers:
-            return seen
-    raise AssertionError("connections never reached %d workers: %r"
-                         % (n_workers, list(seen)))
-
-
 class Load:
     """Producers doing SADD of unique bodies; remembers what was acked."""
 
@@ -123,7 +102,7 @@ class CrashTest(dqtest.TestCase):
         srv = self.server(workers=2, durability="fsync")
         with Load(srv) as load:
             time.sleep(1.0)
-            victim = worker_of(srv.client())
+            victim = dqtest.worker_of(srv.client())
             os.kill(victim, signal.SIGKILL)
             took = wait_serving(srv, 3.0)
             print("serving again %.3f s after kill -9 of worker %d"
@@ -149,7 +128,7 @@ class CrashTest(dqtest.TestCase):
 
     def test_idle_worker_killed_others_untouched(self):
         srv = self.server(workers=2)
-        by_worker = clients_on_each_worker(srv, 2)
+        by_worker = dqtest.clients_on_workers(srv, 2)
         (victim, vc), (survivor, sc) = list(by_worker.items())
         sc.execute_command("SADD", "q", "kept", 0)
         os.kill(victim, signal.SIGKILL)
@@ -158,7 +137,7 @@ class CrashTest(dqtest.TestCase):
         for _ in range(50):
             self.assertEqual(sc.ping(), True)
             time.sleep(0.02)
-        self.assertEqual(worker_of(sc), survivor)
+        self.assertEqual(dqtest.worker_of(sc), survivor)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             if len(srv.worker_pids()) == 3 and victim not in srv.worker_pids():

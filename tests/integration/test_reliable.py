@@ -42,35 +42,6 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def worker_of(client):
-    return int(client.info("server")["worker_pid"])
-
-
-def clients_on_workers(srv, n, tries=150, **kw):
-    """n clients, each served by a different worker: {pid: client}.
-
-    The workers balance connections by their share of all connections, so
-    the extra connections stay open until every worker has one (a worker
-    with a lone client may otherwise take every new connection)."""
-    seen, extra = {}, []
-    try:
-        for _ in range(tries):
-            c = srv.client(**kw)
-            pid = worker_of(c)
-            if pid not in seen:
-                seen[pid] = c
-            else:
-                extra.append(c)
-            if len(seen) == n:
-                return seen
-            time.sleep(0.02)
-    finally:
-        for c in extra:
-            dqtest.close_client(c)
-    raise AssertionError("connections never reached %d workers: %r"
-                         % (n, list(seen)))
-
-
 def qstat(r, q):
     flat = r.execute_command("QSTAT", q)
     assert len(flat) % 2 == 0, flat
@@ -718,10 +689,10 @@ class Race(Base):
             r.execute_command("QADD", "q", *args)
         ids = {m[0]: m[1] for m in r.execute_command("QPEEK", "q", N)}
         self.assertEqual(len(ids), N)
-        conns = list(clients_on_workers(self.srv, 3).values())
+        conns = list(dqtest.clients_on_workers(self.srv, 3).values())
         while len(conns) < THREADS:
             conns.append(self.srv.client())
-        workers = {worker_of(c) for c in conns}
+        workers = {dqtest.worker_of(c) for c in conns}
         self.assertGreaterEqual(len(workers), 2)
         lock = threading.Lock()
         seen = []          # (id, deliveries, t_send, t_recv, thread)
@@ -899,7 +870,7 @@ class KillWorker(dqtest.TestCase):
 
     def check(self, durability):
         srv = self.server(workers=2, durability=durability)
-        conns = clients_on_workers(srv, 2)
+        conns = dqtest.clients_on_workers(srv, 2)
         (victim, vc), (_, sc) = list(conns.items())
         ids = sc.execute_command("QADD", "q", *sum(
             (["m%d" % i, 0] for i in range(20)), []))
