@@ -226,3 +226,23 @@ arg_body(struct cmdctx *x, size_t i)
 	    "max_message_bytes (%lld)", x->argvlen[i], max);
 	return -1;
 }
+
+int
+check_disk_room(struct cmdctx *x)
+{
+	static uint64_t	last;
+	uint64_t	now = mono_ms();
+
+	/* Fresh enough that a burst of enqueues cannot overshoot much. */
+	if (now - last >= 10) {
+		check_disk();
+		last = now;
+	}
+	if (!server.disk_low)
+		return 0;
+	reply_error(x->c, "ERR disk full: less than min_free_disk_mb (%d MiB) "
+	    "free in %s; enqueues are refused until space is freed "
+	    "(dequeues, acknowledgements and DEL go on)",
+	    server.cfg->min_free_disk_mb, server.cfg->data_dir);
+	return -1;
+}

@@ -93,6 +93,8 @@ int	arg_eq(const struct cmdctx *, size_t i, const char *);
 int	arg_queue(struct cmdctx *, size_t i);
 int	arg_body(struct cmdctx *, size_t i);
 int	arg_delay(struct cmdctx *, size_t i, long long *);
+/* Refuses an enqueue while the disk is nearly full: -1 after the error. */
+int	check_disk_room(struct cmdctx *);
 
 #define MAX_DELAY_MS	3153600000000LL	/* 100 years */
 void	reply_syntax_error(struct client *);

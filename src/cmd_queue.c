@@ -53,6 +53,8 @@ enqueue(struct cmdctx *x, int with_ids)
 	for (i = 2; i < x->argc; i += 2)
 		if (arg_body(x, i) == -1 || arg_delay(x, i + 1, &delay))
 			return STORE_OK;
+	if (check_disk_room(x) == -1)
+		return STORE_OK;
 	if ((r = store_queue_create(server.store, x->argv[1], x->argvlen[1],
 	    &qid)) != STORE_OK)
 		return r;

@@ -91,6 +91,8 @@ put(struct cmdctx *x, uint64_t due)
 	uint32_t	qid;
 	int		r, created;
 
+	if (check_disk_room(x) == -1)
+		return STORE_OK;
 	if ((r = store_queue_create(server.store, x->argv[1], x->argvlen[1],
 	    &qid)) != STORE_OK ||
 	    (r = store_msg_put(server.store, qid, x->argv[2], x->argvlen[2],

@@ -64,6 +64,7 @@ static const struct key top_keys[] = {
 	{ "protected_mode", K_BOOL, OFF(protected_mode), 0, 0, NULL },
 	{ "daemonize", K_BOOL, OFF(daemonize), 0, 0, NULL },
 	INT("checkpoint_interval_s", checkpoint_interval_s, 1, 86400, NULL),
+	INT("min_free_disk_mb", min_free_disk_mb, 0, 1048576, "0: no check"),
 	{ NULL, K_INT, 0, 0, 0, NULL }
 };
 
@@ -182,6 +183,7 @@ config_defaults(struct config *cfg)
 	cfg->timeout = 0;
 	cfg->max_message_bytes = 1048576;
 	cfg->max_deliveries = 0;
+	cfg->min_free_disk_mb = 64;
 	cfg->log_level = LOG_LEVEL_NOTICE;
 	cfg->protected_mode = 1;
 	cfg->daemonize = 0;

@@ -1,3 +1,5 @@
+#include <sys/statvfs.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -44,6 +46,17 @@ on_dead_letter(const void *name, size_t len)
 static int64_t		 base_messages = -1;	/* at the last compaction */
 static uint64_t		 base_enqueued;
 static int		 compact_wanted;
+
+static int
+disk_low(const struct config *cfg)
+{
+	struct statvfs	sv;
+
+	return cfg->min_free_disk_mb > 0 &&
+	    statvfs(cfg->data_dir, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize / (1024 * 1024) <
+	    (uint64_t)cfg->min_free_disk_mb;
+}
 
 static void
 note_removals(int64_t messages)
@@ -200,6 +213,13 @@ housekeeper_main(const struct config *cfg, int slot)
 			next_publish = now + PUBLISH_MS;
 		}
 		check(r = store_purge_step(s, PURGE_CHUNK, &more), "purge");
+		/*
+		 * A delete logs what it deletes: with the disk nearly full,
+		 * a checkpoint after each chunk lets the log files go before
+		 * the next one is written.
+		 */
+		if (more && disk_low(cfg))
+			check(store_checkpoint(s), "checkpoint");
 		if (purging && !more)
 			compact_wanted = 1;	/* a deleted queue is gone */
 		purging = more;

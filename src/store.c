@@ -72,10 +72,14 @@ env_setup(const struct config *cfg, DB_ENV **envp, int recover, char *err,
 	    (ret = env->set_lk_max_lockers(env, 4000)) != 0 ||
 	    (ret = env->set_tx_max(env, 512)) != 0 ||
 	    (ret = env->set_lg_bsize(env, 2 * 1024 * 1024)) != 0 ||
-	    (ret = env->set_lg_max(env, 32 * 1024 * 1024)) != 0 ||
+	    /* Small log files: removed sooner after a checkpoint. */
+	    (ret = env->set_lg_max(env, 8 * 1024 * 1024)) != 0 ||
 	    (ret = env->set_thread_count(env, 64 + 4 * cfg->workers)) != 0 ||
 	    (ret = env->set_isalive(env, bdb_isalive)) != 0 ||
-	    (ret = env->set_flags(env, DB_AUTO_COMMIT, 1)) != 0) {
+	    (ret = env->set_flags(env, DB_AUTO_COMMIT, 1)) != 0 ||
+	    /* Region files fully written when made: a disk that fills
+	       later cannot leave holes in memory we have mapped (SIGBUS). */
+	    (ret = env->set_flags(env, DB_REGION_INIT, 1)) != 0) {
 		set_err(err, errlen, "environment settings", ret);
 		env->close(env, 0);
 		return -1;

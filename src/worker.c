@@ -4,6 +4,7 @@
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <arpa/inet.h>
@@ -680,6 +681,37 @@ drain_and_close(void)
 	}
 }
 
+/*
+ * Berkeley DB cannot recover from a full disk without room to write, so
+ * enqueues stop short of it (min_free_disk_mb); everything that frees
+ * space goes on.  Checked every CRON_MS: far less than the reserve can be
+ * written in that time.
+ */
+void
+check_disk(void)
+{
+	struct statvfs	sv;
+	uint64_t	freemb;
+	int		low;
+
+	if (server.cfg->min_free_disk_mb == 0 ||
+	    statvfs(server.cfg->data_dir, &sv) == -1) {
+		server.disk_low = 0;
+		return;
+	}
+	freemb = (uint64_t)sv.f_bavail * sv.f_frsize / (1024 * 1024);
+	low = freemb < (uint64_t)server.cfg->min_free_disk_mb;
+	if (low && !server.disk_low)
+		log_warnx("%llu MiB free in %s, below min_free_disk_mb (%d): "
+		    "enqueues are refused until space is freed",
+		    (unsigned long long)freemb, server.cfg->data_dir,
+		    server.cfg->min_free_disk_mb);
+	else if (!low && server.disk_low)
+		log_notice("%llu MiB free in %s again: enqueues accepted",
+		    (unsigned long long)freemb, server.cfg->data_dir);
+	server.disk_low = low;
+}
+
 static int
 poll_timeout(void)
 {
@@ -710,7 +742,7 @@ int
 worker_main(const struct config *cfg, int slot, int listen_fd)
 {
 	char		err[512];
-	uint64_t	next_cron = 0;
+	uint64_t	next_cron = 0, next_disk = 0;
 	int		wfd;
 
 	log_setproc("worker %d", slot);
@@ -762,6 +794,10 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		    mono_ms() >= retire_deadline))
 			break;
 		balance_accept();
+		if (mono_ms() >= next_disk) {
+			check_disk();
+			next_disk = mono_ms() + CRON_MS;
+		}
 		if (mono_ms() >= next_cron) {
 			count_live_workers();
 			close_idle_clients();

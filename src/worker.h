@@ -32,12 +32,15 @@ struct server {
 	struct client		*clients;
 	struct client		*pending;	/* clients with input to run */
 	volatile int		 stop;		/* SIGTERM */
+	int			 disk_low;	/* below min_free_disk_mb */
 };
 
 extern struct server	server;
 
 /* Runs a worker; returns the process' exit status. */
 int	worker_main(const struct config *, int slot, int listen_fd);
+/* Free space in data_dir against min_free_disk_mb: server.disk_low. */
+void	check_disk(void);
 /* Schedules c to be closed once its committed replies are sent. */
 void	worker_close_after_reply(struct client *);
 

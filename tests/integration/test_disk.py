@@ -2,7 +2,13 @@
 back (compaction after checkpoints), and old log files go."""
 import glob
 import os
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
+
+import redis
 
 import dqtest
 
@@ -80,6 +86,93 @@ class DiskTest(dqtest.TestCase):
         logs = glob.glob(os.path.join(srv.data_dir, "log.*"))
         print("log files after checkpoints: %d" % len(logs))
         self.assertLessEqual(len(logs), 2, sorted(logs))
+
+
+def free_mb(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize // (1024 * 1024)
+
+
+class DiskFullTest(dqtest.TestCase):
+
+    def test_enqueues_refused_below_min_free_disk(self):
+        srv = self.server(workers=2, min_free_disk_mb=0)
+        r = srv.client()
+        r.execute_command("SADD", "q", "a", 0, "b", 0)
+        r.execute_command("QPUT", "q", "o1", "x", 0)
+        # Ask for more room than the file system has: enqueues stop.
+        srv.settings["min_free_disk_mb"] = free_mb(srv.data_dir) + 100000
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        r = srv.client()
+        for cmd in (("SADD", "q", "c", 0), ("QADD", "q", "c", 0),
+                    ("QPUT", "q", "o2", "c", 0), ("QPUTAT", "q", "o3", "c", 0)):
+            with self.assertRaises(redis.ResponseError) as e:
+                r.execute_command(*cmd)
+            self.assertTrue(str(e.exception).startswith("disk full"),
+                            str(e.exception))
+        # What frees space goes on.
+        self.assertEqual(r.execute_command("SPOP", "q"), b"a")
+        self.assertEqual(r.execute_command("QCANCEL", "q", "o1"), 1)
+        self.assertEqual(r.scard("q"), 1)
+        self.assertIn("enqueues are refused", srv.logs())
+        srv.settings["min_free_disk_mb"] = 0
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        r = srv.client()
+        self.assertEqual(r.execute_command("SADD", "q", "c", 0), 1)
+
+    def test_real_full_disk(self):
+        """A small tmpfs filled for real: errors, no crash, nothing lost."""
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            self.skipTest("needs root to mount a small tmpfs")
+        mnt = tempfile.mkdtemp(prefix="dqfull-")
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m",
+                            "tmpfs", mnt], capture_output=True, text=True)
+        if p.returncode != 0:
+            os.rmdir(mnt)
+            self.skipTest("cannot mount a tmpfs here: " + p.stderr.strip())
+        self.addCleanup(lambda: (subprocess.run(["umount", "-l", mnt]),
+                                 os.rmdir(mnt)))
+        srv = self.server(workers=2, min_free_disk_mb=48, cache_size_mb=16,
+                          checkpoint_interval_s=1,
+                          data_dir=os.path.join(mnt, "data"))
+        r = srv.client()
+        other = srv.client()
+        r.execute_command("QPUT", "keep", "k1", "precious", 0)
+        body = "x" * 4000
+        refused = None
+        for i in range(20000):
+            try:
+                r.execute_command("SADD", "fill", *([body, 3600000] * 50))
+            except redis.ResponseError as e:
+                refused = str(e)
+                break
+        self.assertIsNotNone(refused, "the disk never filled")
+        self.assertTrue(refused.startswith("disk full"), refused)
+        print("refused after %d batches, %d MiB free" % (i, free_mb(mnt)))
+        self.assertTrue(other.ping())
+        self.assertEqual(r.execute_command("QPEEK", "keep", 1)[0][1],
+                         b"precious")
+        # Free space: delete the big queue; the purge and the compaction
+        # give it back, and enqueues are accepted again.
+        self.assertEqual(r.delete("fill"), 1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                r.execute_command("SADD", "after", "ok", 0)
+                break
+            except redis.ResponseError:
+                time.sleep(0.5)
+        else:
+            self.fail("enqueues still refused 30 s after DEL\n" + srv.logs())
+        self.assertEqual(r.execute_command("SPOP", "after"), b"ok")
+        srv.stop()
+        srv.start()
+        self.assertEqual(srv.client().execute_command("QPEEK", "keep", 1)
+                         [0][1], b"precious")
 
 
 if __name__ == "__main__":

@@ -646,6 +646,7 @@ Test(config, each)
 	    "protected_mode=yes\n"
 	    "daemonize=no\n"
 	    "checkpoint_interval_s=60\n"
+	    "min_free_disk_mb=64\n"
 	    "metrics.bind=127.0.0.1\n"
 	    "metrics.port=0\n"
 	    "save=\n"
