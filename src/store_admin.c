@@ -37,7 +37,7 @@
 
 #define GIGABYTE	(1024ULL * 1024 * 1024)
 #define COPY_BUF	(1024 * 1024)
-#define POLL_MS		200		/* log files copied as they fill */
+#define POLL_MS		50		/* log files copied as they fill */
 #define CACHE_MB	64		/* for recovery and checkpoints */
 
 volatile sig_atomic_t	admin_stop;

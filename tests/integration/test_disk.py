@@ -77,7 +77,7 @@ class DiskTest(dqtest.TestCase):
     def test_old_log_files_removed(self):
         srv = self.server(workers=1, checkpoint_interval_s=1)
         r = srv.client()
-        # Several log files' worth of writes (32 MiB each).
+        # Several log files' worth of writes (8 MiB each).
         for _ in range(3):
             fill(r, "q", 100000)
             while r.execute_command("SPOP", "q", 10000):
