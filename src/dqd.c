@@ -139,5 +139,5 @@ main(int argc, char *argv[])
 	raise_nofile();
 	if (cfg->daemonize)
 		daemonize();
-	return master_main(cfg);
+	return master_main(cfg, debug);
 }

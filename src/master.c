@@ -45,6 +45,7 @@ struct child {
 };
 
 static struct config		*cfg;
+static int			 debug;		/* -d, kept across reloads */
 static struct child		 children[MAX_CHILDREN];
 static int			 listen_fd = -1;
 static pid_t			 failchk_pid;
@@ -698,6 +699,11 @@ reload(void)
 		free(n);
 		return;
 	}
+	if (debug) {
+		free(n->log_file);
+		n->log_file = NULL;
+		n->log_level = LOG_LEVEL_DEBUG;
+	}
 	if (log_init(n->log_file, n->log_level, "dqd") == -1)
 		log_warn("reload: log file %s", n->log_file);
 	forget_waiting();
@@ -728,7 +734,7 @@ poll_timeout(void)
 }
 
 int
-master_main(struct config *c)
+master_main(struct config *c, int dbg)
 {
 	struct pollfd	pfd[METRICS_CONNS + 1];
 	struct timespec	ts;
@@ -736,6 +742,7 @@ master_main(struct config *c)
 	int		t, npfd;
 
 	cfg = c;
+	debug = dbg;
 	log_setproc("master");
 	signals_setup(&waitmask);
 	if (stats_create() == -1)

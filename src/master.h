@@ -16,7 +16,8 @@
 
 #include "config.h"
 
-/* Takes ownership of cfg; returns the exit status. */
-int	master_main(struct config *cfg);
+/* Takes ownership of cfg; returns the exit status.  debug (-d): log at
+   the debug level to stderr, whatever a reloaded file says. */
+int	master_main(struct config *cfg, int debug);
 
 #endif
