@@ -30,6 +30,7 @@
 #include "worker.h"
 
 #define BATCH_MAX_CMDS	4096		/* commands in one transaction */
+#define BATCH_MIN_CMDS	8
 #define OUT_SOFT_LIMIT	(8 * 1024 * 1024) /* pause input above this */
 #define BATCH_ATTEMPTS	16		/* deadlocks before going solo */
 #define SOLO_ATTEMPTS	1000
@@ -40,6 +41,13 @@
 
 struct server		 server;
 static size_t		 batch_ncmds;
+/*
+ * Commands a batch may take.  Two workers whose big transactions write
+ * the same pages deadlock, and the loser runs its whole batch again: after
+ * a deadlock the budget halves, so transactions get shorter and collide
+ * less; each clean commit lets it grow back.
+ */
+static size_t		 batch_budget = BATCH_MAX_CMDS;
 static int		 accepting;	/* listening socket in our epoll set */
 static int		 live_workers = 1;
 static uint64_t		 next_block_check = UINT64_MAX;	/* mono ms */
@@ -482,7 +490,7 @@ process_client(struct client *c, int solo)
 	c->flags &= ~CLIENT_MORE;
 	while (c->qpos < c->in.len &&
 	    !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSE_ASAP))) {
-		if ((!solo && batch_ncmds >= BATCH_MAX_CMDS) ||
+		if ((!solo && batch_ncmds >= batch_budget) ||
 		    client_held(c) > OUT_SOFT_LIMIT) {
 			c->flags |= CLIENT_MORE;
 			break;
@@ -578,6 +586,8 @@ run_batch(void)
 		if (r == STORE_OK) {
 			stats_batch_commit();
 			after_commit();
+			if (attempt == 0 && batch_budget < BATCH_MAX_CMDS)
+				batch_budget *= 2;
 			break;
 		}
 		stats_batch_abort();
@@ -589,6 +599,8 @@ run_batch(void)
 		if (r != STORE_RETRY)
 			break;
 		STAT_ADD(retries, 1);
+		if (batch_budget > BATCH_MIN_CMDS)
+			batch_budget /= 2;
 		r = STORE_OK;
 	}
 	if (r != STORE_OK) {
