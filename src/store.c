@@ -2,16 +2,19 @@
  * store: Berkeley DB behind a small interface.  See store.h and
  * doc/storage.md for the layout and the locking.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <db.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -730,6 +733,27 @@ st_rbuf_reserve(struct store *s, size_t n)
 	return grow(s, &s->rbuf, &s->rcap, n);
 }
 
+/*
+ * dqctl backup holds an exclusive lock on DATA_DIR/dqd.backup while it
+ * copies: log files stay until it is done, so that it never misses one.
+ */
+static int
+backup_running(struct store *s)
+{
+	const char	*home = NULL;
+	char		 path[4096];
+	int		 fd, busy;
+
+	if (s->env->get_home(s->env, &home) != 0 || home == NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s/dqd.backup", home);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	busy = flock(fd, LOCK_SH | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+	close(fd);
+	return busy;
+}
+
 int
 store_checkpoint(struct store *s)
 {
@@ -739,6 +763,8 @@ store_checkpoint(struct store *s)
 	if ((r = st_rc(s, s->env->txn_checkpoint(s->env, 0, 0, 0),
 	    "checkpoint")) != 0)
 		return r;
+	if (backup_running(s))
+		return STORE_OK;
 	/* Log files no longer needed for recovery go: disk stays bounded. */
 	r = st_rc(s, s->env->log_archive(s->env, &list, DB_ARCH_REMOVE),
 	    "log_archive");

@@ -17,6 +17,7 @@
  * (a log file created, filled and removed between two polls) fails the
  * backup rather than produce a copy that would lose data.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -717,8 +718,8 @@ recover_copy(const char *target, char *err, size_t errlen)
 	return 0;
 }
 
-int
-admin_backup(struct admin *a, const char *target,
+static int
+backup_locked(struct admin *a, const char *target,
     struct admin_backup_result *res, char *err, size_t errlen)
 {
 	struct backup_ctx	 b;
@@ -810,6 +811,35 @@ fail:
 	dq_free(b.buf);
 	clean_target(target);
 	return -1;
+}
+
+/*
+ * The copy runs under an exclusive lock on DATA_DIR/dqd.backup: while it
+ * is held, dqd's checkpoints keep the log files (store.c), so none goes
+ * before it is copied, and a second backup waits its turn.
+ */
+int
+admin_backup(struct admin *a, const char *target,
+    struct admin_backup_result *res, char *err, size_t errlen)
+{
+	char	path[PATH_MAX];
+	int	fd, r;
+
+	if (path_join(path, sizeof(path), a->dir, "dqd.backup") == -1 ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		snprintf(err, errlen, "%s/dqd.backup: %s", a->dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		snprintf(err, errlen, "another backup of %s is running: try "
+		    "again when it is done", a->dir);
+		close(fd);
+		return -1;
+	}
+	r = backup_locked(a, target, res, err, errlen);
+	close(fd);
+	return r;
 }
 
 static void

@@ -1,5 +1,6 @@
 """Disk stays bounded (SPEC 6): a drained or deleted queue gives its space
 back (compaction after checkpoints), and old log files go."""
+import fcntl
 import glob
 import os
 import shutil
@@ -92,6 +93,37 @@ class DiskTest(dqtest.TestCase):
             time.sleep(0.25)
         print("log files after checkpoints: %d" % len(logs))
         self.assertLessEqual(len(logs), 2, sorted(logs))
+
+    def test_log_files_kept_while_a_backup_runs(self):
+        srv = self.server(workers=1, checkpoint_interval_s=1)
+        r = srv.client()
+        lock = open(os.path.join(srv.data_dir, "dqd.backup"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)      # as dqctl backup does
+        for _ in range(2):
+            fill(r, "q", 100000)
+            while r.execute_command("SPOP", "q", 10000):
+                pass
+        time.sleep(2.5)
+        held = glob.glob(os.path.join(srv.data_dir, "log.*"))
+        self.assertGreater(len(held), 2, "log files went during a backup")
+        dqctl = os.environ.get("DQCTL") or "/tmp/build/dqctl"
+        if os.path.exists(dqctl):
+            p = subprocess.run([dqctl, "-d", srv.data_dir, "backup",
+                                os.path.join(srv.tmp, "bk")],
+                               capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("another backup", p.stderr + p.stdout)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            logs = glob.glob(os.path.join(srv.data_dir, "log.*"))
+            if len(logs) <= 2:
+                break
+            time.sleep(0.25)
+        print("log files: %d while a backup ran, %d after"
+              % (len(held), len(logs)))
+        self.assertLessEqual(len(logs), 2)
 
 
 def free_mb(path):
