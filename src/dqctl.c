@@ -750,21 +750,30 @@ scard(const struct name *nm)
  * QSTAT for every queue, pipelined; 0 if the server does not know QSTAT
  * (then only SCARD's count is filled in).
  */
-static int
-qstat_all(const struct names *ns, struct qstat *qs)
+/* Pipelines "cmd NAME" for every name (cmd is 5 letters long). */
+static void
+append_each(const struct names *ns, const char *cmd)
 {
 	const char	*argv[2];
 	size_t		 lens[2], i;
-	redisReply	*r;
-	int		 known = 1;
 
 	for (i = 0; i < ns->n; i++) {
-		argv[0] = known ? "QSTAT" : "SCARD";
+		argv[0] = cmd;
 		lens[0] = 5;
 		argv[1] = ns->v[i].p;
 		lens[1] = ns->v[i].len;
 		append(2, argv, lens);
 	}
+}
+
+static int
+qstat_all(const struct names *ns, struct qstat *qs)
+{
+	size_t		 i;
+	redisReply	*r;
+	int		 known = 1;
+
+	append_each(ns, "QSTAT");
 	for (i = 0; i < ns->n; i++) {
 		r = get_reply();
 		if (i == 0 && is_unknown_command(r))
@@ -775,13 +784,7 @@ qstat_all(const struct names *ns, struct qstat *qs)
 	}
 	if (known)
 		return 1;
-	for (i = 0; i < ns->n; i++) {
-		argv[0] = "SCARD";
-		lens[0] = 5;
-		argv[1] = ns->v[i].p;
-		lens[1] = ns->v[i].len;
-		append(2, argv, lens);
-	}
+	append_each(ns, "SCARD");
 	for (i = 0; i < ns->n; i++) {
 		r = get_reply();
 		memset(&qs[i], 0, sizeof(qs[i]));

@@ -2,6 +2,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -357,10 +358,42 @@ render_env(struct buf *b)
 	    "carrying a lease (the first 100 queues by name).", 1);
 }
 
+/* The figures added up over the workers' slots, in the order shown. */
+static const struct {
+	const char	*name, *type, *help;
+	size_t		 off;
+} slot_metrics[] = {
+#define SLOT(n, t, h, f)	{ n, t, h, offsetof(struct stats_slot, f) }
+	SLOT("dqd_blocked_clients", "gauge",
+	    "Clients waiting in BSPOP or QRESERVE BLOCK.", blocked),
+	SLOT("dqd_errors_total", "counter", "Error replies.", errors),
+	SLOT("dqd_protocol_errors_total", "counter",
+	    "Connections closed for a protocol error.", protocol_errors),
+	SLOT("dqd_messages_enqueued_total", "counter", "Messages enqueued.",
+	    enqueued),
+	SLOT("dqd_messages_delivered_total", "counter",
+	    "Messages handed to consumers.", delivered),
+	SLOT("dqd_messages_redelivered_total", "counter",
+	    "Deliveries of a message delivered before.", redelivered),
+	SLOT("dqd_messages_acked_total", "counter",
+	    "Reserved messages acknowledged.", acked),
+	SLOT("dqd_messages_dead_lettered_total", "counter",
+	    "Messages moved to a dead queue.", dead_lettered),
+	SLOT("dqd_commits_total", "counter",
+	    "Transactions committed (one per batch of commands).", commits),
+	SLOT("dqd_batch_retries_total", "counter",
+	    "Batches run again after a deadlock.", retries),
+	SLOT("dqd_net_input_bytes_total", "counter", "Bytes read.", net_in),
+	SLOT("dqd_net_output_bytes_total", "counter", "Bytes written.",
+	    net_out),
+#undef SLOT
+};
+
 int
 metrics_render(struct buf *b)
 {
 	struct stats_slot	s;
+	size_t			i;
 
 	stats_sum(&s);
 	metric(b, "dqd_up", "gauge", "1 while dqd runs.", 1);
@@ -380,29 +413,10 @@ metrics_render(struct buf *b)
 	    "Connections refused at maxclients.", s.rejected);
 	metric(b, "dqd_connected_clients", "gauge", "Clients connected now.",
 	    __atomic_load_n(&stats->clients, __ATOMIC_RELAXED));
-	metric(b, "dqd_blocked_clients", "gauge",
-	    "Clients waiting in BSPOP or QRESERVE BLOCK.", s.blocked);
-	metric(b, "dqd_errors_total", "counter", "Error replies.", s.errors);
-	metric(b, "dqd_protocol_errors_total", "counter",
-	    "Connections closed for a protocol error.", s.protocol_errors);
-	metric(b, "dqd_messages_enqueued_total", "counter",
-	    "Messages enqueued.", s.enqueued);
-	metric(b, "dqd_messages_delivered_total", "counter",
-	    "Messages handed to consumers.", s.delivered);
-	metric(b, "dqd_messages_redelivered_total", "counter",
-	    "Deliveries of a message delivered before.", s.redelivered);
-	metric(b, "dqd_messages_acked_total", "counter",
-	    "Reserved messages acknowledged.", s.acked);
-	metric(b, "dqd_messages_dead_lettered_total", "counter",
-	    "Messages moved to a dead queue.", s.dead_lettered);
-	metric(b, "dqd_commits_total", "counter",
-	    "Transactions committed (one per batch of commands).", s.commits);
-	metric(b, "dqd_batch_retries_total", "counter",
-	    "Batches run again after a deadlock.", s.retries);
-	metric(b, "dqd_net_input_bytes_total", "counter", "Bytes read.",
-	    s.net_in);
-	metric(b, "dqd_net_output_bytes_total", "counter", "Bytes written.",
-	    s.net_out);
+	for (i = 0; i < sizeof(slot_metrics) / sizeof(slot_metrics[0]); i++)
+		metric(b, slot_metrics[i].name, slot_metrics[i].type,
+		    slot_metrics[i].help, *(const uint64_t *)((const char *)&s +
+		    slot_metrics[i].off));
 	render_commands(b, &s);
 	histogram(b, "dqd_delivery_lateness_seconds",
 	    "Deliveries by delivery time minus due time.", s.late,
