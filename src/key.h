@@ -58,7 +58,7 @@ int	msg_hdr_decode(const void *, size_t, struct msg_hdr *);
  * '#'.  msg_server_id() returns the length; msg_server_id_parse() returns
  * 0 for an id in exactly that form, -1 otherwise.
  */
-#define SERVER_ID_MAX	40
+#define SERVER_ID_MAX	40		/* = STORE_SID_MAX */
 size_t	msg_server_id(char *, size_t, uint64_t due, uint64_t seq);
 int	msg_server_id_parse(const void *, size_t, uint64_t *due,
 	    uint64_t *seq);

@@ -42,6 +42,7 @@
 
 #define STORE_SLOTS	16		/* counter sub-databases */
 #define STORE_ID_MAX	512		/* longest message id */
+#define STORE_SID_MAX	40		/* longest server-assigned id */
 
 /* Per-queue counters, kept exactly (see doc/storage.md). */
 enum store_counter {
@@ -66,6 +67,7 @@ struct store_msg {
 	size_t		 idlen;
 	const void	*body;
 	size_t		 bodylen;
+	char		 sid[STORE_SID_MAX]; /* id derived from the key */
 };
 
 struct store_info {

@@ -54,10 +54,17 @@ msg_from(const DBT *key, const DBT *val, struct store_msg *m)
 	m->due = mk.due;
 	m->seq = mk.seq;
 	m->deliveries = h.deliveries;
-	m->id = (const char *)val->data + MSG_HDR_LEN;
-	m->idlen = h.idlen;
-	m->body = (const char *)m->id + h.idlen;
+	m->body = (const char *)val->data + MSG_HDR_LEN + h.idlen;
 	m->bodylen = val->size - MSG_HDR_LEN - h.idlen;
+	if (h.idlen == 0) {
+		/* A server id that still names its key is not stored. */
+		m->idlen = msg_server_id(m->sid, sizeof(m->sid), mk.due,
+		    mk.seq);
+		m->id = m->sid;
+	} else {
+		m->id = (const char *)val->data + MSG_HDR_LEN;
+		m->idlen = h.idlen;
+	}
 	return 0;
 }
 
@@ -125,7 +132,8 @@ value_build(struct store *s, const struct msg_hdr *h, const void *id,
 	if (st_vbuf_reserve(s, 2 * n) != STORE_OK)
 		return 0;
 	memmove(s->vbuf + n + MSG_HDR_LEN + h->idlen, body, len);
-	memmove(s->vbuf + n + MSG_HDR_LEN, id, h->idlen);
+	if (h->idlen > 0)
+		memmove(s->vbuf + n + MSG_HDR_LEN, id, h->idlen);
 	msg_hdr_encode(s->vbuf + n, h);
 	memmove(s->vbuf, s->vbuf + n, n);
 	return n;
@@ -156,10 +164,6 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 
 /*
  * A new message with a fresh sequence number.  idlen 0 asks for a server
- * id, written to idout (STORE_ID_MAX bytes) when idout is not NULL.
- */
-/*
- * A new message with a fresh sequence number.  idlen 0 asks for a server
  * id (written to idout, SERVER_ID_MAX bytes, when idout is not NULL): it
  * names the message's key, so such a message needs no entry in ids.db
  * until it moves.  A producer's id is always indexed.
@@ -169,7 +173,6 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
     const void *id, size_t idlen, const void *body, size_t len, char *idout,
     size_t *idoutlen)
 {
-	char		 sid[SERVER_ID_MAX];
 	struct msg_key	 mk;
 	struct msg_hdr	 h;
 	int		 r;
@@ -180,10 +183,10 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
 		mk.due = due;
 		mk.seq = next_seq(s);
 		if (idlen == 0) {
+			/* Not stored: 28 bytes less to log, twice. */
 			h.flags = 0;
-			h.idlen = (uint16_t)msg_server_id(sid, sizeof(sid),
-			    due, mk.seq);
-			r = msg_write(s, &mk, &h, sid, body, len,
+			h.idlen = 0;
+			r = msg_write(s, &mk, &h, NULL, body, len,
 			    DB_NOOVERWRITE, 0);
 		} else {
 			h.flags = MSG_F_INDEXED;
@@ -194,10 +197,8 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
 	} while (r == STORE_DUP);	/* a clock stepped back: next number */
 	if (r != STORE_OK)
 		return r;
-	if (idout != NULL && idlen == 0) {
-		memcpy(idout, sid, h.idlen);
-		*idoutlen = h.idlen;
-	}
+	if (idout != NULL && idlen == 0)
+		*idoutlen = msg_server_id(idout, SERVER_ID_MAX, due, mk.seq);
 	if ((r = st_count_add(s, qid, STORE_C_MESSAGES, 1)) != STORE_OK)
 		return r;
 	return st_count_add(s, qid, STORE_C_ENQUEUED, 1);
@@ -328,7 +329,7 @@ msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
  */
 static int
 msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
-    const void *id, const void *body, size_t len, uint64_t due, uint8_t flags)
+    const struct store_msg *m, uint64_t due, uint8_t flags)
 {
 	unsigned char	kb[MSG_KEY_LEN];
 	struct msg_key	nk = *mk;
@@ -344,9 +345,11 @@ msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	    (flags & MSG_F_RESERVED) ? 1 : -1)) != 0)
 		return r;
 	nk.due = due;
-	/* Its id no longer names its key: ids.db must know it now. */
+	/* Its id no longer names its key: stored, and ids.db knows it. */
 	h->flags = flags | MSG_F_INDEXED;
-	if ((r = msg_write(s, &nk, h, id, body, len, 0, 0)) != STORE_OK)
+	h->idlen = (uint16_t)m->idlen;
+	if ((r = msg_write(s, &nk, h, m->id, m->body, m->bodylen, 0, 0)) !=
+	    STORE_OK)
 		return r;
 	if (flags & MSG_F_RESERVED)
 		return lease_put(s, &nk);
@@ -401,10 +404,12 @@ dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	memcpy(name + nlen, ":dead", 5);
 	nlen += 5;
 	/* m points into a buffer the next calls reuse. */
-	if ((copy = dq_memdup(m->id, m->idlen + m->bodylen)) == NULL) {
+	if ((copy = dq_malloc(m->idlen + m->bodylen)) == NULL) {
 		snprintf(s->err, sizeof(s->err), "out of memory");
 		return STORE_ERR;
 	}
+	memcpy(copy, m->id, m->idlen);
+	memcpy((char *)copy + m->idlen, m->body, m->bodylen);
 	if ((r = msg_delete(s, mk, h, copy)) == STORE_OK &&
 	    (r = st_count_add(s, mk->qid, STORE_C_DEAD, 1)) == STORE_OK &&
 	    (r = store_queue_create(s, name, nlen, &dqid)) == STORE_OK &&
@@ -456,8 +461,8 @@ take_one(struct store *s, struct store_take *t, const DBT *key,
 	} else {
 		m.deliveries = ++h.deliveries;
 		*stop = t->fn(t->arg, &m);
-		if ((r = msg_move(s, &mk, &h, m.id, m.body, m.bodylen,
-		    t->now + t->lease_ms, MSG_F_RESERVED)) != STORE_OK)
+		if ((r = msg_move(s, &mk, &h, &m, t->now + t->lease_ms,
+		    MSG_F_RESERVED)) != STORE_OK)
 			return r;
 	}
 	t->n++;
@@ -545,7 +550,7 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 			return STORE_OK;
 		/* FALLTHROUGH */
 	case STORE_RESCHEDULE:
-		r = msg_move(s, &mk, &h, m.id, m.body, m.bodylen, due,
+		r = msg_move(s, &mk, &h, &m, due,
 		    op == STORE_EXTEND ? MSG_F_RESERVED : 0);
 		break;
 	}
@@ -760,7 +765,7 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 	if (r != STORE_OK)
 		return r;
 	/* Due again where it is: only the flag and the lease go. */
-	return msg_move(s, mk, &h, m.id, m.body, m.bodylen, mk->due, 0);
+	return msg_move(s, mk, &h, &m, mk->due, 0);
 }
 
 int
