@@ -302,16 +302,29 @@ find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	return STORE_NOTFOUND;
 }
 
-/* Deletes a message's records (msgs, ids, lease) and counts it gone. */
+/*
+ * Deletes a msgs record: through the cursor c standing on it (no second
+ * search from the root), or by its key when c is NULL.
+ */
 static int
-msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
-    const void *id)
+msgs_del(struct store *s, DBC *c, const struct msg_key *mk)
 {
 	unsigned char	kb[MSG_KEY_LEN];
-	int		r;
 
+	if (c != NULL)
+		return st_rc(s, c->del(c, 0), "msgs del");
 	msg_key_encode(kb, mk);
-	if ((r = st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del")) != 0 ||
+	return st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del");
+}
+
+/* Deletes a message's records (msgs, ids, lease) and counts it gone. */
+static int
+msg_delete(struct store *s, DBC *c, const struct msg_key *mk,
+    const struct msg_hdr *h, const void *id)
+{
+	int	r;
+
+	if ((r = msgs_del(s, c, mk)) != 0 ||
 	    ((h->flags & MSG_F_INDEXED) &&
 	    (r = ids_del(s, mk->qid, id, h->idlen)) != 0))
 		return r;
@@ -328,15 +341,13 @@ msg_delete(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
  * number stays, ids.db follows, and so does the lease.
  */
 static int
-msg_move(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
-    const struct store_msg *m, uint64_t due, uint8_t flags)
+msg_move(struct store *s, DBC *c, const struct msg_key *mk,
+    struct msg_hdr *h, const struct store_msg *m, uint64_t due, uint8_t flags)
 {
-	unsigned char	kb[MSG_KEY_LEN];
 	struct msg_key	nk = *mk;
 	int		r;
 
-	msg_key_encode(kb, mk);
-	if ((r = st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del")) != 0)
+	if ((r = msgs_del(s, c, mk)) != 0)
 		return r;
 	if ((h->flags & MSG_F_RESERVED) && (r = lease_del(s, mk)) != 0)
 		return r;
@@ -371,7 +382,7 @@ store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	r = find_msg(s, qid, id, idlen, &mk, &h, &m);
 	if (r == STORE_OK) {
 		/* Replaced: the old one goes, counted as one message less. */
-		if ((r = msg_delete(s, &mk, &h, id)) != STORE_OK)
+		if ((r = msg_delete(s, NULL, &mk, &h, id)) != STORE_OK)
 			return r;
 	} else if (r != STORE_NOTFOUND)
 		return r;
@@ -410,7 +421,7 @@ dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	}
 	memcpy(copy, m->id, m->idlen);
 	memcpy((char *)copy + m->idlen, m->body, m->bodylen);
-	if ((r = msg_delete(s, mk, h, copy)) == STORE_OK &&
+	if ((r = msg_delete(s, NULL, mk, h, copy)) == STORE_OK &&
 	    (r = st_count_add(s, mk->qid, STORE_C_DEAD, 1)) == STORE_OK &&
 	    (r = store_queue_create(s, name, nlen, &dqid)) == STORE_OK &&
 	    (r = store_msg_op(s, dqid, copy, m->idlen, STORE_CANCEL, 0,
@@ -431,7 +442,7 @@ store_set_dead_hook(struct store *s, void (*fn)(const void *, size_t))
 
 /* What to do with a message at the head of a queue. */
 static int
-take_one(struct store *s, struct store_take *t, const DBT *key,
+take_one(struct store *s, DBC *c, struct store_take *t, const DBT *key,
     const DBT *val, int *stop)
 {
 	struct store_msg	m;
@@ -456,12 +467,12 @@ take_one(struct store *s, struct store_take *t, const DBT *key,
 	}
 	if (t->lease_ms == 0) {
 		*stop = t->fn(t->arg, &m);
-		if ((r = msg_delete(s, &mk, &h, m.id)) != STORE_OK)
+		if ((r = msg_delete(s, c, &mk, &h, m.id)) != STORE_OK)
 			return r;
 	} else {
 		m.deliveries = ++h.deliveries;
 		*stop = t->fn(t->arg, &m);
-		if ((r = msg_move(s, &mk, &h, &m, t->now + t->lease_ms,
+		if ((r = msg_move(s, c, &mk, &h, &m, t->now + t->lease_ms,
 		    MSG_F_RESERVED)) != STORE_OK)
 			return r;
 	}
@@ -489,8 +500,9 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 	/*
 	 * One walk from the head.  take_one deletes the record under the
 	 * cursor, or moves it past now (a lease is at least 1 ms), through
-	 * the database handle; Berkeley DB keeps the cursor in place, and
-	 * DB_NEXT goes on from there.  DB_RMW: two takers of one queue
+	 * the cursor itself: no second search from the root per message
+	 * (that search was a third of the time of SPOP).  DB_NEXT goes on
+	 * from the deleted position.  DB_RMW: two takers of one queue
 	 * queue up instead of deadlocking.
 	 */
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
@@ -507,7 +519,7 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 		memcpy(s->rbuf + key.size, val.data, val.size);
 		key.data = s->rbuf;
 		val.data = s->rbuf + key.size;
-		if ((r = take_one(s, t, &key, &val, &stop)) != STORE_OK)
+		if ((r = take_one(s, c, t, &key, &val, &stop)) != STORE_OK)
 			break;
 		dbt_set(&key, NULL, 0);
 		dbt_set(&val, NULL, 0);
@@ -538,11 +550,11 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	case STORE_ACK:
 		if (!reserved)
 			return STORE_OK;
-		if ((r = msg_delete(s, &mk, &h, m.id)) == STORE_OK)
+		if ((r = msg_delete(s, NULL, &mk, &h, m.id)) == STORE_OK)
 			r = st_count_add(s, qid, STORE_C_ACKED, 1);
 		break;
 	case STORE_CANCEL:
-		r = msg_delete(s, &mk, &h, m.id);
+		r = msg_delete(s, NULL, &mk, &h, m.id);
 		break;
 	case STORE_NACK:
 	case STORE_EXTEND:
@@ -550,7 +562,7 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 			return STORE_OK;
 		/* FALLTHROUGH */
 	case STORE_RESCHEDULE:
-		r = msg_move(s, &mk, &h, &m, due,
+		r = msg_move(s, NULL, &mk, &h, &m, due,
 		    op == STORE_EXTEND ? MSG_F_RESERVED : 0);
 		break;
 	}
@@ -765,7 +777,7 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 	if (r != STORE_OK)
 		return r;
 	/* Due again where it is: only the flag and the lease go. */
-	return msg_move(s, mk, &h, &m, mk->due, 0);
+	return msg_move(s, NULL, mk, &h, &m, mk->due, 0);
 }
 
 int
