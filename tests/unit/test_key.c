@@ -103,6 +103,11 @@ Test(key, server_id)
 	n = msg_server_id(id, sizeof(id), 0, 0);
 	cr_assert_str_eq(id, "#0-0");
 	cr_assert_eq(msg_server_id_parse(id, n, &due, &seq), 0);
+	n = msg_server_id(id, sizeof(id), 0xf0, 0x10);
+	cr_assert_str_eq(id, "#f0-10");
+	cr_assert_eq(n, 6u);
+	/* too small for the longest id: nothing written */
+	cr_assert_eq(msg_server_id(id, SERVER_ID_MAX - 1, 1, 1), 0u);
 }
 
 Test(key, server_id_parse_rejects_other_forms)
