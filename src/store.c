@@ -287,6 +287,8 @@ store_close(struct store *s)
 	handles_close(s);
 	dq_free(s->vbuf);
 	dq_free(s->rbuf);
+	dq_free(s->abuf);
+	dq_free(s->aoff);
 	dq_free(s);
 }
 
@@ -434,7 +436,7 @@ store_commit(struct store *s)
 
 	if (t == NULL)
 		return STORE_OK;
-	if ((r = counts_flush(s)) != 0)
+	if ((r = st_adds_flush(s)) != 0 || (r = counts_flush(s)) != 0)
 		return r;	/* the caller aborts */
 	s->txn = NULL;
 	return st_rc(s, t->commit(t, s->commit_flags), "commit");
@@ -450,6 +452,7 @@ store_abort(struct store *s)
 		return;
 	s->txn = NULL;
 	s->npending = 0;
+	st_adds_drop(s);
 	if ((ret = t->abort(t)) != 0)
 		log_warnx("txn abort: %s", db_strerror(ret));
 }
@@ -606,7 +609,7 @@ st_cursor_open(struct store *s, DB *db, DBC **c)
 {
 	int	r;
 
-	if ((r = st_txn(s)) != 0)
+	if ((r = st_txn(s)) != 0 || (r = st_adds_flush(s)) != 0)
 		return r;
 	return st_rc(s, db->cursor(db, s->txn, c, 0), "cursor");
 }

@@ -139,6 +139,104 @@ value_build(struct store *s, const struct msg_hdr *h, const void *id,
 	return n;
 }
 
+/*
+ * Deferred adds (see struct store).  A batch larger than ADDS_MAX_BYTES
+ * goes in in parts, each in key order.
+ */
+#define ADDS_MAX_BYTES	(4u << 20)
+#define ADD_VLEN_OFF	MSG_KEY_LEN		/* u32 value length */
+#define ADD_VAL_OFF	(MSG_KEY_LEN + 4)
+
+static const unsigned char *adds_base;	/* for adds_cmp: qsort has no arg */
+
+static int
+adds_cmp(const void *a, const void *b)
+{
+	return memcmp(adds_base + *(const size_t *)a,
+	    adds_base + *(const size_t *)b, MSG_KEY_LEN);
+}
+
+/* Room for one more add of n bytes. */
+static int
+adds_reserve(struct store *s, size_t n)
+{
+	size_t	 cap;
+	void	*p;
+
+	if (s->alen + n > s->acap) {
+		for (cap = s->acap ? s->acap : 65536; cap < s->alen + n;)
+			cap *= 2;
+		if ((p = dq_realloc(s->abuf, cap)) == NULL)
+			goto nomem;
+		s->abuf = p;
+		s->acap = cap;
+	}
+	if (s->nadds == s->aoffcap) {
+		cap = s->aoffcap ? 2 * s->aoffcap : 1024;
+		if ((p = dq_reallocarray(s->aoff, cap, sizeof(*s->aoff))) ==
+		    NULL)
+			goto nomem;
+		s->aoff = p;
+		s->aoffcap = cap;
+	}
+	return STORE_OK;
+nomem:
+	snprintf(s->err, sizeof(s->err), "out of memory");
+	return STORE_ERR;
+}
+
+/* A new message with a server id (not stored), written at the flush. */
+static int
+add_defer(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
+    const void *body, size_t len)
+{
+	unsigned char	*p;
+	size_t		 vlen = MSG_HDR_LEN + len;
+	int		 r;
+
+	if (s->alen >= ADDS_MAX_BYTES && (r = st_adds_flush(s)) != STORE_OK)
+		return r;
+	if ((r = adds_reserve(s, ADD_VAL_OFF + vlen)) != STORE_OK)
+		return r;
+	p = s->abuf + s->alen;
+	msg_key_encode(p, mk);
+	be32_put(p + ADD_VLEN_OFF, (uint32_t)vlen);
+	msg_hdr_encode(p + ADD_VAL_OFF, h);
+	memcpy(p + ADD_VAL_OFF + MSG_HDR_LEN, body, len);
+	s->aoff[s->nadds++] = s->alen;
+	s->alen += ADD_VAL_OFF + vlen;
+	return STORE_OK;
+}
+
+int
+st_adds_flush(struct store *s)
+{
+	const unsigned char	*p;
+	size_t			 i;
+	int			 r = STORE_OK;
+
+	if (s->nadds == 0)
+		return STORE_OK;
+	adds_base = s->abuf;
+	qsort(s->aoff, s->nadds, sizeof(*s->aoff), adds_cmp);
+	for (i = 0; i < s->nadds && r == STORE_OK; i++) {
+		p = s->abuf + s->aoff[i];
+		r = key_put(s, s->msgs, p, MSG_KEY_LEN, p + ADD_VAL_OFF,
+		    be32_get(p + ADD_VLEN_OFF), DB_NOOVERWRITE, "msgs put");
+	}
+	st_adds_drop(s);
+	/* A key already taken (the clock stepped back): the batch runs
+	   again, with later sequence numbers. */
+	return r == STORE_DUP ? STORE_RETRY : r;
+}
+
+void
+st_adds_drop(struct store *s)
+{
+	s->nadds = 0;
+	s->alen = 0;
+}
+
 /* Writes msgs and ids records of a message under (qid, due, seq). */
 static int
 msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
@@ -186,8 +284,7 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
 			/* Not stored: 28 bytes less to log, twice. */
 			h.flags = 0;
 			h.idlen = 0;
-			r = msg_write(s, &mk, &h, NULL, body, len,
-			    DB_NOOVERWRITE, 0);
+			r = add_defer(s, &mk, &h, body, len);
 		} else {
 			h.flags = MSG_F_INDEXED;
 			h.idlen = (uint16_t)idlen;
@@ -377,7 +474,8 @@ store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	int			r;
 
 	*created = 0;
-	if ((r = st_txn(s)) != STORE_OK)
+	if ((r = st_txn(s)) != STORE_OK ||
+	    (r = st_adds_flush(s)) != STORE_OK)
 		return r;
 	r = find_msg(s, qid, id, idlen, &mk, &h, &m);
 	if (r == STORE_OK) {
@@ -541,7 +639,8 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	int			r, reserved;
 
 	*done = 0;
-	if ((r = st_txn(s)) != STORE_OK)
+	if ((r = st_txn(s)) != STORE_OK ||
+	    (r = st_adds_flush(s)) != STORE_OK)
 		return r;
 	if ((r = find_msg(s, qid, id, idlen, &mk, &h, &m)) != STORE_OK)
 		return r == STORE_NOTFOUND ? STORE_OK : r;
@@ -703,7 +802,8 @@ store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
 	int		r;
 
 	memset(q, 0, sizeof(*q));
-	if ((r = store_queue_counters(s, qid, q->c)) != STORE_OK)
+	if ((r = store_queue_counters(s, qid, q->c)) != STORE_OK ||
+	    (r = st_adds_flush(s)) != STORE_OK)
 		return r;
 	/*
 	 * Ready messages are those due by now (a lease that ran out is due
