@@ -28,6 +28,35 @@ class Sadd(dqtest.TestCase):
         self.assertEqual(r.spop("q", 10), [b"one", b"two", b"three"])
         self.assertEqual(r.scard("q"), 1)
 
+    def test_one_batch_sees_its_own_messages(self):
+        # One write, one worker turn, one transaction: the new messages of
+        # SADD/QADD wait for the commit to go in sorted, yet every later
+        # command of the same batch sees them, in enqueue order.
+        s = self.srv.connect()
+        cmds = [("SADD", "q", "z", "3600000", "a", "0"),
+                ("SPOP", "q"),
+                ("SADD", "q", "c", "0", "b", "0"),
+                ("SCARD", "q"),
+                ("QPEEK", "q", "10"),
+                ("SPOP", "q", "10"),
+                ("QADD", "q", "d", "0"),
+                ("SADD", "gone", "x", "0"),
+                ("DEL", "gone"),
+                ("SCARD", "gone"),
+                ("SCARD", "q")]
+        s.sendall(b"".join(dqtest.resp_cmd(*c) for c in cmds))
+        got = dqtest.resp_parse_all(dqtest.read_raw(s, replies=len(cmds)))
+        s.close()
+        self.assertEqual(got[:4], [2, b"a", 2, 3])
+        self.assertEqual([m[1] for m in got[4]], [b"c", b"b", b"z"])
+        self.assertEqual(got[5], [b"c", b"b"])
+        self.assertEqual(len(got[6]), 1)
+        self.assertEqual(got[7:], [1, 1, 0, 2])
+        self.assertEqual(self.r.execute_command("QCANCEL", "q", got[6][0]),
+                         1)
+        self.assertEqual(self.r.scard("q"), 1)
+        self.assertEqual(self.r.keys(), [b"q"])
+
     def test_odd_argument_count(self):
         r = self.r
         for args in (["q"], ["q", "a"], ["q", "a", "0", "b"],
