@@ -264,7 +264,8 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
  * A new message with a fresh sequence number.  idlen 0 asks for a server
  * id (written to idout, SERVER_ID_MAX bytes, when idout is not NULL): it
  * names the message's key, so such a message needs no entry in ids.db
- * until it moves.  A producer's id is always indexed.
+ * until it moves, and its record waits for st_adds_flush.  A producer's
+ * id is always indexed, and written at once.
  */
 static int
 msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
