@@ -17,6 +17,15 @@
 #define PURGE_CHUNK	1000	/* records deleted per transaction */
 #define IDLE_MS		100
 #define PUBLISH_MS	2000	/* environment figures for /metrics */
+/*
+ * Besides every checkpoint_interval_s, a checkpoint after this much log:
+ * under a heavy load the log files on disk stay near this size instead of
+ * a minute's worth (gigabytes), recovery has less to read, and the memory
+ * of the removed files is soon reused by the new ones (on a virtual
+ * machine that hands freed memory back to its host, writing the log into
+ * fresh memory was a third of the time of SPOP).
+ */
+#define CKPT_LOG_KB	(64 * 1024)
 /* Compaction after a quarter of the messages (at least this many) left. */
 #define COMPACT_MIN	10000
 
@@ -180,7 +189,8 @@ housekeeper_main(const struct config *cfg, int slot)
 	struct store	*s;
 	char		 err[512];
 	uint64_t	 now, next_flush = 0, next_ckpt, next_publish = 0;
-	int		 more = 0, more2, r, purging = 0;
+	int		 more = 0, more2, r, purging = 0, done;
+	int		 ckpt_failed = 0;
 
 	log_setproc("housekeeper");
 	child_signals_setup(on_signal);
@@ -199,10 +209,20 @@ housekeeper_main(const struct config *cfg, int slot)
 			check(store_log_flush(s), "log flush");
 			next_flush = now + cfg->flush_interval_ms;
 		}
+		done = 0;
 		if (now >= next_ckpt) {
-			check(r = store_checkpoint(s), "checkpoint");
-			if (r == STORE_OK)
-				stats->last_checkpoint_ms = now_ms();
+			check(r = store_checkpoint(s, 0, &done), "checkpoint");
+			next_ckpt = now + (uint64_t)cfg->checkpoint_interval_s *
+			    1000;
+			ckpt_failed = r != STORE_OK;
+		} else if (!ckpt_failed) {
+			/* After a failure (disk full), only the timer retries. */
+			check(r = store_checkpoint(s, CKPT_LOG_KB, &done),
+			    "checkpoint");
+			ckpt_failed = r != STORE_OK;
+		}
+		if (done) {
+			stats->last_checkpoint_ms = now_ms();
 			if (compact_wanted)
 				compact(s);
 			next_ckpt = now + (uint64_t)cfg->checkpoint_interval_s *
@@ -219,7 +239,7 @@ housekeeper_main(const struct config *cfg, int slot)
 		 * the next one is written.
 		 */
 		if (more && disk_low(cfg))
-			check(store_checkpoint(s), "checkpoint");
+			check(store_checkpoint(s, 0, NULL), "checkpoint");
 		if (purging && !more)
 			compact_wanted = 1;	/* a deleted queue is gone */
 		purging = more;
@@ -243,7 +263,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	}
 	if (cfg->durability != DURABILITY_FSYNC)
 		check(store_log_flush(s), "log flush");
-	check(store_checkpoint(s), "checkpoint");
+	check(store_checkpoint(s, 0, NULL), "checkpoint");
 	store_close(s);
 	log_info("stopped");
 	return 0;

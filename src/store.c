@@ -757,15 +757,42 @@ backup_running(struct store *s)
 	return busy;
 }
 
-int
-store_checkpoint(struct store *s)
+/* The log position of the last checkpoint. */
+static int
+last_checkpoint(struct store *s, DB_LSN *lsn)
 {
+	DB_TXN_STAT	*st;
+	int		 r;
+
+	if ((r = st_rc(s, s->env->txn_stat(s->env, &st, 0), "txn_stat")) != 0)
+		return r;
+	*lsn = st->st_last_ckp;
+	free(st);
+	return STORE_OK;
+}
+
+int
+store_checkpoint(struct store *s, uint32_t min_kbytes, int *done)
+{
+	DB_LSN	  before, after;
 	char	**list = NULL;
 	int	  r;
 
-	if ((r = st_rc(s, s->env->txn_checkpoint(s->env, 0, 0, 0),
+	if (done != NULL)
+		*done = 0;
+	if (min_kbytes > 0 && (r = last_checkpoint(s, &before)) != 0)
+		return r;
+	if ((r = st_rc(s, s->env->txn_checkpoint(s->env, min_kbytes, 0, 0),
 	    "checkpoint")) != 0)
 		return r;
+	if (min_kbytes > 0) {
+		if ((r = last_checkpoint(s, &after)) != 0)
+			return r;
+		if (after.file == before.file && after.offset == before.offset)
+			return STORE_OK;	/* not enough log yet */
+	}
+	if (done != NULL)
+		*done = 1;
 	if (backup_running(s))
 		return STORE_OK;
 	/* Log files no longer needed for recovery go: disk stays bounded. */

@@ -179,8 +179,13 @@ struct store_qstat {
 int	store_queue_stat(struct store *, uint32_t qid, uint64_t now,
 	    struct store_qstat *);
 
-/* Housekeeping. */
-int	store_checkpoint(struct store *);
+/*
+ * Housekeeping.  store_checkpoint: a checkpoint, after which the log files
+ * recovery no longer needs are removed; with min_kbytes > 0, only if that
+ * much log has been written since the last checkpoint (*done says whether
+ * one was taken; done may be NULL).
+ */
+int	store_checkpoint(struct store *, uint32_t min_kbytes, int *done);
 int	store_log_flush(struct store *);
 /* Compacts the message databases; *freed: pages given back to the file
    system. */

@@ -94,6 +94,29 @@ class DiskTest(dqtest.TestCase):
         print("log files after checkpoints: %d" % len(logs))
         self.assertLessEqual(len(logs), 2, sorted(logs))
 
+    def test_log_checkpointed_by_volume(self):
+        # The timer is an hour away: what keeps the log small under a
+        # heavy load is a checkpoint after every 64 MiB of log.
+        srv = self.server(workers=1, checkpoint_interval_s=3600)
+        r = srv.client()
+        most = 0
+        for _ in range(4):      # ~300 MiB of log, ~40 files of 8 MiB
+            fill(r, "q", 100000)
+            while r.execute_command("SPOP", "q", 10000):
+                pass
+            most = max(most, len(glob.glob(os.path.join(srv.data_dir,
+                                                        "log.*"))))
+        deadline = time.monotonic() + 20
+        while True:
+            logs = glob.glob(os.path.join(srv.data_dir, "log.*"))
+            if len(logs) <= 10 or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        print("log files: at most %d during the load, %d after"
+              % (most, len(logs)))
+        self.assertLessEqual(len(logs), 10, sorted(logs))
+        self.assertLessEqual(most, 24)
+
     def test_log_files_kept_while_a_backup_runs(self):
         srv = self.server(workers=1, checkpoint_interval_s=1)
         r = srv.client()
