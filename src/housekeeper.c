@@ -25,7 +25,8 @@
  * machine that hands freed memory back to its host, writing the log into
  * fresh memory was a third of the time of SPOP).
  */
-#define CKPT_LOG_KB	(64 * 1024)
+#define CKPT_LOG_KB	(64 * 1024)	/* or cache_size_mb, if larger: a
+					   checkpoint writes up to the cache */
 /* Compaction after a quarter of the messages (at least this many) left. */
 #define COMPACT_MIN	10000
 
@@ -191,6 +192,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	uint64_t	 now, next_flush = 0, next_ckpt, next_publish = 0;
 	int		 more = 0, more2, r, purging = 0, done;
 	int		 ckpt_failed = 0;
+	uint32_t	 ckpt_kb;
 
 	log_setproc("housekeeper");
 	child_signals_setup(on_signal);
@@ -203,6 +205,8 @@ housekeeper_main(const struct config *cfg, int slot)
 	}
 	store_set_dead_hook(s, on_dead_letter);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
+	ckpt_kb = (uint32_t)cfg->cache_size_mb * 1024 > CKPT_LOG_KB ?
+	    (uint32_t)cfg->cache_size_mb * 1024 : CKPT_LOG_KB;
 	while (!stop) {
 		now = mono_ms();
 		if (cfg->durability != DURABILITY_FSYNC && now >= next_flush) {
@@ -217,7 +221,7 @@ housekeeper_main(const struct config *cfg, int slot)
 			ckpt_failed = r != STORE_OK;
 		} else if (!ckpt_failed) {
 			/* After a failure (disk full), only the timer retries. */
-			check(r = store_checkpoint(s, CKPT_LOG_KB, &done),
+			check(r = store_checkpoint(s, ckpt_kb, &done),
 			    "checkpoint");
 			ckpt_failed = r != STORE_OK;
 		}
