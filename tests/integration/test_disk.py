@@ -25,6 +25,28 @@ def fill(r, queue, n, delay=0, batch=500):
     p.execute()
 
 
+def churn(r, rounds, n=100000):
+    """Enqueue and drain n messages, rounds times: ~75 MiB of log each."""
+    for _ in range(rounds):
+        fill(r, "q", n)
+        while r.execute_command("SPOP", "q", 10000):
+            pass
+
+
+def log_files(srv):
+    return glob.glob(os.path.join(srv.data_dir, "log.*"))
+
+
+def wait_logs(srv, limit, timeout=20):
+    """The log files once at most `limit` remain, or after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = log_files(srv)
+        if len(logs) <= limit or time.monotonic() > deadline:
+            return logs
+        time.sleep(0.25)
+
+
 def file_bytes(srv, name):
     return os.path.getsize(os.path.join(srv.data_dir, name))
 
@@ -79,18 +101,10 @@ class DiskTest(dqtest.TestCase):
         srv = self.server(workers=1, checkpoint_interval_s=1)
         r = srv.client()
         # Several log files' worth of writes (8 MiB each).
-        for _ in range(3):
-            fill(r, "q", 100000)
-            while r.execute_command("SPOP", "q", 10000):
-                pass
+        churn(r, 3)
         # Checkpoints every second remove what recovery no longer needs
         # (a busy machine may take a few of them).
-        deadline = time.monotonic() + 20
-        while True:
-            logs = glob.glob(os.path.join(srv.data_dir, "log.*"))
-            if len(logs) <= 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.25)
+        logs = wait_logs(srv, 2)
         print("log files after checkpoints: %d" % len(logs))
         self.assertLessEqual(len(logs), 2, sorted(logs))
 
@@ -101,17 +115,9 @@ class DiskTest(dqtest.TestCase):
         r = srv.client()
         most = 0
         for _ in range(4):      # ~300 MiB of log, ~40 files of 8 MiB
-            fill(r, "q", 100000)
-            while r.execute_command("SPOP", "q", 10000):
-                pass
-            most = max(most, len(glob.glob(os.path.join(srv.data_dir,
-                                                        "log.*"))))
-        deadline = time.monotonic() + 20
-        while True:
-            logs = glob.glob(os.path.join(srv.data_dir, "log.*"))
-            if len(logs) <= 10 or time.monotonic() > deadline:
-                break
-            time.sleep(0.25)
+            churn(r, 1)
+            most = max(most, len(log_files(srv)))
+        logs = wait_logs(srv, 10)
         print("log files: at most %d during the load, %d after"
               % (most, len(logs)))
         self.assertLessEqual(len(logs), 10, sorted(logs))
@@ -122,12 +128,9 @@ class DiskTest(dqtest.TestCase):
         r = srv.client()
         lock = open(os.path.join(srv.data_dir, "dqd.backup"), "w")
         fcntl.flock(lock, fcntl.LOCK_EX)      # as dqctl backup does
-        for _ in range(2):
-            fill(r, "q", 100000)
-            while r.execute_command("SPOP", "q", 10000):
-                pass
+        churn(r, 2)
         time.sleep(2.5)
-        held = glob.glob(os.path.join(srv.data_dir, "log.*"))
+        held = log_files(srv)
         self.assertGreater(len(held), 2, "log files went during a backup")
         dqctl = os.environ.get("DQCTL") or "/tmp/build/dqctl"
         if os.path.exists(dqctl):
@@ -138,12 +141,7 @@ class DiskTest(dqtest.TestCase):
             self.assertIn("another backup", p.stderr + p.stdout)
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            logs = glob.glob(os.path.join(srv.data_dir, "log.*"))
-            if len(logs) <= 2:
-                break
-            time.sleep(0.25)
+        logs = wait_logs(srv, 2)
         print("log files: %d while a backup ran, %d after"
               % (len(held), len(logs)))
         self.assertLessEqual(len(logs), 2)
