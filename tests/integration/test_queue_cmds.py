@@ -596,7 +596,10 @@ class Durability(dqtest.TestCase):
         while r.scard("later"):
             v = r.spop("later")
             if v is not None:
-                self.assertGreaterEqual(time.time(), t0 + 4.0)
+                # due = the server's clock in whole ms at the SADD + 4000,
+                # and that clock read came after t0
+                self.assertGreaterEqual(time.time(),
+                                        int(t0 * 1000) / 1000.0 + 4.0)
                 self.assertEqual(v, b"l1")
                 break
             time.sleep(0.01)
