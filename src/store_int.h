@@ -43,8 +43,9 @@ struct store {
 	size_t		 rcap;
 	/*
 	 * New messages of SADD and QADD wait here, key and value, until the
-	 * transaction next looks at the messages or commits: then they go
-	 * in in key order.  Two workers inserting in key order take their
+	 * transaction next reads msgs.db (st_cursor_open, msg_get,
+	 * key_position flush them first) or commits: then they go in in key
+	 * order.  Two workers inserting in key order take their
 	 * page locks in the same order and do not deadlock (in random order
 	 * half the batches of 100-message SADDs did), and neighbours share
 	 * pages.

@@ -321,6 +321,8 @@ msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 	DBT		key;
 	int		ret;
 
+	if ((ret = st_adds_flush(s)) != STORE_OK)
+		return ret;
 	msg_key_encode(kb, mk);
 	for (;;) {
 		dbt_set(&key, kb, sizeof(kb));
@@ -475,8 +477,7 @@ store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	int			r;
 
 	*created = 0;
-	if ((r = st_txn(s)) != STORE_OK ||
-	    (r = st_adds_flush(s)) != STORE_OK)
+	if ((r = st_txn(s)) != STORE_OK)
 		return r;
 	r = find_msg(s, qid, id, idlen, &mk, &h, &m);
 	if (r == STORE_OK) {
@@ -640,8 +641,7 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	int			r, reserved;
 
 	*done = 0;
-	if ((r = st_txn(s)) != STORE_OK ||
-	    (r = st_adds_flush(s)) != STORE_OK)
+	if ((r = st_txn(s)) != STORE_OK)
 		return r;
 	if ((r = find_msg(s, qid, id, idlen, &mk, &h, &m)) != STORE_OK)
 		return r == STORE_NOTFOUND ? STORE_OK : r;
@@ -756,6 +756,8 @@ key_position(struct store *s, uint32_t qid, uint64_t due, double *less)
 	DBT		key;
 	int		r;
 
+	if ((r = st_adds_flush(s)) != STORE_OK)
+		return r;
 	msg_key_encode(kb, &mk);
 	dbt_set(&key, kb, sizeof(kb));
 	if ((r = st_rc(s, s->msgs->key_range(s->msgs, s->txn, &key, &kr, 0),
@@ -803,8 +805,7 @@ store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
 	int		r;
 
 	memset(q, 0, sizeof(*q));
-	if ((r = store_queue_counters(s, qid, q->c)) != STORE_OK ||
-	    (r = st_adds_flush(s)) != STORE_OK)
+	if ((r = store_queue_counters(s, qid, q->c)) != STORE_OK)
 		return r;
 	/*
 	 * Ready messages are those due by now (a lease that ran out is due
