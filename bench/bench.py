@@ -265,6 +265,14 @@ class Server:
                     pass
             self.proc.wait(10)
 
+    def dispose(self, timeout):
+        """Stop (or kill, if it will not stop) and remove the data."""
+        try:
+            self.stop(timeout)
+        except Exception:
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def memory(self):
         return memory(self.proc.pid)
 
@@ -439,11 +447,7 @@ def scenario_throughput(args, res, durability, backlog, system):
         log("  PSS %.1f MiB RSS %.1f MiB disk %.1f MiB restart %.3f s" % (
             peak[0] / 2**20, peak[1] / 2**20, disk / 2**20, start_s))
     finally:
-        try:
-            srv.stop(120)
-        except Exception:
-            srv.kill()
-        shutil.rmtree(srv.dir, ignore_errors=True)
+        srv.dispose(120)
 
 
 def scenario_lateness(args, res, system):
@@ -483,11 +487,7 @@ def scenario_lateness(args, res, system):
                 % (name, lat["p50_us"], lat["p99_us"], lat["max_us"],
                    lat["early"], lat["missing"]))
     finally:
-        try:
-            srv.stop(60)
-        except Exception:
-            srv.kill()
-        shutil.rmtree(srv.dir, ignore_errors=True)
+        srv.dispose(60)
 
 
 def ceiling(args, res):

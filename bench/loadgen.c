@@ -1097,6 +1097,19 @@ usage(void)
 	exit(2);
 }
 
+/* The index of arg in names (NULL-terminated, in enum order), or usage. */
+static int
+choose(const char *arg, const char *const *names)
+{
+	int	i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(arg, names[i]) == 0)
+			return i;
+	usage();
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1107,17 +1120,12 @@ main(int argc, char **argv)
 		case 'H': o_host = optarg; break;
 		case 'p': o_port = atoi(optarg); break;
 		case 's':
-			if (!strcmp(optarg, "dqd")) o_sys = SYS_DQD;
-			else if (!strcmp(optarg, "redis")) o_sys = SYS_REDIS;
-			else if (!strcmp(optarg, "beanstalkd")) o_sys = SYS_BEANSTALKD;
-			else usage();
+			o_sys = (enum sys)choose(optarg, (const char *const [])
+			    { "dqd", "redis", "beanstalkd", NULL });
 			break;
 		case 'm':
-			if (!strcmp(optarg, "ping")) o_mode = M_PING;
-			else if (!strcmp(optarg, "enq")) o_mode = M_ENQ;
-			else if (!strcmp(optarg, "deq")) o_mode = M_DEQ;
-			else if (!strcmp(optarg, "lat")) o_mode = M_LAT;
-			else usage();
+			o_mode = (enum mode)choose(optarg, (const char *const [])
+			    { "ping", "enq", "deq", "lat", NULL });
 			break;
 		case 'c': o_conns = atoi(optarg); break;
 		case 'd': o_depth = atoi(optarg); break;
@@ -1134,10 +1142,9 @@ main(int argc, char **argv)
 		case 'T': o_threads = atoi(optarg); break;
 		case 'R': o_tag = optarg; break;
 		case 'x':
-			if (!strcmp(optarg, "spop")) o_deqcmd = D_SPOP;
-			else if (!strcmp(optarg, "qreserve")) o_deqcmd = D_QRESERVE;
-			else if (!strcmp(optarg, "bspop")) o_deqcmd = D_BSPOP;
-			else usage();
+			o_deqcmd = (enum deqcmd)choose(optarg,
+			    (const char *const []){ "spop", "qreserve", "bspop",
+			    NULL });
 			break;
 		case 'a': o_rate = atof(optarg); break;
 		case 'P': o_producers = atoi(optarg); break;

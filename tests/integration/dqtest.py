@@ -591,6 +591,29 @@ class TestCase(unittest.TestCase):
         return reply.decode("utf-8", "replace")
 
 
+class ServerCase(TestCase):
+    """A fresh dqd per test (started with server_kw) and a redis-py
+    client on it: self.srv, self.r."""
+    server_kw = {}
+
+    def setUp(self):
+        self.srv = self.server(**self.server_kw)
+        self.r = self.srv.client()
+
+    def x(self, *args):
+        return self.r.execute_command(*args)
+
+    def err(self, *args):
+        """The command must fail with an -ERR reply; the connection stays
+        usable.  Returns the message (without "ERR ")."""
+        try:
+            v = self.r.execute_command(*args)
+        except redis.ResponseError as e:
+            self.assertTrue(self.r.ping())
+            return str(e)
+        self.fail("%r: expected an error, got %r" % (args[:6], v))
+
+
 class _Result(unittest.TextTestResult):
     def startTest(self, test):
         del _current_servers[:]

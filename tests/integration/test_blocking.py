@@ -12,8 +12,6 @@ import sys
 import threading
 import time
 
-import redis
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
 
@@ -65,23 +63,8 @@ def cpu_ticks(pids):
     return total
 
 
-class Base(dqtest.TestCase):
+class Base(dqtest.ServerCase):
     server_kw = dict(workers=2)
-
-    def setUp(self):
-        self.srv = self.server(**self.server_kw)
-        self.r = self.srv.client()
-
-    def x(self, *args):
-        return self.r.execute_command(*args)
-
-    def err(self, *args):
-        try:
-            v = self.r.execute_command(*args)
-        except redis.ResponseError as e:
-            self.assertTrue(self.r.ping())
-            return str(e)
-        self.fail("%r: expected an error, got %r" % (args, v))
 
     def assert_on_time(self, t_wall, due, what):
         late = t_wall - due

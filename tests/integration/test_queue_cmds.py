@@ -14,10 +14,8 @@ import dqtest  # noqa: E402
 MAX_DELAY = 3153600000000
 
 
-class Sadd(dqtest.TestCase):
-    def setUp(self):
-        self.srv = self.server(max_message_bytes=1000)
-        self.r = self.srv.client()
+class Sadd(dqtest.ServerCase):
+    server_kw = dict(max_message_bytes=1000)
 
     def test_single_and_batch(self):
         r = self.r
@@ -154,10 +152,7 @@ class Sadd(dqtest.TestCase):
         self.assertEqual(r.spop(""), b"body")
 
 
-class Spop(dqtest.TestCase):
-    def setUp(self):
-        self.srv = self.server()
-        self.r = self.srv.client()
+class Spop(dqtest.ServerCase):
 
     def test_missing_queue(self):
         r = self.r
@@ -305,10 +300,7 @@ class Spop(dqtest.TestCase):
         self.assertEqual(r.keys(), [b"q"])   # the waiting one keeps it listed
 
 
-class ScardDelKeys(dqtest.TestCase):
-    def setUp(self):
-        self.srv = self.server()
-        self.r = self.srv.client()
+class ScardDelKeys(dqtest.ServerCase):
 
     def test_scard(self):
         r = self.r

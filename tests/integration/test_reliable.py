@@ -56,26 +56,7 @@ def stat_fields(**kw):
     return base
 
 
-class Base(dqtest.TestCase):
-    server_kw = {}
-
-    def setUp(self):
-        self.srv = self.server(**self.server_kw)
-        self.r = self.srv.client()
-
-    def x(self, *args):
-        return self.r.execute_command(*args)
-
-    def err(self, *args):
-        """The command must fail with an -ERR reply; the connection stays
-        usable.  Returns the message (without "ERR ")."""
-        try:
-            v = self.r.execute_command(*args)
-        except redis.ResponseError as e:
-            self.assertTrue(self.r.ping())
-            return str(e)
-        self.fail("%r: expected an error, got %r" % (args[:6], v))
-
+class Base(dqtest.ServerCase):
     def err_raw(self, *args):
         return self.assertErrRaw(self.srv, "-ERR ", *args)
 
