@@ -3,57 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "buf.h"
+#include "seam.h"
 
-/*
- * Fault injection: allocations fail once the budget runs out, and absurd
- * sizes fail as they would with malloc(3) (ASan would abort instead).
- */
-#define HUGE_ALLOC	((size_t)1 << 40)
-
-static int	budget = -1;		/* -1: unlimited */
-static int	nalloc;
-
-static void *
-fail_malloc(size_t n)
-{
-	nalloc++;
-	if (budget == 0 || n >= HUGE_ALLOC)
-		return NULL;
-	if (budget > 0)
-		budget--;
-	return malloc(n);
-}
-
-static void *
-fail_realloc(void *p, size_t n)
-{
-	nalloc++;
-	if (budget == 0 || n >= HUGE_ALLOC)
-		return NULL;
-	if (budget > 0)
-		budget--;
-	return realloc(p, n);
-}
-
-static void
-setup(void)
-{
-	budget = -1;
-	nalloc = 0;
-	dq_malloc_fn = fail_malloc;
-	dq_realloc_fn = fail_realloc;
-}
-
-static void
-teardown(void)
-{
-	dq_malloc_fn = malloc;
-	dq_realloc_fn = realloc;
-}
-
-TestSuite(buf, .init = setup, .fini = teardown);
+TestSuite(buf, .init = seam_setup, .fini = seam_teardown);
 
 #define ASSERT_BUF(b, s)	do {					\
 	cr_assert_eq((b)->len, sizeof(s) - 1, "len %zu, want %zu",	\
@@ -71,7 +24,7 @@ Test(buf, init_is_empty)
 	cr_assert_eq(b.cap, 0);
 	cr_assert_eq(b.limit, 10);
 	buf_free(&b);
-	cr_assert_eq(nalloc, 0);
+	cr_assert_eq(seam.calls, 0);
 }
 
 Test(buf, append_binary)
@@ -105,7 +58,7 @@ Test(buf, append_grows_to_large_sizes)
 	for (i = 0; i < 1000; i++)
 		cr_assert_eq(b.data[i * 1000 + 999], (char)('a' + i % 26));
 	/* Geometric growth: far fewer reallocations than appends. */
-	cr_assert_lt(nalloc, 40, "%d allocations", nalloc);
+	cr_assert_lt(seam.calls, 40, "%d allocations", seam.calls);
 	buf_free(&b);
 }
 
@@ -246,12 +199,12 @@ Test(buf, shrink_failure_is_harmless)
 	buf_init(&b, 0);
 	cr_assert_eq(buf_append(&b, big, sizeof(big)), 0);
 	buf_consume(&b, sizeof(big) - 5);
-	budget = 0;
+	seam.budget = 0;
 	buf_shrink(&b);
 	cr_assert_eq(b.len, 5);
 	cr_assert_geq(b.cap, 5);
 	cr_assert(memcmp(b.data, "qqqqq", 5) == 0);
-	budget = -1;
+	seam.budget = -1;
 	buf_free(&b);
 }
 
@@ -263,7 +216,7 @@ Test(buf, allocation_failure_leaves_buffer_unchanged)
 	char		*data;
 
 	buf_init(&b, 0);
-	budget = 0;
+	seam.budget = 0;
 	cr_assert_eq(buf_append(&b, "abc", 3), -1);
 	cr_assert_null(b.data);
 	cr_assert_eq(b.len, 0);
@@ -273,12 +226,12 @@ Test(buf, allocation_failure_leaves_buffer_unchanged)
 	cr_assert_eq(buf_reserve(&b, 1), -1);
 	cr_assert_eq(b.cap, 0);
 
-	budget = -1;
+	seam.budget = -1;
 	cr_assert_eq(buf_append(&b, "abc", 3), 0);
 	cap = b.cap;
 	data = b.data;
 	memset(big, 'x', sizeof(big));
-	budget = 0;
+	seam.budget = 0;
 	cr_assert_eq(buf_append(&b, big, sizeof(big)), -1);
 	cr_assert_eq(b.cap, cap);
 	cr_assert_eq(b.data, data);
@@ -289,7 +242,7 @@ Test(buf, allocation_failure_leaves_buffer_unchanged)
 	/* Fits in the spare room: no allocation needed, so it works. */
 	cr_assert_eq(buf_appendf(&b, "%s", "de"), 0);
 	ASSERT_BUF(&b, "abcde");
-	budget = -1;
+	seam.budget = -1;
 	cr_assert_eq(buf_append(&b, big, sizeof(big)), 0);
 	cr_assert_eq(b.len, 5 + sizeof(big));
 	buf_free(&b);

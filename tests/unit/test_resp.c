@@ -6,60 +6,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "alloc.h"
 #include "buf.h"
 #include "resp.h"
+#include "seam.h"
 
 #define S(x)	(x), (sizeof(x) - 1)
 
 static const struct resp_limits	deflim = { 1048576, 1024, 65536 };
 
-/* Allocation seam: a failure budget, and the biggest request seen. */
-static int	budget = -1;
-static size_t	biggest;
-
-static void *
-seam_malloc(size_t n)
-{
-	if (n > biggest)
-		biggest = n;
-	if (budget == 0)
-		return NULL;
-	if (budget > 0)
-		budget--;
-	return malloc(n);
-}
-
-static void *
-seam_realloc(void *p, size_t n)
-{
-	if (n > biggest)
-		biggest = n;
-	if (budget == 0)
-		return NULL;
-	if (budget > 0)
-		budget--;
-	return realloc(p, n);
-}
-
-static void
-setup(void)
-{
-	budget = -1;
-	biggest = 0;
-	dq_malloc_fn = seam_malloc;
-	dq_realloc_fn = seam_realloc;
-}
-
-static void
-teardown(void)
-{
-	dq_malloc_fn = malloc;
-	dq_realloc_fn = realloc;
-}
-
-TestSuite(resp, .init = setup, .fini = teardown);
-TestSuite(enc, .init = setup, .fini = teardown);
+TestSuite(resp, .init = seam_setup, .fini = seam_teardown);
+TestSuite(enc, .init = seam_setup, .fini = seam_teardown);
 
 /* Renders a command as "argc:[len]bytes[len]bytes\n". */
 static void
@@ -478,7 +434,7 @@ Test(resp, huge_count_allocates_lazily)
 	    RESP_INCOMPLETE);
 	cr_assert_eq(consumed, 0);
 	/* No allocation sized by the announced count. */
-	cr_assert_lt(biggest, 4096, "allocated %zu bytes", biggest);
+	cr_assert_lt(seam.biggest, 4096, "allocated %zu bytes", seam.biggest);
 	resp_parser_free(&p);
 }
 
@@ -511,14 +467,14 @@ Test(resp, out_of_memory_is_an_error)
 	size_t			consumed;
 
 	resp_parser_init(&p, &deflim);
-	budget = 0;
+	seam.budget = 0;
 	cr_assert_eq(resp_parse(&p, S("*1\r\n$1\r\na\r\n"), &consumed),
 	    RESP_ERROR);
 	cr_assert_str_eq(p.error, "ERR out of memory");
 	resp_parser_reset(&p);
 	cr_assert_eq(resp_parse(&p, S("PING\r\n"), &consumed), RESP_ERROR);
 	cr_assert_str_eq(p.error, "ERR out of memory");
-	budget = -1;
+	seam.budget = -1;
 	resp_parser_reset(&p);
 	cr_assert_eq(resp_parse(&p, S("PING\r\n"), &consumed), RESP_OK);
 	resp_parser_free(&p);
@@ -702,7 +658,7 @@ Test(enc, allocation_failure_leaves_buffer_unchanged)
 	struct buf	b;
 
 	buf_init(&b, 0);
-	budget = 0;
+	seam.budget = 0;
 	cr_assert_eq(resp_add_simple(&b, "OK"), -1);
 	cr_assert_eq(resp_add_error(&b, "ERR %s", "x"), -1);
 	cr_assert_eq(resp_add_int(&b, 1), -1);
@@ -711,12 +667,12 @@ Test(enc, allocation_failure_leaves_buffer_unchanged)
 	cr_assert_eq(resp_add_array(&b, 1), -1);
 	cr_assert_eq(b.len, 0);
 	cr_assert_null(b.data);
-	budget = -1;
+	seam.budget = -1;
 	cr_assert_eq(resp_add_simple(&b, "OK"), 0);
 	/* The error formats aside: failing there leaves b as it was. */
-	budget = 0;
+	seam.budget = 0;
 	cr_assert_eq(resp_add_error(&b, "ERR %s", "x"), -1);
 	ASSERT_BUF(&b, "+OK\r\n");
-	budget = -1;
+	seam.budget = -1;
 	buf_free(&b);
 }
