@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -589,6 +590,30 @@ class TestCase(unittest.TestCase):
                         "%r: expected an error line starting with %r, got %r"
                         % (args, prefix, reply))
         return reply.decode("utf-8", "replace")
+
+
+class Workers:
+    """Threads running self.run(t) until stopped: `with` starts them and,
+    at the end, sets self.stopping and joins them."""
+
+    def __init__(self, nthreads):
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.threads = [threading.Thread(target=self.run, args=(t,))
+                        for t in range(nthreads)]
+
+    def run(self, t):
+        raise NotImplementedError
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        for t in self.threads:
+            t.join(30)
 
 
 class ServerCase(TestCase):

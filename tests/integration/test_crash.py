@@ -5,7 +5,6 @@ server must serve again within two seconds.
 """
 import os
 import signal
-import threading
 import time
 
 import redis
@@ -13,17 +12,14 @@ import redis
 import dqtest
 
 
-class Load:
+class Load(dqtest.Workers):
     """Producers doing SADD of unique bodies; remembers what was acked."""
 
     def __init__(self, srv, threads=8, queue="q"):
         self.srv, self.queue = srv, queue
         self.acked, self.sent = set(), set()
         self.errors = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.threads = [threading.Thread(target=self.run, args=(t,))
-                        for t in range(threads)]
+        super().__init__(threads)
 
     def run(self, t):
         r, i = None, 0
@@ -46,16 +42,6 @@ class Load:
                 time.sleep(0.02)
         if r is not None:
             dqtest.close_client(r)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        for t in self.threads:
-            t.join(30)
 
 
 def drain(client, queue="q"):

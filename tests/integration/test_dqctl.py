@@ -34,7 +34,7 @@ def dqctl(*args, input=None, timeout=120, env=None):
             p.stderr.decode("utf-8", "replace"))
 
 
-class Producers:
+class Producers(dqtest.Workers):
     """Threads doing SADD of unique bodies; remembers what was acked and
     when, so that a backup can be checked against what came before it."""
 
@@ -42,10 +42,7 @@ class Producers:
         self.srv, self.queue = srv, queue
         self.acked = []            # (monotonic time of the reply, body)
         self.errors = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.threads = [threading.Thread(target=self.run, args=(t,))
-                        for t in range(threads)]
+        super().__init__(threads)
 
     def run(self, t):
         r = self.srv.client(socket_timeout=10)
@@ -60,16 +57,6 @@ class Producers:
                 return
             with self.lock:
                 self.acked.append((time.monotonic(), body))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        for t in self.threads:
-            t.join(30)
 
 
 class DqctlTest(dqtest.TestCase):
