@@ -834,10 +834,24 @@ stopped(uint64_t now)
 	return now >= t_end;
 }
 
+/* n, or what is left of this connection's share of -n; 0: done. */
+static int
+enq_share(const struct conn *c, int n)
+{
+	long long	left;
+
+	if (o_total == 0)
+		return n;
+	left = o_total / o_conns - (long long)c->seq;
+	if (left <= 0)
+		return 0;
+	return n > left ? (int)left : n;
+}
+
 static void
 refill(struct conn *c, uint64_t now)
 {
-	int want;
+	int want, n;
 
 	if (stopped(now))
 		return;
@@ -847,32 +861,12 @@ refill(struct conn *c, uint64_t now)
 			req_ping(c);
 		break;
 	case M_ENQ:
-		if (o_sys == SYS_BEANSTALKD) {
-			want = o_depth * o_batch;
-			while (c->inflight < want) {
-				int n = want - c->inflight;
-				if (o_total) {
-					long long left = o_total / o_conns;
-					if ((long long)c->seq >= left)
-						break;
-					if (n > left - (long long)c->seq)
-						n = (int)(left - (long long)c->seq);
-				}
-				req_enq(c, n);
-			}
-		} else {
-			while (c->inflight < o_depth) {
-				int n = o_batch;
-				if (o_total) {
-					long long left = o_total / o_conns;
-					if ((long long)c->seq >= left)
-						break;
-					if (n > left - (long long)c->seq)
-						n = (int)(left - (long long)c->seq);
-				}
-				req_enq(c, n);
-			}
-		}
+		/* beanstalkd counts messages in flight (no batch command),
+		   the others requests. */
+		want = o_sys == SYS_BEANSTALKD ? o_depth * o_batch : o_depth;
+		while (c->inflight < want && (n = enq_share(c,
+		    o_sys == SYS_BEANSTALKD ? want - c->inflight : o_batch)) > 0)
+			req_enq(c, n);
 		break;
 	case M_DEQ:
 		if (c->drained)
