@@ -598,35 +598,25 @@ class Durability(dqtest.TestCase):
             self.assertLess(time.time(), t0 + 8, "l1 never delivered")
         self.assertEqual(r.keys(), [])
 
-    def test_graceful_restart(self):
-        srv = self.server()
+    def restart(self, down, **kw):
+        srv = self.server(**kw)
         t0 = time.time()
         self.fill(srv.client())
-        srv.stop()
+        down(srv)
         time.sleep(0.5)   # "soon" becomes due while the server is down
         srv.start()
         self.check(srv, t0)
         srv.stop()
 
+    def test_graceful_restart(self):
+        self.restart(lambda srv: srv.stop())
+
     def test_kill9_restart(self):
-        srv = self.server()   # durability "write": survives a crash of dqd
-        t0 = time.time()
-        self.fill(srv.client())
-        srv.kill9()
-        time.sleep(0.5)
-        srv.start()
-        self.check(srv, t0)
-        srv.stop()
+        # durability "write": survives a crash of dqd
+        self.restart(lambda srv: srv.kill9())
 
     def test_kill9_restart_fsync(self):
-        srv = self.server(durability="fsync")
-        t0 = time.time()
-        self.fill(srv.client())
-        srv.kill9()
-        time.sleep(0.5)
-        srv.start()
-        self.check(srv, t0)
-        srv.stop()
+        self.restart(lambda srv: srv.kill9(), durability="fsync")
 
     def test_cross_worker_visibility(self):
         # messages written by one connection are visible to all others
