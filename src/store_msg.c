@@ -580,6 +580,20 @@ take_one(struct store *s, DBC *c, struct store_take *t, const DBT *key,
 	return st_count_add(s, mk.qid, STORE_C_DELIVERED, 1);
 }
 
+/*
+ * A cursor on db for a walk from the key `from` (encoded into kb): key is
+ * set to it for DB_SET_RANGE, val to nothing.
+ */
+static int
+walk_open(struct store *s, DB *db, const struct msg_key *from,
+    unsigned char kb[MSG_KEY_LEN], DBT *key, DBT *val, DBC **c)
+{
+	msg_key_encode(kb, from);
+	dbt_set(key, kb, MSG_KEY_LEN);
+	dbt_set(val, NULL, 0);
+	return st_cursor_open(s, db, c);
+}
+
 int
 store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 {
@@ -592,11 +606,9 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 	t->n = t->dead = 0;
 	if (t->max == 0)
 		return STORE_OK;
-	if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
+	    STORE_OK)
 		return r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, NULL, 0);
 	/*
 	 * One walk from the head.  take_one deletes the record under the
 	 * cursor, or moves it past now (a lease is at least 1 ms), through
@@ -685,11 +697,9 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 
 	if (max == 0)
 		return STORE_OK;
-	if ((r = st_cursor_open(s, s->msgs, &c)) != STORE_OK)
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
+	    STORE_OK)
 		return r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, NULL, 0);
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "msgs seek");
 	while (r == STORE_OK && n < max) {
 		if (msg_from(&key, &val, &m) == -1 || m.qid != qid)
@@ -722,11 +732,9 @@ count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
 	*n = 0;
 	if (next_due != NULL)
 		*next_due = 0;
-	if ((r = st_cursor_open(s, db, &c)) != STORE_OK)
+	if ((r = walk_open(s, db, &mk, kb, &key, &val, &c)) !=
+	    STORE_OK)
 		return r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, NULL, 0);
 	val.flags = DB_DBT_PARTIAL;
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "count seek");
 	while (r == STORE_OK) {
@@ -895,11 +903,9 @@ store_expire_leases(struct store *s, uint64_t now, size_t max,
 
 	*more = 0;
 	while (n < max) {
-		if ((r = st_cursor_open(s, s->leases, &c)) != STORE_OK)
+		if ((r = walk_open(s, s->leases, &mk, kb, &key, &val, &c)) !=
+		    STORE_OK)
 			break;
-		msg_key_encode(kb, &mk);
-		dbt_set(&key, kb, sizeof(kb));
-		dbt_set(&val, NULL, 0);
 		val.flags = DB_DBT_PARTIAL;
 		r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "leases");
 		if (r == STORE_OK && msg_key_decode(key.data, key.size,
