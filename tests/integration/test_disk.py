@@ -114,7 +114,7 @@ class DiskTest(dqtest.TestCase):
         srv = self.server(workers=1, checkpoint_interval_s=3600)
         r = srv.client()
         most = 0
-        for _ in range(6):      # ~450 MiB of log, ~55 files of 8 MiB
+        for _ in range(8):      # ~600 MiB of log, ~75 files of 8 MiB
             churn(r, 1)
             most = max(most, len(log_files(srv)))
         logs = wait_logs(srv, 10, timeout=3)
@@ -122,8 +122,9 @@ class DiskTest(dqtest.TestCase):
               % (most, len(logs)))
         # 64 MiB is 8 files; what a checkpoint keeps also reaches back to
         # the start of the oldest transaction then open (a pipeline of
-        # 100,000 messages is one transaction of ~50 MiB).
-        self.assertLessEqual(most, 24)
+        # 100,000 messages is one transaction of ~50 MiB), and a busy
+        # machine delays the housekeeper: bounded, but not tightly.
+        self.assertLessEqual(most, 40)
         self.assertLessEqual(len(logs), 24, sorted(logs))
 
     def test_log_files_kept_while_a_backup_runs(self):
