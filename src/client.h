@@ -26,6 +26,7 @@
 #define CLIENT_MORE		0x20	/* stopped with complete commands left */
 #define CLIENT_ARMED		0x40	/* in a blocking command, watching */
 #define CLIENT_BLOCKED		0x80	/* asleep until woken or timed out */
+#define CLIENT_HELD		0x100	/* replies wait for a log sync */
 
 struct client {
 	uint64_t		 id;
@@ -54,6 +55,13 @@ struct client {
 	uint64_t		 block_due;	/* Unix ms a message is due */
 	uint64_t		 block_bits;	/* wake.h bits of its queues */
 
+	/*
+	 * durability "fsync" (flush.h): the replies up to hold_off become
+	 * committed once the log sync with hold_ticket is done.
+	 */
+	uint64_t		 hold_ticket;
+	size_t			 hold_off;
+
 	/* Where this client stood when the current batch began. */
 	size_t			 batch_qpos;
 	size_t			 batch_outlen;
@@ -61,6 +69,7 @@ struct client {
 	struct client		*prev, *next;	/* all clients */
 	struct client		*pnext;		/* pending list */
 	struct client		*bnext;		/* batch list */
+	struct client		*hnext;		/* held list */
 };
 
 struct client	*client_new(int fd, uint64_t id, const char *addr,

@@ -155,7 +155,8 @@ section_stats(struct info *in)
 	    "protocol_errors:%llu\r\nexpired_keys:0\r\nevicted_keys:0\r\n"
 	    "keyspace_hits:0\r\nkeyspace_misses:0\r\n"
 	    "messages_enqueued:%llu\r\nmessages_delivered:%llu\r\n"
-	    "commits:%llu\r\nbatch_retries:%llu\r\ndeadlocks:%llu\r\n"
+	    "commits:%llu\r\nlog_syncs:%llu\r\nbatch_retries:%llu\r\n"
+	    "deadlocks:%llu\r\n"
 	    "lock_waits:%llu\r\ncache_hit_ratio:%.4f\r\n"
 	    "worker_restarts:%llu\r\npool_restarts:%llu\r\n\r\n",
 	    (unsigned long long)s->connections,
@@ -164,7 +165,8 @@ section_stats(struct info *in)
 	    (unsigned long long)s->errors,
 	    (unsigned long long)s->protocol_errors,
 	    (unsigned long long)s->enqueued, (unsigned long long)s->delivered,
-	    (unsigned long long)s->commits, (unsigned long long)s->retries,
+	    (unsigned long long)s->commits, (unsigned long long)s->log_syncs,
+	    (unsigned long long)s->retries,
 	    (unsigned long long)in->si.deadlocks,
 	    (unsigned long long)in->si.lock_waits,
 	    lookups ? (double)in->si.cache_hit / lookups : 1.0,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "housekeeper.h"
 #include "log.h"
 #include "stats.h"
@@ -188,21 +189,13 @@ int
 housekeeper_main(const struct config *cfg, int slot)
 {
 	struct store	*s;
-	char		 err[512];
 	uint64_t	 now, next_flush = 0, next_ckpt, next_publish = 0;
 	int		 more = 0, more2, r, purging = 0, done;
 	int		 ckpt_failed = 0;
 	uint32_t	 ckpt_kb;
 
-	log_setproc("housekeeper");
-	child_signals_setup(on_signal);
-	stats_attach(slot);
-	stats_reset_gauges(my_stats);
-	my_stats->pid = getpid();
-	if (store_open(cfg, slot, &s, err, sizeof(err)) == -1) {
-		log_warnx("cannot open the environment: %s", err);
+	if (child_open(cfg, slot, "housekeeper", on_signal, &s) == -1)
 		return 1;
-	}
 	store_set_dead_hook(s, on_dead_letter);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
 	ckpt_kb = (uint32_t)cfg->cache_size_mb * 1024 > CKPT_LOG_KB ?

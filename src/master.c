@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flush.h"
 #include "housekeeper.h"
 #include "log.h"
 #include "master.h"
@@ -33,7 +34,9 @@
 #define QUICK_DEATH_MS	2000	/* a death this soon after start counts */
 #define MAX_BACKOFF_MS	30000
 
-enum kind { K_NONE, K_WORKER, K_HOUSEKEEPER };
+enum kind { K_NONE, K_WORKER, K_HOUSEKEEPER, K_FLUSHER };
+static const char *const kind_names[] = { "-", "worker", "housekeeper",
+    "flusher" };
 
 struct child {
 	enum kind	kind;
@@ -311,12 +314,14 @@ spawn(int slot)
 		child_signals();
 		if (ch->kind == K_HOUSEKEEPER)
 			_exit(housekeeper_main(cfg, slot));
+		if (ch->kind == K_FLUSHER)
+			_exit(flusher_main(cfg, slot));
 		_exit(worker_main(cfg, slot, listen_fd));
 	}
 	ch->pid = pid;
 	ch->started = mono_ms();
-	log_info("%s %d started, pid %d", ch->kind == K_WORKER ? "worker" :
-	    "housekeeper", slot, (int)pid);
+	log_info("%s %d started, pid %d", kind_names[ch->kind], slot,
+	    (int)pid);
 }
 
 static void
@@ -339,6 +344,8 @@ start_pool(void)
 	int	i;
 
 	add_child(K_HOUSEKEEPER);
+	if (cfg->durability == DURABILITY_FSYNC)
+		add_child(K_FLUSHER);
 	for (i = 0; i < cfg->workers; i++)
 		add_child(K_WORKER);
 	stats->nworkers = cfg->workers;
@@ -377,6 +384,7 @@ kill_all(void)
 		children[i].kind = K_NONE;
 	}
 	stats->clients = 0;
+	stats->flush.pid = 0;
 }
 
 /* PostgreSQL's answer to a backend that died inside shared state. */
@@ -458,9 +466,13 @@ static void
 child_died(int slot, pid_t pid, int status)
 {
 	struct child	*ch = &children[slot];
-	const char	*what = ch->kind == K_WORKER ? "worker" : "housekeeper";
+	const char	*what = kind_names[ch->kind];
+	pid_t		 fpid = pid;
 
 	forget_stats(slot);
+	/* The workers stop counting on it (flush.h). */
+	__atomic_compare_exchange_n(&stats->flush.pid, &fpid, 0, 0,
+	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	ch->pid = 0;
 	if (ch->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		log_info("%s %d (pid %d) stopped", what, slot, (int)pid);
@@ -636,6 +648,7 @@ shutdown_all(void)
 	/* Workers first, so that the housekeeper's last checkpoint comes
 	   after the last write. */
 	killed = stop_kind(K_WORKER);
+	killed |= stop_kind(K_FLUSHER);
 	killed |= stop_kind(K_HOUSEKEEPER);
 	close(listen_fd);
 	if (cfg->pidfile != NULL)
@@ -710,6 +723,7 @@ reload(void)
 	/* Old workers keep their clients for a while (worker.c). */
 	signal_all(SIGQUIT, K_WORKER);
 	signal_all(SIGTERM, K_HOUSEKEEPER);
+	signal_all(SIGTERM, K_FLUSHER);
 	if (!same_str(n->pidfile, cfg->pidfile) && cfg->pidfile != NULL)
 		unlink(cfg->pidfile);
 	config_free(cfg);

@@ -381,6 +381,9 @@ static const struct {
 	    "Messages moved to a dead queue.", dead_lettered),
 	SLOT("dqd_commits_total", "counter",
 	    "Transactions committed (one per batch of commands).", commits),
+	SLOT("dqd_log_syncs_total", "counter",
+	    "Syncs of the log under durability fsync; one covers the commits "
+	    "of every worker since the one before.", log_syncs),
 	SLOT("dqd_batch_retries_total", "counter",
 	    "Batches run again after a deadlock.", retries),
 	SLOT("dqd_net_input_bytes_total", "counter", "Bytes read.", net_in),

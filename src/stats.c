@@ -101,6 +101,7 @@ stats_reset_gauges(struct stats_slot *s)
 	s->is_worker = 0;
 	s->wake_watch = 0;
 	s->wake_pending = 0;
+	s->flush_wanted = 0;
 	s->clients = 0;
 	s->blocked = 0;
 }

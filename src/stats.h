@@ -28,6 +28,7 @@ struct stats_slot {
 	uint64_t	started_ms;
 	uint64_t	wake_watch;	/* wake.c: queues our clients wait on */
 	uint64_t	wake_pending;	/* wake.c: queues that got messages */
+	uint64_t	flush_wanted;	/* flush.c: poke me when covered */
 	uint64_t	connections;	/* accepted */
 	uint64_t	rejected;	/* maxclients */
 	uint64_t	clients;	/* connected now */
@@ -44,6 +45,7 @@ struct stats_slot {
 	uint64_t	acked;
 	uint64_t	redelivered;	/* deliveries after the first */
 	uint64_t	dead_lettered;
+	uint64_t	log_syncs;	/* flush.c: syncs of the log */
 	uint64_t	cmd_calls[STATS_CMDS];
 	uint64_t	cmd_usec[STATS_CMDS];
 	uint64_t	lat[STATS_LAT];		/* commands by duration */
@@ -69,6 +71,15 @@ struct stats_env {
 	} queue[STATS_QUEUES];
 };
 
+/* flush.c: tickets of commits whose log is not synced yet. */
+struct stats_flush {
+	uint64_t	ticket;		/* the last ticket taken */
+	uint64_t	covered;	/* every ticket up to this one is synced */
+	uint32_t	futex;		/* the flusher sleeps on this word */
+	uint32_t	sleeping;
+	pid_t		pid;		/* the flusher; 0: none runs */
+};
+
 struct stats_shared {
 	pid_t			master_pid;
 	uint64_t		started_ms;
@@ -78,6 +89,7 @@ struct stats_shared {
 	uint64_t		pool_restarts;
 	uint64_t		last_checkpoint_ms;
 	struct stats_env	env;
+	struct stats_flush	flush;
 	struct stats_slot	slot[STATS_SLOTS];
 };
 

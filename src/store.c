@@ -443,6 +443,13 @@ store_commit(struct store *s)
 }
 
 void
+store_defer_sync(struct store *s)
+{
+	if (s->commit_flags == 0)
+		s->commit_flags = DB_TXN_WRITE_NOSYNC;
+}
+
+void
 store_abort(struct store *s)
 {
 	DB_TXN	*t = s->txn;

@@ -94,6 +94,9 @@ const char *store_errstr(const struct store *);
 int	store_in_txn(const struct store *);
 int	store_commit(struct store *);
 void	store_abort(struct store *);
+/* durability "fsync": commits write the log to its file but leave the
+   sync to the caller (flush.h); under "write" and "none", no change. */
+void	store_defer_sync(struct store *);
 
 /* Queues. */
 int	store_queue_find(struct store *, const void *, size_t, uint32_t *);

@@ -90,13 +90,28 @@ wake_discard(void)
 	noted = 0;
 }
 
+/* One datagram to the worker in slot; it drains them all at once. */
+void
+wake_poke(int slot)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len;
+
+	if (wake_fd == -1 && send_fd == -1 && (send_fd = socket(AF_UNIX,
+	    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	len = wake_addr(&sun, slot);
+	if (sendto(wake_fd != -1 ? wake_fd : send_fd, "w", 1, 0,
+	    (struct sockaddr *)&sun, len) == -1 && errno != EAGAIN &&
+	    errno != ECONNREFUSED && errno != ENOENT)
+		log_debug("wake worker %d: %s", slot, strerror(errno));
+}
+
 uint64_t
 wake_send(void)
 {
-	struct sockaddr_un	 sun;
 	struct stats_slot	*w;
 	uint64_t		 bits = noted, old;
-	socklen_t		 len;
 	int			 i;
 
 	noted = 0;
@@ -109,17 +124,8 @@ wake_send(void)
 			continue;
 		old = __atomic_fetch_or(&w->wake_pending, bits,
 		    __ATOMIC_SEQ_CST);
-		if (old != 0)
-			continue;	/* a datagram is already on its way */
-		if (wake_fd == -1 && send_fd == -1 && (send_fd = socket(AF_UNIX,
-		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-			continue;
-		len = wake_addr(&sun, i);
-		if (sendto(wake_fd != -1 ? wake_fd : send_fd, "w", 1, 0,
-		    (struct sockaddr *)&sun,
-		    len) == -1 && errno != EAGAIN && errno != ECONNREFUSED &&
-		    errno != ENOENT)
-			log_debug("wake worker %d: %s", i, strerror(errno));
+		if (old == 0)	/* else a datagram is already on its way */
+			wake_poke(i);
 	}
 	return bits;
 }

@@ -28,6 +28,7 @@ void		wake_note_name(const void *, size_t);	/* a queue's bit */
 void		wake_discard(void);		/* the transaction aborted */
 /* After the commit: wakes the watchers; returns the bits for ourselves. */
 uint64_t	wake_send(void);
+void		wake_poke(int slot);		/* one datagram, no bits */
 uint64_t	wake_take(void);		/* on our fd: drain, take bits */
 void		wake_watch(uint64_t bits);	/* what our clients wait on */
 

@@ -22,6 +22,7 @@
 #include "client.h"
 #include "cmd.h"
 #include "ev.h"
+#include "flush.h"
 #include "log.h"
 #include "stats.h"
 #include "store.h"
@@ -54,6 +55,9 @@ static uint64_t		 next_block_check = UINT64_MAX;	/* mono ms */
 static int		 blocked_changed;
 static volatile sig_atomic_t reopen_log, retire;
 static uint64_t		 retire_deadline;	/* 0: not retiring */
+static uint64_t		 batch_ticket;	/* flush.h: the batch's last commit */
+static uint64_t		 held_want;	/* flush.h: the newest held ticket */
+static int		 batch_sync_here; /* the batch syncs the log itself */
 
 static void	on_client(struct ev_loop *, int, int, void *);
 
@@ -103,10 +107,27 @@ unpend(struct client *c)
 	c->flags &= ~CLIENT_PENDING;
 }
 
+/* Takes c off the held list; its held replies stay unsent. */
+static void
+unhold(struct client *c)
+{
+	struct client	**pp;
+
+	if (!(c->flags & CLIENT_HELD))
+		return;
+	for (pp = &server.held; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	c->flags &= ~CLIENT_HELD;
+}
+
 static void
 free_client(struct client *c)
 {
 	unpend(c);
+	unhold(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -144,7 +165,7 @@ after_write(struct client *c)
 		return;
 	}
 	if ((c->flags & CLIENT_THROTTLED) &&
-	    client_unsent(c) < OUT_SOFT_LIMIT / 2) {
+	    client_held(c) < OUT_SOFT_LIMIT / 2) {
 		c->flags &= ~CLIENT_THROTTLED;
 		pend(c);
 	}
@@ -438,6 +459,8 @@ run_solo(struct client *c, size_t argc, const char **argv,
 
 			if (r2 == STORE_OK) {
 				stats_batch_commit();
+				if (server.defer_sync)
+					batch_ticket = flush_ticket(1);
 				after_commit();
 				return r;
 			}
@@ -537,22 +560,112 @@ rewind_batch(struct client *list)
 	}
 }
 
-/* The batch is over: release its replies and decide what comes next. */
+/* The replies so far wait for the log sync with this ticket (flush.h). */
 static void
-finish_client(struct client *c)
+hold(struct client *c, uint64_t ticket)
+{
+	if (!(c->flags & CLIENT_HELD)) {
+		if (server.held == NULL)
+			server.held_since = mono_ms();
+		c->flags |= CLIENT_HELD;
+		c->hnext = server.held;
+		server.held = c;
+	}
+	c->hold_ticket = ticket;
+	c->hold_off = c->out.len;
+	if (ticket > held_want)
+		held_want = ticket;
+}
+
+/*
+ * The batch is over: release its replies, or hold them until the log sync
+ * with this ticket (0: none needed), and decide what comes next.
+ */
+static void
+finish_client(struct client *c, uint64_t ticket)
 {
 	buf_consume(&c->in, c->qpos);
 	c->qpos = 0;
-	c->committed = c->out.len;
+	if (ticket != 0 && !flush_covered(ticket))
+		hold(c, ticket);
+	else {
+		unhold(c);
+		c->committed = c->out.len;
+	}
 	if (c->flags & CLIENT_CLOSE_ASAP || client_write(c) == -1) {
 		free_client(c);
 		return;
 	}
-	if (client_unsent(c) > OUT_SOFT_LIMIT)
+	if (client_held(c) > OUT_SOFT_LIMIT)
 		c->flags |= CLIENT_THROTTLED;
 	if ((c->flags & CLIENT_MORE) && !(c->flags & CLIENT_THROTTLED))
 		pend(c);
 	after_write(c);
+}
+
+/*
+ * With nothing else to do and the flusher asleep, waking it would only add
+ * two context switches to this batch's wait (one client, or a quiet time):
+ * the worker syncs the log itself.
+ */
+static int
+sync_here(void)
+{
+	return server.pending == NULL && flush_idle();
+}
+
+/* A log sync failed: the held replies cannot be sent, nor taken back. */
+static void
+drop_held(void)
+{
+	struct client	*c;
+	int		 n = 0;
+
+	while ((c = server.held) != NULL) {
+		free_client(c);
+		n++;
+	}
+	log_warnx("log sync failed (%s): closed %d client(s) whose last "
+	    "writes may not be durable", store_errstr(server.store), n);
+}
+
+/*
+ * Sends the held replies whose log sync is done.  The worker syncs the
+ * log itself when no flusher runs, when the oldest has waited
+ * FLUSH_WAIT_MS, or with force (stopping).
+ */
+static void
+release_held(int force)
+{
+	struct client	*c, **pp;
+	int		 r;
+
+	if (server.held == NULL)
+		return;
+	if (force || !flush_running() ||
+	    mono_ms() - server.held_since >= FLUSH_WAIT_MS) {
+		if ((r = flush_sync(server.store)) == STORE_PANIC)
+			panic();
+		if (r != STORE_OK) {
+			drop_held();
+			return;
+		}
+	}
+	for (pp = &server.held; (c = *pp) != NULL;) {
+		if (!flush_covered(c->hold_ticket)) {
+			pp = &c->hnext;
+			continue;
+		}
+		*pp = c->hnext;
+		c->flags &= ~CLIENT_HELD;
+		c->committed = c->hold_off;
+		if (client_write(c) == -1)
+			free_client(c);
+		else
+			after_write(c);
+	}
+	if (server.held == NULL)
+		held_want = 0;
 }
 
 static void
@@ -573,6 +686,8 @@ run_batch(void)
 		list = c;
 	}
 	server.pending = NULL;
+	batch_ticket = 0;
+	batch_sync_here = 0;
 	for (attempt = 0; attempt < BATCH_ATTEMPTS; attempt++) {
 		batch_ncmds = 0;
 		stats_batch_begin();
@@ -580,8 +695,12 @@ run_batch(void)
 			r = process_client(c, 0);
 		if (r == STORE_OK && store_in_txn(server.store)) {
 			r = store_commit(server.store);
-			if (r == STORE_OK)
+			if (r == STORE_OK) {
 				STAT_ADD(commits, 1);
+				if (server.defer_sync)
+					batch_ticket = flush_ticket(
+					    !(batch_sync_here = sync_here()));
+			}
 		}
 		if (r == STORE_OK) {
 			stats_batch_commit();
@@ -608,10 +727,17 @@ run_batch(void)
 		for (c = list; c != NULL; c = c->bnext)
 			process_client(c, 1);
 	}
+	/* Replies that show what others committed wait for it too. */
+	if (batch_ticket == 0 && server.defer_sync)
+		batch_ticket = flush_seen();
 	for (c = list; c != NULL; c = next) {
 		next = c->bnext;
 		c->bnext = NULL;
-		finish_client(c);
+		finish_client(c, batch_ticket);
+	}
+	if (server.held != NULL) {
+		flush_want(held_want);
+		release_held(batch_sync_here);
 	}
 }
 
@@ -677,6 +803,7 @@ drain_and_close(void)
 	stop_listening();
 	while (server.pending != NULL)
 		run_batch();
+	release_held(1);
 	deadline = mono_ms() + DRAIN_MS;
 	do {
 		owed = 0;
@@ -727,10 +854,15 @@ check_disk(void)
 static int
 poll_timeout(void)
 {
-	uint64_t	now;
+	uint64_t	now, waited;
 
 	if (server.pending != NULL)
 		return 0;
+	if (server.held != NULL) {
+		waited = mono_ms() - server.held_since;
+		return waited >= FLUSH_WAIT_MS ? 0 :
+		    (int)(FLUSH_WAIT_MS - waited);
+	}
 	if (next_block_check == UINT64_MAX)
 		return CRON_MS;
 	now = mono_ms();
@@ -775,6 +907,10 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	}
 	my_stats->is_worker = 1;
 	store_set_dead_hook(server.store, on_dead_letter);
+	if (cfg->durability == DURABILITY_FSYNC) {
+		store_defer_sync(server.store);
+		server.defer_sync = 1;
+	}
 	if ((server.ev = ev_create(max_fds())) == NULL) {
 		log_warn("event loop");
 		store_close(server.store);
@@ -790,6 +926,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	while (!server.stop) {
 		if (ev_poll(server.ev, poll_timeout()) == -1)
 			fatal("epoll_wait");
+		release_held(0);
 		if (mono_ms() >= next_block_check)
 			check_blocked();
 		run_batch();

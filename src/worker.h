@@ -7,7 +7,9 @@
  * replies.  A deadlock aborts the batch, which is run again from the same
  * input; a storage error aborts it and its commands are run again one at a
  * time, each in its own transaction, so one failure is reported to the one
- * client it concerns.
+ * client it concerns.  Under durability "fsync" the commit leaves the log
+ * sync to the flusher (flush.h) and the replies wait for it, while the
+ * worker goes on with the next batch.
  */
 #ifndef DQ_WORKER_H
 #define DQ_WORKER_H
@@ -31,6 +33,9 @@ struct server {
 	int			 nclients;
 	struct client		*clients;
 	struct client		*pending;	/* clients with input to run */
+	struct client		*held;		/* replies wait for a sync */
+	uint64_t		 held_since;	/* mono ms, the oldest hold */
+	int			 defer_sync;	/* durability fsync: flush.h */
 	volatile int		 stop;		/* SIGTERM */
 	int			 disk_low;	/* below min_free_disk_mb */
 };

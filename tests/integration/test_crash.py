@@ -71,18 +71,23 @@ def wait_serving(srv, limit):
         time.sleep(0.02)
 
 
+def check_all_back(test, srv, load):
+    """Crash everything, start again: every acked message is back, once."""
+    srv.kill9()
+    srv.start()
+    got = drain(srv.client())
+    print("acked %d, recovered %d, connection errors %d"
+          % (len(load.acked), len(got), len(load.errors)))
+    test.assertEqual(len(got), len(set(got)), "a message came back twice")
+    test.assertEqual(load.acked - set(got), set(),
+                     "acknowledged messages lost")
+    test.assertEqual(set(got) - load.sent, set(), "phantom messages")
+
+
 class CrashTest(dqtest.TestCase):
 
     def check_all_back(self, srv, load):
-        srv.kill9()
-        srv.start()
-        got = drain(srv.client())
-        print("acked %d, recovered %d, connection errors %d"
-              % (len(load.acked), len(got), len(load.errors)))
-        self.assertEqual(len(got), len(set(got)), "a message came back twice")
-        self.assertEqual(load.acked - set(got), set(),
-                         "acknowledged messages lost")
-        self.assertEqual(set(got) - load.sent, set(), "phantom messages")
+        check_all_back(self, srv, load)
 
     def test_kill_worker_under_load_fsync(self):
         srv = self.server(workers=2, durability="fsync")

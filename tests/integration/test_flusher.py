@@ -1,0 +1,158 @@
+"""Group commit under durability "fsync": the flusher process (flush.h).
+
+Workers commit without syncing the log and hold the replies; the flusher
+syncs for all of them.  A reply may only leave after its sync, nothing
+acknowledged may be lost, and the replies must keep coming whatever
+happens to the flusher: killed, stopped, replaced by a reload.
+"""
+import os
+import re
+import signal
+import time
+
+import dqtest
+from test_crash import Load, check_all_back, drain, wait_serving
+
+
+def flusher_pids(srv):
+    """Pids of the flushers the master started, oldest first."""
+    with open(srv.log_file, errors="replace") as f:
+        return [int(p) for p in
+                re.findall(r"flusher \d+ started, pid (\d+)", f.read())]
+
+
+def live_flusher(srv, timeout=5.0):
+    """The running flusher's pid (waits for a new one after a death)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [p for p in flusher_pids(srv) if dqtest.pid_alive(p)]
+        if pids:
+            return pids[-1]
+        time.sleep(0.02)
+    raise AssertionError("no flusher running\n%s" % srv.logs())
+
+
+def info_stat(client, name):
+    return int(client.info("stats")[name])
+
+
+class FlusherTest(dqtest.TestCase):
+
+    def test_flusher_only_under_fsync(self):
+        srv = self.server(workers=2, durability="write")
+        self.assertEqual(len(srv.worker_pids()), 3)   # + housekeeper
+        self.assertEqual(flusher_pids(srv), [])
+        srv.stop()
+        srv = self.server(workers=2, durability="fsync")
+        self.assertEqual(len(srv.worker_pids()), 4)   # + flusher
+        self.assertIn(live_flusher(srv), srv.worker_pids())
+
+    def test_concurrent_writers_all_answered(self):
+        srv = self.server(workers=2, durability="fsync")
+        c = srv.client()
+        with Load(srv, threads=16) as load:
+            time.sleep(1.5)
+        self.assertEqual(load.errors, [])
+        self.assertGreater(len(load.acked), 200)
+        self.assertEqual(c.scard("q"), len(load.acked))
+        syncs, commits = info_stat(c, "log_syncs"), info_stat(c, "commits")
+        print("%d messages, %d commits, %d log syncs"
+              % (len(load.acked), commits, syncs))
+        self.assertGreater(syncs, 0)
+        # one sync per commit at most, plus the flusher's spare ones
+        self.assertLessEqual(syncs, commits + 100)
+        got = drain(c)
+        self.assertEqual(set(got), load.acked)
+
+    def test_no_syncs_counted_under_write(self):
+        srv = self.server(workers=2, durability="write")
+        c = srv.client()
+        for i in range(50):
+            c.execute_command("SADD", "q", "m%d" % i, 0)
+        self.assertEqual(info_stat(c, "log_syncs"), 0)
+
+    def test_read_after_write_on_one_connection(self):
+        # The held reply of a write and the reply of a read that follows
+        # on the same connection come back in order.
+        srv = self.server(workers=2, durability="fsync")
+        c = srv.client()
+        p = c.pipeline(transaction=False)
+        for i in range(100):
+            p.execute_command("SADD", "q", "m%d" % i, 0)
+            p.execute_command("SCARD", "q")
+        out = p.execute()
+        self.assertEqual(out[0::2], [1] * 100)
+        self.assertEqual(out[1::2], list(range(1, 101)))
+
+    def test_flusher_killed_under_load(self):
+        srv = self.server(workers=2, durability="fsync")
+        first = live_flusher(srv)
+        with Load(srv) as load:
+            time.sleep(0.7)
+            os.kill(first, signal.SIGKILL)
+            took = wait_serving(srv, 3.0)
+            time.sleep(1.0)
+            before = len(load.acked)
+            time.sleep(0.5)
+            self.assertGreater(len(load.acked), before,
+                               "writes stopped after the flusher died")
+        second = live_flusher(srv)
+        self.assertNotEqual(first, second)
+        print("serving %.3f s after kill -9 of the flusher; %d acked"
+              % (took, len(load.acked)))
+        check_all_back(self, srv, load)
+
+    def test_flusher_stopped_workers_sync_themselves(self):
+        srv = self.server(workers=2, durability="fsync")
+        pid = live_flusher(srv)
+        c = srv.client(socket_timeout=5)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            worst = 0.0
+            for i in range(100):
+                t0 = time.monotonic()
+                self.assertEqual(c.execute_command("SADD", "q", "m%d" % i,
+                                                   0), 1)
+                worst = max(worst, time.monotonic() - t0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        print("worst SADD with the flusher stopped: %.1f ms" % (worst * 1e3))
+        # FLUSH_WAIT_MS (20) and a sync; generous for a busy machine
+        self.assertLess(worst, 1.0)
+        self.assertEqual(c.scard("q"), 100)
+
+    def test_reload_replaces_flusher(self):
+        srv = self.server(workers=2, durability="fsync")
+        first = live_flusher(srv)
+        with Load(srv, threads=4) as load:
+            time.sleep(0.5)
+            os.kill(srv.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while dqtest.pid_alive(first) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertFalse(dqtest.pid_alive(first), "old flusher stayed")
+            second = live_flusher(srv)
+            time.sleep(0.5)
+        self.assertNotEqual(first, second)
+        self.assertEqual(load.errors, [])
+        self.assertEqual(set(drain(srv.client())), load.acked)
+
+    def test_reload_to_write_stops_flusher(self):
+        srv = self.server(workers=2, durability="fsync")
+        first = live_flusher(srv)
+        srv.settings["durability"] = "write"
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while dqtest.pid_alive(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(dqtest.pid_alive(first))
+        self.assertEqual([p for p in flusher_pids(srv)
+                          if dqtest.pid_alive(p)], [])
+        c = srv.client()
+        self.assertEqual(c.execute_command("SADD", "q", "x", 0), 1)
+        self.assertEqual(c.scard("q"), 1)
+
+
+if __name__ == "__main__":
+    dqtest.main()
