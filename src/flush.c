@@ -1,7 +1,6 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
-#include <errno.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
