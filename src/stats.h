@@ -15,8 +15,9 @@
 
 #include <stdint.h>
 
-#define STATS_SLOTS	520	/* two generations of 256 workers and a
-				   housekeeper each (reload), and spare */
+#define STATS_SLOTS	520	/* two generations of 256 workers, a
+				   housekeeper and a flusher each (reload),
+				   and spare */
 #define STATS_CMDS	64	/* per-command counters, by table index */
 #define STATS_LAT	10	/* command latency buckets, see stats.c */
 #define STATS_LATE	10	/* delivery lateness buckets */
