@@ -13,6 +13,9 @@
  * drains its socket, takes the pending mask and runs again the blocked
  * clients whose bits are set.  Idle blocked clients cost no CPU: there is
  * no polling, only these datagrams and each client's own deadline.
+ *
+ * The same sockets carry the flusher's word that a log sync a worker waits
+ * for is done (flush.h): wake_poke, a datagram without bits.
  */
 #ifndef DQ_WAKE_H
 #define DQ_WAKE_H
