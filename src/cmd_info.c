@@ -158,6 +158,7 @@ section_stats(struct info *in)
 	    "commits:%llu\r\nlog_syncs:%llu\r\nbatch_retries:%llu\r\n"
 	    "deadlocks:%llu\r\n"
 	    "lock_waits:%llu\r\ncache_hit_ratio:%.4f\r\n"
+	    "cache_hits:%llu\r\ncache_misses:%llu\r\n"
 	    "worker_restarts:%llu\r\npool_restarts:%llu\r\n\r\n",
 	    (unsigned long long)s->connections,
 	    (unsigned long long)s->commands, (unsigned long long)s->net_in,
@@ -170,6 +171,8 @@ section_stats(struct info *in)
 	    (unsigned long long)in->si.deadlocks,
 	    (unsigned long long)in->si.lock_waits,
 	    lookups ? (double)in->si.cache_hit / lookups : 1.0,
+	    (unsigned long long)in->si.cache_hit,
+	    (unsigned long long)in->si.cache_miss,
 	    (unsigned long long)stats->worker_restarts,
 	    (unsigned long long)stats->pool_restarts);
 }

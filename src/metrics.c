@@ -339,6 +339,9 @@ render_env(struct buf *b)
 	metric(b, "dqd_bdb_cache_hit_ratio", "gauge",
 	    "Page requests found in the cache, since the start.",
 	    lookups ? (double)e.cache_hit / lookups : 1);
+	metric(b, "dqd_bdb_cache_misses_total", "counter",
+	    "Page requests not found in the cache: pages read from the "
+	    "files.", e.cache_miss);
 	metric(b, "dqd_bdb_lock_waits_total", "counter",
 	    "Lock requests that had to wait.", e.lock_waits);
 	metric(b, "dqd_bdb_deadlocks_total", "counter",

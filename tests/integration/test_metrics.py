@@ -85,6 +85,8 @@ class MetricsTest(dqtest.TestCase):
         self.assertEqual(after['dqd_queue_messages{queue="j:dead"}'], 1)
         self.assertEqual(after["dqd_workers"], 2)
         self.assertGreater(after["dqd_bdb_cache_bytes"], 0)
+        self.assertGreaterEqual(after["dqd_bdb_cache_misses_total"], 0)
+        self.assertEqual(moved("dqd_log_syncs_total"), 0)   # "write"
         self.assertEqual(len(ids), 2)
 
     def test_worker_restart_counted(self):

@@ -240,7 +240,9 @@ class ServerCmds(dqtest.TestCase):
             "clients": ["connected_clients", "maxclients", "blocked_clients"],
             "memory": ["used_memory"],
             "persistence": ["loading"],
-            "stats": ["total_connections_received", "total_commands_processed"],
+            "stats": ["total_connections_received", "total_commands_processed",
+                      "commits", "log_syncs", "cache_hit_ratio",
+                      "cache_hits", "cache_misses"],
             "replication": ["role"],
         }
         for sec, fields in expected.items():
@@ -258,6 +260,11 @@ class ServerCmds(dqtest.TestCase):
                     self.assertEqual(d["tcp_port"], str(self.srv.port))
                 if sec == "clients":
                     self.assertGreaterEqual(int(d["connected_clients"]), 1)
+                if sec == "stats":
+                    # the SADDs above read pages: counted, as whole numbers
+                    self.assertGreater(int(d["cache_hits"]) +
+                                       int(d["cache_misses"]), 0)
+                    self.assertEqual(int(d["log_syncs"]), 0)   # "write"
         text = self.cmd("INFO", "KEYSPACE").decode()
         self.assertEqual(sections(text), ["keyspace"])
         d = info_dict(text)
