@@ -129,12 +129,14 @@ flush_sync(struct store *s)
 	return r;
 }
 
-static volatile sig_atomic_t	stop;
+static volatile sig_atomic_t	stop, reopen_log;
 
 static void
 on_signal(int sig)
 {
-	if (sig != SIGUSR1)	/* SIGUSR1: reopen the log, nothing to do */
+	if (sig == SIGUSR1)
+		reopen_log = 1;
+	else
 		stop = 1;
 }
 
@@ -166,6 +168,11 @@ flusher_main(const struct config *cfg, int slot)
 	me = getpid();
 	__atomic_store_n(&f->pid, me, __ATOMIC_SEQ_CST);
 	while (!stop) {
+		if (reopen_log) {
+			reopen_log = 0;
+			if (log_reopen() == -1)
+				log_warn("reopen log");
+		}
 		t = __atomic_load_n(&f->ticket, __ATOMIC_SEQ_CST);
 		if (flush_covered(t)) {
 			sleep_after(t);

@@ -222,6 +222,29 @@ class TestConfig(dqtest.TestCase):
                              "connection %d made before SIGHUP" % i)
             s.close()
 
+    def test_sigusr1_reopens_every_log(self):
+        """logrotate's postrotate (kill -USR1): afterwards every process,
+        the flusher of durability fsync too, writes to the new file."""
+        srv = self.server(workers=2, durability="fsync")
+        rotated = srv.log_file + ".1"
+        os.rename(srv.log_file, rotated)
+        os.kill(srv.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while (not os.path.exists(srv.log_file) and
+               time.monotonic() < deadline):
+            time.sleep(0.02)
+        time.sleep(0.5)      # the children look at their flags every 100 ms
+        srv.stop()
+        with open(srv.log_file) as f:
+            new = f.read()
+        with open(rotated) as f:
+            old = f.read()
+        for who in ("master", "worker", "housekeeper", "flusher"):
+            self.assertRegex(new, r"(?m)^\d+:%s .*stop" % who,
+                             "%s did not write to the new log\n%s"
+                             % (who, new))
+        self.assertNotRegex(old, r"(?m)stopped$")
+
     def test_pidfile(self):
         pidfile = os.path.join(self.tmp, "dqd.pid")
         srv = self.server(pidfile=pidfile)
