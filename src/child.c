@@ -6,9 +6,31 @@
 #include "store.h"
 #include "util.h"
 
+volatile sig_atomic_t		child_stop;
+static volatile sig_atomic_t	reopen_log;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		reopen_log = 1;
+	else
+		child_stop = 1;
+}
+
+void
+child_reopen_log(void)
+{
+	if (!reopen_log)
+		return;
+	reopen_log = 0;
+	if (log_reopen() == -1)
+		log_warn("reopen log");
+}
+
 int
 child_open(const struct config *cfg, int slot, const char *name,
-    void (*on_signal)(int), struct store **s)
+    struct store **s)
 {
 	char	err[512];
 

@@ -1,7 +1,6 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
-#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,7 +12,7 @@
 #include "util.h"
 #include "wake.h"
 
-#define SLEEP_MS	100	/* the flusher looks again at least this often */
+#define SLEEP_MS	100	/* the flusher looks again this often */
 
 static struct stats_flush *
 shared(void)
@@ -54,8 +53,9 @@ flush_ticket(int wake)
 uint64_t
 flush_seen(void)
 {
-	uint64_t	t = __atomic_load_n(&shared()->ticket, __ATOMIC_SEQ_CST);
+	uint64_t	t;
 
+	t = __atomic_load_n(&shared()->ticket, __ATOMIC_SEQ_CST);
 	return flush_covered(t) ? 0 : t;
 }
 
@@ -129,26 +129,16 @@ flush_sync(struct store *s)
 	return r;
 }
 
-static volatile sig_atomic_t	stop, reopen_log;
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		reopen_log = 1;
-	else
-		stop = 1;
-}
-
 /* Sleeps until a ticket newer than t is taken, a signal, or SLEEP_MS. */
 static void
 sleep_after(uint64_t t)
 {
 	struct stats_flush	*f = shared();
-	uint32_t		 v = __atomic_load_n(&f->futex, __ATOMIC_SEQ_CST);
+	uint32_t		 v;
 
+	v = __atomic_load_n(&f->futex, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&f->sleeping, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&f->ticket, __ATOMIC_SEQ_CST) == t && !stop)
+	if (__atomic_load_n(&f->ticket, __ATOMIC_SEQ_CST) == t && !child_stop)
 		futex_wait(&f->futex, v, SLEEP_MS);
 	__atomic_store_n(&f->sleeping, 0, __ATOMIC_SEQ_CST);
 }
@@ -162,17 +152,13 @@ flusher_main(const struct config *cfg, int slot)
 	pid_t			 me;
 	int			 r;
 
-	if (child_open(cfg, slot, "flusher", on_signal, &s) == -1)
+	if (child_open(cfg, slot, "flusher", &s) == -1)
 		return 1;
 	f = shared();
 	me = getpid();
 	__atomic_store_n(&f->pid, me, __ATOMIC_SEQ_CST);
-	while (!stop) {
-		if (reopen_log) {
-			reopen_log = 0;
-			if (log_reopen() == -1)
-				log_warn("reopen log");
-		}
+	while (!child_stop) {
+		child_reopen_log();
 		t = __atomic_load_n(&f->ticket, __ATOMIC_SEQ_CST);
 		if (flush_covered(t)) {
 			sleep_after(t);

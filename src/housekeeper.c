@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,17 +29,6 @@
 					   checkpoint writes up to the cache */
 /* Compaction after a quarter of the messages (at least this many) left. */
 #define COMPACT_MIN	10000
-
-static volatile sig_atomic_t	stop, reopen_log;
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		reopen_log = 1;
-	else
-		stop = 1;
-}
 
 static void
 on_dead_letter(const void *name, size_t len)
@@ -194,13 +182,13 @@ housekeeper_main(const struct config *cfg, int slot)
 	int		 ckpt_failed = 0;
 	uint32_t	 ckpt_kb;
 
-	if (child_open(cfg, slot, "housekeeper", on_signal, &s) == -1)
+	if (child_open(cfg, slot, "housekeeper", &s) == -1)
 		return 1;
 	store_set_dead_hook(s, on_dead_letter);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
 	ckpt_kb = (uint32_t)cfg->cache_size_mb * 1024 > CKPT_LOG_KB ?
 	    (uint32_t)cfg->cache_size_mb * 1024 : CKPT_LOG_KB;
-	while (!stop) {
+	while (!child_stop) {
 		now = mono_ms();
 		if (cfg->durability != DURABILITY_FSYNC && now >= next_flush) {
 			check(store_log_flush(s), "log flush");
@@ -249,10 +237,7 @@ housekeeper_main(const struct config *cfg, int slot)
 		else
 			wake_discard();
 		more |= more2;
-		if (reopen_log) {
-			reopen_log = 0;
-			log_reopen();
-		}
+		child_reopen_log();
 		/* Between purge chunks, a pause that lets writers in. */
 		poll(NULL, 0, more ? 1 : (cfg->durability == DURABILITY_FSYNC ||
 		    cfg->flush_interval_ms > IDLE_MS ? IDLE_MS :
