@@ -65,6 +65,7 @@ static const struct key top_keys[] = {
 	{ "daemonize", K_BOOL, OFF(daemonize), 0, 0, NULL },
 	INT("checkpoint_interval_s", checkpoint_interval_s, 1, 86400, NULL),
 	INT("min_free_disk_mb", min_free_disk_mb, 0, 1048576, "0: no check"),
+	INT("wheel_bucket_ms", wheel_bucket_ms, 100, 86400000, NULL),
 	{ NULL, K_INT, 0, 0, 0, NULL }
 };
 
@@ -188,6 +189,7 @@ config_defaults(struct config *cfg)
 	cfg->protected_mode = 1;
 	cfg->daemonize = 0;
 	cfg->checkpoint_interval_s = 60;
+	cfg->wheel_bucket_ms = 65536;
 	cfg->metrics_bind = dq_strdup("127.0.0.1");
 	cfg->metrics_port = 0;
 }

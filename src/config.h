@@ -52,6 +52,7 @@ struct config {
 	int		 protected_mode; /* 1 */
 	int		 daemonize;	/* 0 */
 	int		 checkpoint_interval_s;	/* 60 */
+	int		 wheel_bucket_ms;	/* 65536; fixed at creation */
 	int		 min_free_disk_mb;	/* 64: enqueues refused below */
 	char		*metrics_bind;	/* "127.0.0.1" */
 	int		 metrics_port;	/* 0: no metrics endpoint */

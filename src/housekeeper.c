@@ -185,6 +185,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	if (child_open(cfg, slot, "housekeeper", &s) == -1)
 		return 1;
 	store_set_dead_hook(s, on_dead_letter);
+	store_set_wheel_hook(s, stats_wheel_moves);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;
 	ckpt_kb = (uint32_t)cfg->cache_size_mb * 1024 > CKPT_LOG_KB ?
 	    (uint32_t)cfg->cache_size_mb * 1024 : CKPT_LOG_KB;
@@ -228,6 +229,10 @@ housekeeper_main(const struct config *cfg, int slot)
 		if (purging && !more)
 			compact_wanted = 1;	/* a deleted queue is gone */
 		purging = more;
+		/* Far buckets a bucket ahead of their start: to near keys. */
+		check(store_wheel_turn(s, now_ms(), PURGE_CHUNK, &more2),
+		    "wheel");
+		more |= more2;
 		/* Leases that ran out: due again, or dead letters. */
 		check(r = store_expire_leases(s, now_ms(), PURGE_CHUNK,
 		    (uint32_t)cfg->max_deliveries, NULL, &more2), "leases");

@@ -31,25 +31,50 @@ be64_get(const unsigned char *p)
 	return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
 }
 
-void
-msg_key_encode(unsigned char out[MSG_KEY_LEN], const struct msg_key *k)
+size_t
+msg_key_encode(unsigned char out[MSG_KEY_MAX], const struct msg_key *k)
 {
 	be32_put(out, k->qid);
-	be64_put(out + 4, k->due);
+	if (k->bucket == 0) {
+		be64_put(out + 4, k->due);
+		be64_put(out + 12, k->seq);
+		return MSG_KEY_LEN;
+	}
+	be64_put(out + 4, MSG_FAR | k->bucket);
 	be64_put(out + 12, k->seq);
+	be64_put(out + 20, k->due);
+	return MSG_FAR_KEY_LEN;
 }
 
 int
 msg_key_decode(const void *p, size_t len, struct msg_key *k)
 {
 	const unsigned char	*b = p;
+	uint64_t		 second;
 
-	if (len != MSG_KEY_LEN)
+	if (len != MSG_KEY_LEN && len != MSG_FAR_KEY_LEN)
 		return -1;
 	k->qid = be32_get(b);
-	k->due = be64_get(b + 4);
+	second = be64_get(b + 4);
 	k->seq = be64_get(b + 12);
+	if (len == MSG_KEY_LEN) {
+		if (second & MSG_FAR)
+			return -1;
+		k->due = second;
+		k->bucket = 0;
+		return 0;
+	}
+	k->bucket = second & ~MSG_FAR;
+	k->due = be64_get(b + 20);
+	if (!(second & MSG_FAR) || k->bucket == 0 || k->due < k->bucket)
+		return -1;
 	return 0;
+}
+
+uint64_t
+msg_bucket(uint64_t due, uint64_t w)
+{
+	return due - due % w;
 }
 
 void

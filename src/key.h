@@ -7,6 +7,7 @@
  * >= (q, 0, 0).  Pure functions, no Berkeley DB types: unit-tested alone.
  *
  *   msgs key   qid:4 due_ms:8 seq:8                      (20 bytes)
+ *   far key    qid:4 FAR|bucket_ms:8 seq:8 due_ms:8      (28 bytes)
  *   msgs value flags:1 reserved:1 idlen:2 deliveries:4 id body
  *   ids key    qid:4 id                                  (4 + idlen)
  *   ids value  due_ms:8 seq:8                            (16 bytes)
@@ -19,7 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSG_KEY_LEN	20
+#define MSG_KEY_LEN	20		/* a near key, and every lease key */
+#define MSG_FAR_KEY_LEN	28
+#define MSG_KEY_MAX	28
+#define MSG_FAR		(1ULL << 63)	/* marks a far key's second field */
 #define MSG_HDR_LEN	8
 #define IDS_VAL_LEN	16
 #define QID_LEN		4
@@ -28,10 +32,20 @@
 #define MSG_F_RESERVED	0x01		/* leased to a consumer (QRESERVE) */
 #define MSG_F_INDEXED	0x02		/* has an entry in ids.db */
 
+/*
+ * A message waiting far in the future has a far key: its queue, the start
+ * of its time bucket (wheel_ms wide), then its sequence and due time.  Far
+ * keys sort after every near key of their queue, and within a bucket in
+ * arrival order, so that an enqueue appends to one of the few buckets of
+ * the coming day instead of landing on a random page of a tree of
+ * millions (see doc/storage.md, "The wheel").
+ */
 struct msg_key {
 	uint32_t	qid;
 	uint64_t	due;		/* Unix ms */
 	uint64_t	seq;		/* tie-breaker, unique per environment */
+	uint64_t	bucket;		/* 0: a near key; else the far bucket's
+					   start (Unix ms, > 0) */
 };
 
 struct msg_hdr {
@@ -45,8 +59,11 @@ void	 be64_put(unsigned char *, uint64_t);
 uint32_t be32_get(const unsigned char *);
 uint64_t be64_get(const unsigned char *);
 
-void	msg_key_encode(unsigned char out[MSG_KEY_LEN], const struct msg_key *);
+/* Returns the length written: MSG_KEY_LEN or MSG_FAR_KEY_LEN. */
+size_t	msg_key_encode(unsigned char out[MSG_KEY_MAX], const struct msg_key *);
 int	msg_key_decode(const void *, size_t, struct msg_key *);	/* -1: bad */
+/* The start of the bucket of width w (ms) that holds due. */
+uint64_t msg_bucket(uint64_t due, uint64_t w);
 void	msg_hdr_encode(unsigned char out[MSG_HDR_LEN], const struct msg_hdr *);
 /* Checks that idlen fits in len; -1 on a malformed value. */
 int	msg_hdr_decode(const void *, size_t, struct msg_hdr *);

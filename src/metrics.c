@@ -387,6 +387,9 @@ static const struct {
 	SLOT("dqd_log_syncs_total", "counter",
 	    "Syncs of the log under durability fsync; one covers the commits "
 	    "of every worker since the one before.", log_syncs),
+	SLOT("dqd_wheel_moves_total", "counter",
+	    "Messages moved from a far bucket to the due-ordered keys, "
+	    "about a bucket before they are due.", wheel_moves),
 	SLOT("dqd_batch_retries_total", "counter",
 	    "Batches run again after a deadlock.", retries),
 	SLOT("dqd_net_input_bytes_total", "counter", "Bytes read.", net_in),

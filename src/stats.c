@@ -138,3 +138,9 @@ stats_delivery(uint64_t due_ms, uint32_t deliveries)
 	if (deliveries > 1)
 		STAT_ADD(redelivered, 1);
 }
+
+void
+stats_wheel_moves(size_t n)
+{
+	STAT_ADD(wheel_moves, n);
+}

@@ -47,6 +47,7 @@ struct stats_slot {
 	uint64_t	redelivered;	/* deliveries after the first */
 	uint64_t	dead_lettered;
 	uint64_t	log_syncs;	/* flush.c: syncs of the log */
+	uint64_t	wheel_moves;	/* far messages moved to near keys */
 	uint64_t	cmd_calls[STATS_CMDS];
 	uint64_t	cmd_usec[STATS_CMDS];
 	uint64_t	lat[STATS_LAT];		/* commands by duration */
@@ -116,6 +117,8 @@ void	stats_batch_commit(void);
 void	stats_batch_abort(void);
 /* A message handed to a consumer: lateness and redelivery. */
 void	stats_delivery(uint64_t due_ms, uint32_t deliveries);
+/* Far messages moved (store_set_wheel_hook). */
+void	stats_wheel_moves(size_t);
 
 #define STAT_ADD(field, n)	\
 	__atomic_add_fetch(&my_stats->field, (n), __ATOMIC_RELAXED)

@@ -204,6 +204,47 @@ handles_open(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The wheel's bucket width is part of every far key (key.h): chosen from
+ * the configuration when the environment is created, then kept in seq.db
+ * under "wheel_ms" and read from there by every process.  With create,
+ * a missing record is written (an environment made before the wheel has
+ * no far keys yet).
+ */
+static int
+wheel_meta(struct store *s, const struct config *cfg, int create, char *err,
+    size_t errlen)
+{
+	unsigned char	vb[8];
+	DBT		key, val;
+	int		ret;
+
+	dbt_set(&key, "wheel_ms", 8);
+	dbt_set(&val, vb, sizeof(vb));
+	val.ulen = sizeof(vb);
+	val.flags = DB_DBT_USERMEM;
+	ret = s->seqdb->get(s->seqdb, NULL, &key, &val, 0);
+	if (ret == 0 && val.size == sizeof(vb)) {
+		s->wheel_ms = be64_get(vb);
+		if (create && s->wheel_ms != (uint64_t)cfg->wheel_bucket_ms)
+			log_notice("wheel_bucket_ms stays %llu, as when %s "
+			    "was created", (unsigned long long)s->wheel_ms,
+			    cfg->data_dir);
+		return 0;
+	}
+	if (ret == DB_NOTFOUND && create) {
+		be64_put(vb, (uint64_t)cfg->wheel_bucket_ms);
+		dbt_set(&val, vb, sizeof(vb));
+		ret = s->seqdb->put(s->seqdb, NULL, &key, &val, 0);
+		s->wheel_ms = (uint64_t)cfg->wheel_bucket_ms;
+	}
+	if (ret == 0 && s->wheel_ms >= 1)
+		return 0;
+	snprintf(err, errlen, "seq.db wheel_ms: %s",
+	    ret ? db_strerror(ret) : "missing or malformed");
+	return -1;
+}
+
 int
 store_recover(const struct config *cfg, char *err, size_t errlen)
 {
@@ -219,6 +260,8 @@ store_recover(const struct config *cfg, char *err, size_t errlen)
 	if (env_setup(cfg, &s.env, 1, err, errlen) == -1)
 		return -1;
 	rc = handles_open(&s, err, errlen);
+	if (rc == 0)
+		rc = wheel_meta(&s, cfg, 1, err, errlen);
 	handles_close(&s);
 	return rc;
 }
@@ -269,7 +312,8 @@ store_open(const struct config *cfg, int slot, struct store **sp, char *err,
 		dq_free(s);
 		return -1;
 	}
-	if (handles_open(s, err, errlen) == -1) {
+	if (handles_open(s, err, errlen) == -1 ||
+	    wheel_meta(s, cfg, 0, err, errlen) == -1) {
 		handles_close(s);
 		dq_free(s);
 		return -1;
@@ -616,6 +660,7 @@ st_cursor_open(struct store *s, DB *db, DBC **c)
 {
 	int	r;
 
+	*c = NULL;
 	if ((r = st_txn(s)) != 0 || (r = st_adds_flush(s)) != 0)
 		return r;
 	return st_rc(s, db->cursor(db, s->txn, c, 0), "cursor");
@@ -626,6 +671,8 @@ st_cursor_close(struct store *s, DBC *c, int r)
 {
 	int	r2;
 
+	if (c == NULL)		/* never opened: r says why */
+		return r;
 	r2 = st_rc(s, c->close(c), "cursor close");
 	return r != STORE_OK ? r : r2;
 }

@@ -143,6 +143,9 @@ int	store_msg_put(struct store *, uint32_t qid, const void *id,
  */
 /* Called with the dead queue's name whenever a dead letter is made. */
 void	store_set_dead_hook(struct store *, void (*)(const void *, size_t));
+/* Called with the number of far messages moved (store_wheel_turn: after
+   its commit; store_msg_take: in the caller's transaction). */
+void	store_set_wheel_hook(struct store *, void (*)(size_t));
 
 struct store_take {
 	uint64_t	  now;
@@ -203,5 +206,14 @@ int	store_expire_leases(struct store *, uint64_t now, size_t max,
 /* Deletes up to max records of deleted queues; *more is set if any left. */
 int	store_purge_step(struct store *, size_t max, int *more);
 int	store_info(struct store *, struct store_info *);
+/*
+ * The wheel's mover (doc/storage.md): moves up to max messages of far
+ * buckets starting within one bucket of now to near keys, in one
+ * transaction; *more is set when the pass is not done.  A pass runs once
+ * per bucket; in between it returns at once.
+ */
+int	store_wheel_turn(struct store *, uint64_t now, size_t max, int *more);
+/* The bucket width in use (fixed when the environment was created). */
+uint64_t store_wheel_ms(const struct store *);
 
 #endif

@@ -55,6 +55,16 @@ struct store {
 	size_t		*aoff;		/* offset of each add in abuf */
 	size_t		 nadds, aoffcap;
 	void		(*dead_hook)(const void *, size_t);
+	/*
+	 * The wheel (doc/storage.md): far buckets are wheel_ms wide, kept in
+	 * the environment so that every process and every restart computes
+	 * the same keys.  The mover's pass: the next queue to look at, the
+	 * last bucket moved by the pass in progress and by the last full one.
+	 */
+	uint64_t	 wheel_ms;
+	void		(*wheel_hook)(size_t);
+	uint32_t	 wheel_qid;
+	uint64_t	 wheel_pass, wheel_done;
 	char		 err[256];
 };
 
@@ -69,6 +79,30 @@ int	st_vbuf_reserve(struct store *, size_t);
 int	st_rbuf_reserve(struct store *, size_t);
 int	st_adds_flush(struct store *);
 void	st_adds_drop(struct store *);
+struct msg_key;
+int	st_add_defer(struct store *, const struct msg_key *, const void *,
+	    size_t, const void *, size_t);
+
+/* store_wheel.c */
+/* The far bucket a new message due then goes to; 0: a near key. */
+uint64_t st_far_bucket(const struct store *, uint64_t due, uint64_t now);
+/* Moves qid's far messages of buckets starting by until to near keys, at
+   most max; *n: how many. */
+int	st_wheel_move_queue(struct store *, uint32_t qid, uint64_t until,
+	    size_t max, size_t *n);
+/* Adds the far keys of qid due from..to to *n, and lowers *next (0: none
+   yet) to the first due time after to among them if that is earlier. */
+int	st_far_count(struct store *, uint32_t qid, uint64_t from, uint64_t to,
+	    int64_t *n, uint64_t *next);
+/* The start of qid's first far bucket; STORE_NOTFOUND if none. */
+int	st_far_head(struct store *, uint32_t qid, uint64_t *bucket);
+struct far_ref {
+	uint64_t	due, seq, bucket;
+};
+/* The max earliest far messages of qid, in (due, seq) order, into an
+   array the caller frees. */
+int	st_far_first(struct store *, uint32_t qid, size_t max,
+	    struct far_ref **, size_t *n);
 
 static inline void
 dbt_set(DBT *d, const void *data, size_t len)

@@ -16,6 +16,7 @@
 #include "key.h"
 #include "log.h"
 #include "store_int.h"
+#include "util.h"
 
 /*
  * Message sequence numbers order messages with equal due times.  They are
@@ -103,22 +104,23 @@ ids_del(struct store *s, uint32_t qid, const void *id, size_t idlen)
 	return st_del_key(s, s->ids, kb, QID_LEN + idlen, "ids del");
 }
 
+/* Leases are of reserved messages, always near keys. */
 static int
 lease_put(struct store *s, const struct msg_key *mk)
 {
-	unsigned char	kb[MSG_KEY_LEN];
+	unsigned char	kb[MSG_KEY_MAX];
 
-	msg_key_encode(kb, mk);
-	return key_put(s, s->leases, kb, sizeof(kb), "", 0, 0, "leases put");
+	return key_put(s, s->leases, kb, msg_key_encode(kb, mk), "", 0, 0,
+	    "leases put");
 }
 
 static int
 lease_del(struct store *s, const struct msg_key *mk)
 {
-	unsigned char	kb[MSG_KEY_LEN];
+	unsigned char	kb[MSG_KEY_MAX];
 
-	msg_key_encode(kb, mk);
-	return st_del_key(s, s->leases, kb, sizeof(kb), "leases del");
+	return st_del_key(s, s->leases, kb, msg_key_encode(kb, mk),
+	    "leases del");
 }
 
 /* Builds a message value in s->vbuf; returns its length or 0 (no memory). */
@@ -144,16 +146,19 @@ value_build(struct store *s, const struct msg_hdr *h, const void *id,
  * goes in in parts, each in key order.
  */
 #define ADDS_MAX_BYTES	(4u << 20)
-#define ADD_VLEN_OFF	MSG_KEY_LEN		/* u32 value length */
-#define ADD_VAL_OFF	(MSG_KEY_LEN + 4)
+#define ADD_KLEN_OFF	MSG_KEY_MAX		/* key, padded with zeros */
+#define ADD_VLEN_OFF	(MSG_KEY_MAX + 1)	/* u32 value length */
+#define ADD_VAL_OFF	(MSG_KEY_MAX + 5)
 
 static const unsigned char *adds_base;	/* for adds_cmp: qsort has no arg */
 
 static int
 adds_cmp(const void *a, const void *b)
 {
+	/* Padded with zeros, near and far keys compare as Berkeley DB
+	   orders them: they differ before the padding. */
 	return memcmp(adds_base + *(const size_t *)a,
-	    adds_base + *(const size_t *)b, MSG_KEY_LEN);
+	    adds_base + *(const size_t *)b, MSG_KEY_MAX);
 }
 
 /* Room for one more add of n bytes. */
@@ -185,13 +190,16 @@ nomem:
 	return STORE_ERR;
 }
 
-/* A new message with a server id (not stored), written at the flush. */
-static int
-add_defer(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
-    const void *body, size_t len)
+/*
+ * A record of msgs.db written at the flush: a new message with a server id
+ * (not stored), or one the wheel moves.  Its value is v1 then v2.
+ */
+int
+st_add_defer(struct store *s, const struct msg_key *mk, const void *v1,
+    size_t l1, const void *v2, size_t l2)
 {
 	unsigned char	*p;
-	size_t		 vlen = MSG_HDR_LEN + len;
+	size_t		 vlen = l1 + l2;
 	int		 r;
 
 	if (s->alen >= ADDS_MAX_BYTES && (r = st_adds_flush(s)) != STORE_OK)
@@ -199,10 +207,12 @@ add_defer(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 	if ((r = adds_reserve(s, ADD_VAL_OFF + vlen)) != STORE_OK)
 		return r;
 	p = s->abuf + s->alen;
-	msg_key_encode(p, mk);
+	memset(p, 0, MSG_KEY_MAX);
+	p[ADD_KLEN_OFF] = (unsigned char)msg_key_encode(p, mk);
 	be32_put(p + ADD_VLEN_OFF, (uint32_t)vlen);
-	msg_hdr_encode(p + ADD_VAL_OFF, h);
-	memcpy(p + ADD_VAL_OFF + MSG_HDR_LEN, body, len);
+	memcpy(p + ADD_VAL_OFF, v1, l1);
+	if (l2 > 0)
+		memcpy(p + ADD_VAL_OFF + l1, v2, l2);
 	s->aoff[s->nadds++] = s->alen;
 	s->alen += ADD_VAL_OFF + vlen;
 	return STORE_OK;
@@ -221,7 +231,7 @@ st_adds_flush(struct store *s)
 	qsort(s->aoff, s->nadds, sizeof(*s->aoff), adds_cmp);
 	for (i = 0; i < s->nadds && r == STORE_OK; i++) {
 		p = s->abuf + s->aoff[i];
-		r = key_put(s, s->msgs, p, MSG_KEY_LEN, p + ADD_VAL_OFF,
+		r = key_put(s, s->msgs, p, p[ADD_KLEN_OFF], p + ADD_VAL_OFF,
 		    be32_get(p + ADD_VLEN_OFF), DB_NOOVERWRITE, "msgs put");
 	}
 	st_adds_drop(s);
@@ -243,14 +253,14 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
     const void *id, const void *body, size_t len, uint32_t flags,
     uint32_t idflags)
 {
-	unsigned char	kb[MSG_KEY_LEN];
+	unsigned char	kb[MSG_KEY_MAX];
 	size_t		n;
 	int		r;
 
 	if ((n = value_build(s, h, id, body, len)) == 0)
 		return STORE_ERR;
-	msg_key_encode(kb, mk);
-	if ((r = key_put(s, s->msgs, kb, sizeof(kb), s->vbuf, n, flags,
+	if ((r = key_put(s, s->msgs, kb, msg_key_encode(kb, mk), s->vbuf, n,
+	    flags,
 	    "msgs put")) != STORE_OK)
 		return r;
 	if (!(h->flags & MSG_F_INDEXED))
@@ -274,9 +284,11 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
 {
 	struct msg_key	 mk;
 	struct msg_hdr	 h;
+	unsigned char	 hb[MSG_HDR_LEN];
 	int		 r;
 
 	h.deliveries = deliveries;
+	mk.bucket = st_far_bucket(s, due, now_ms());
 	do {
 		mk.qid = qid;
 		mk.due = due;
@@ -285,7 +297,8 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
 			/* Not stored: 28 bytes less to log, twice. */
 			h.flags = 0;
 			h.idlen = 0;
-			r = add_defer(s, &mk, &h, body, len);
+			msg_hdr_encode(hb, &h);
+			r = st_add_defer(s, &mk, hb, sizeof(hb), body, len);
 		} else {
 			h.flags = MSG_F_INDEXED;
 			h.idlen = (uint16_t)idlen;
@@ -317,15 +330,16 @@ store_msg_add(struct store *s, uint32_t qid, uint64_t due, const void *body,
 static int
 msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 {
-	unsigned char	kb[MSG_KEY_LEN];
+	unsigned char	kb[MSG_KEY_MAX];
+	size_t		klen;
 	DBT		key;
 	int		ret;
 
 	if ((ret = st_adds_flush(s)) != STORE_OK)
 		return ret;
-	msg_key_encode(kb, mk);
+	klen = msg_key_encode(kb, mk);
 	for (;;) {
-		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(&key, kb, klen);
 		dbt_set(val, s->rbuf, 0);
 		val->ulen = (uint32_t)s->rcap;
 		val->flags = DB_DBT_USERMEM;
@@ -365,6 +379,25 @@ ids_get(struct store *s, uint32_t qid, const void *id, size_t idlen,
 }
 
 /*
+ * Reads the message (qid, due, seq) under its near key or its far key, the
+ * one it is more likely under first: *mk says which it was found under.
+ */
+static int
+msg_get_either(struct store *s, struct msg_key *mk, DBT *val)
+{
+	uint64_t	far = msg_bucket(mk->due, s->wheel_ms);
+	int		i, r = STORE_NOTFOUND;
+
+	mk->bucket = st_far_bucket(s, mk->due, now_ms());
+	for (i = 0; i < 2 && r == STORE_NOTFOUND; i++) {
+		r = msg_get(s, mk, DB_RMW, val);
+		if (r == STORE_NOTFOUND)
+			mk->bucket = mk->bucket ? 0 : far;
+	}
+	return r;
+}
+
+/*
  * Finds the message with this id, write-locked: its key, header and the
  * parsed record (pointing into s->rbuf).  A server id names the message's
  * first key, tried before ids.db, which knows the messages that moved.
@@ -373,7 +406,7 @@ static int
 find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
     struct msg_key *mk, struct msg_hdr *h, struct store_msg *m)
 {
-	unsigned char	kb[MSG_KEY_LEN];
+	unsigned char	kb[MSG_KEY_MAX];
 	DBT		key, val;
 	int		r, tries;
 
@@ -386,13 +419,12 @@ find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
 		if (tries == 0 && (r = ids_get(s, qid, id, idlen, mk)) !=
 		    STORE_OK)
 			return r;
-		r = msg_get(s, mk, DB_RMW, &val);
+		r = msg_get_either(s, mk, &val);
 		if (r == STORE_NOTFOUND)
 			continue;
 		if (r != STORE_OK)
 			return r;
-		msg_key_encode(kb, mk);
-		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(&key, kb, msg_key_encode(kb, mk));
 		if (msg_from(&key, &val, m) == -1 ||
 		    msg_hdr_decode(val.data, val.size, h) == -1)
 			return STORE_ERR;
@@ -409,12 +441,12 @@ find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
 static int
 msgs_del(struct store *s, DBC *c, const struct msg_key *mk)
 {
-	unsigned char	kb[MSG_KEY_LEN];
+	unsigned char	kb[MSG_KEY_MAX];
 
 	if (c != NULL)
 		return st_rc(s, c->del(c, 0), "msgs del");
-	msg_key_encode(kb, mk);
-	return st_del_key(s, s->msgs, kb, sizeof(kb), "msgs del");
+	return st_del_key(s, s->msgs, kb, msg_key_encode(kb, mk),
+	    "msgs del");
 }
 
 /* Deletes a message's records (msgs, ids, lease) and counts it gone. */
@@ -456,6 +488,7 @@ msg_move(struct store *s, DBC *c, const struct msg_key *mk,
 	    (flags & MSG_F_RESERVED) ? 1 : -1)) != 0)
 		return r;
 	nk.due = due;
+	nk.bucket = 0;		/* a message that moved is near (store_wheel.c) */
 	/* Its id no longer names its key: stored, and ids.db knows it. */
 	h->flags = flags | MSG_F_INDEXED;
 	h->idlen = (uint16_t)m->idlen;
@@ -586,26 +619,27 @@ take_one(struct store *s, DBC *c, struct store_take *t, const DBT *key,
  */
 static int
 walk_open(struct store *s, DB *db, const struct msg_key *from,
-    unsigned char kb[MSG_KEY_LEN], DBT *key, DBT *val, DBC **c)
+    unsigned char kb[MSG_KEY_MAX], DBT *key, DBT *val, DBC **c)
 {
-	msg_key_encode(kb, from);
-	dbt_set(key, kb, MSG_KEY_LEN);
+	dbt_set(key, kb, msg_key_encode(kb, from));
 	dbt_set(val, NULL, 0);
 	return st_cursor_open(s, db, c);
 }
 
-int
-store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
+/*
+ * The walk of store_msg_take; *far_due is set when it ended at a far
+ * bucket that has started: the wheel is behind.
+ */
+static int
+take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop,
+    int *far_due)
 {
-	unsigned char	 kb[MSG_KEY_LEN];
-	struct msg_key	 mk = { qid, 0, 0 };
+	unsigned char	 kb[MSG_KEY_MAX];
+	struct msg_key	 mk = { qid, 0, 0, 0 };
 	DBC		*c;
 	DBT		 key, val;
-	int		 r, stop = 0;
+	int		 r;
 
-	t->n = t->dead = 0;
-	if (t->max == 0)
-		return STORE_OK;
 	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
 	    STORE_OK)
 		return r;
@@ -618,10 +652,14 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 	 * queue up instead of deadlocking.
 	 */
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
-	while (r == STORE_OK && t->n < t->max && !stop) {
+	while (r == STORE_OK && t->n < t->max && !*stop) {
 		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid ||
-		    be64_get((unsigned char *)key.data + 4) > t->now)
+		    be64_get((unsigned char *)key.data + 4) > t->now) {
+			*far_due = msg_key_decode(key.data, key.size, &mk) ==
+			    0 && mk.qid == qid && mk.bucket != 0 &&
+			    mk.bucket <= t->now;
 			break;
+		}
 		/* Copied: take_one writes to the tree under the cursor. */
 		if (st_rbuf_reserve(s, key.size + val.size) != STORE_OK) {
 			r = STORE_ERR;
@@ -631,7 +669,7 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 		memcpy(s->rbuf + key.size, val.data, val.size);
 		key.data = s->rbuf;
 		val.data = s->rbuf + key.size;
-		if ((r = take_one(s, c, t, &key, &val, &stop)) != STORE_OK)
+		if ((r = take_one(s, c, t, &key, &val, stop)) != STORE_OK)
 			break;
 		dbt_set(&key, NULL, 0);
 		dbt_set(&val, NULL, 0);
@@ -641,6 +679,35 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;
 	return st_cursor_close(s, c, r);
+}
+
+#define TAKE_MOVE_MAX	10000	/* far messages a taker moves at once */
+
+int
+store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
+{
+	size_t	moved;
+	int	r, stop = 0, far_due = 0, rounds;
+
+	t->n = t->dead = 0;
+	if (t->max == 0)
+		return STORE_OK;
+	/*
+	 * A bucket that started before the housekeeper moved it (it was down
+	 * or behind) is moved here, and the walk goes on: late, never lost.
+	 */
+	for (rounds = 0; rounds < 3; rounds++) {
+		far_due = 0;
+		if ((r = take_walk(s, qid, t, &stop, &far_due)) != STORE_OK ||
+		    !far_due || stop || t->n >= t->max)
+			return r;
+		if ((r = st_wheel_move_queue(s, qid, t->now, TAKE_MOVE_MAX,
+		    &moved)) != STORE_OK)
+			return r;
+		if (moved > 0 && s->wheel_hook != NULL)
+			s->wheel_hook(moved);
+	}
+	return STORE_OK;
 }
 
 int
@@ -683,34 +750,78 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	return r;
 }
 
+/* Shows the far message r to fn; *stop is set when fn says so. */
+static int
+peek_far(struct store *s, uint32_t qid, const struct far_ref *ref,
+    int (*fn)(void *, const struct store_msg *), void *arg, int *stop)
+{
+	unsigned char		 kb[MSG_KEY_MAX];
+	struct msg_key		 mk = { qid, ref->due, ref->seq, ref->bucket };
+	struct store_msg	 m;
+	DBT			 key, val;
+	int			 r;
+
+	if ((r = msg_get(s, &mk, 0, &val)) != STORE_OK)
+		return r;
+	dbt_set(&key, kb, msg_key_encode(kb, &mk));
+	if (msg_from(&key, &val, &m) == -1) {
+		snprintf(s->err, sizeof(s->err), "malformed message record");
+		return STORE_ERR;
+	}
+	*stop = fn(arg, &m);
+	return STORE_OK;
+}
+
+/*
+ * Near keys come in due order; the earliest far messages are merged in
+ * (a message moved far ahead, QRESCHEDULE, can sit among near keys later
+ * than a far one).
+ */
 int
 store_msg_peek(struct store *s, uint32_t qid, size_t max,
     int (*fn)(void *, const struct store_msg *), void *arg)
 {
-	unsigned char		 kb[MSG_KEY_LEN];
-	struct msg_key		 mk = { qid, 0, 0 };
+	unsigned char		 kb[MSG_KEY_MAX];
+	struct msg_key		 mk = { qid, 0, 0, 0 };
 	struct store_msg	 m;
+	struct far_ref		*far = NULL;
 	DBC			*c;
 	DBT			 key, val;
-	size_t			 n = 0;
-	int			 r;
+	size_t			 n = 0, nfar, i = 0;
+	int			 r, cr, stop = 0, near;
 
 	if (max == 0)
 		return STORE_OK;
-	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
-	    STORE_OK)
+	if ((r = st_far_first(s, qid, max, &far, &nfar)) != STORE_OK)
 		return r;
-	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "msgs seek");
-	while (r == STORE_OK && n < max) {
-		if (msg_from(&key, &val, &m) == -1 || m.qid != qid)
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
+	    STORE_OK) {
+		dq_free(far);
+		return r;
+	}
+	r = STORE_OK;
+	cr = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "msgs seek");
+	while (r == STORE_OK && (cr == STORE_OK || cr == STORE_NOTFOUND) &&
+	    n < max && !stop) {
+		near = cr == STORE_OK && key.size == MSG_KEY_LEN &&
+		    msg_from(&key, &val, &m) == 0 && m.qid == qid;
+		if (i < nfar && (!near || far[i].due < m.due ||
+		    (far[i].due == m.due && far[i].seq < m.seq))) {
+			n++;
+			r = peek_far(s, qid, &far[i++], fn, arg, &stop);
+			continue;	/* the cursor stays where it is */
+		}
+		if (!near)
 			break;
 		n++;
-		if (fn(arg, &m))
-			break;
-		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "msgs next");
+		stop = fn(arg, &m);
+		if (!stop)
+			cr = st_rc(s, c->get(c, &key, &val, DB_NEXT),
+			    "msgs next");
 	}
-	if (r == STORE_NOTFOUND)
-		r = STORE_OK;
+	dq_free(far);
+	if (r == STORE_OK && cr != STORE_NOTFOUND)
+		r = cr;
 	return st_cursor_close(s, c, r);
 }
 
@@ -722,8 +833,8 @@ static int
 count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
     int64_t *n, uint64_t *next_due)
 {
-	unsigned char	 kb[MSG_KEY_LEN];
-	struct msg_key	 mk = { qid, from, 0 };
+	unsigned char	 kb[MSG_KEY_MAX];
+	struct msg_key	 mk = { qid, from, 0, 0 };
 	DBC		*c;
 	DBT		 key, val;
 	uint64_t	 due;
@@ -751,23 +862,25 @@ count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
 	}
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;
-	return st_cursor_close(s, c, r);
+	if ((r = st_cursor_close(s, c, r)) != STORE_OK || db != s->msgs)
+		return r;
+	/* Then the far keys, after every near one (store_wheel.c). */
+	return st_far_count(s, qid, from, to, n, next_due);
 }
 
 /* Where (qid, due, 0) falls in msgs.db: the fraction of keys before it. */
 static int
 key_position(struct store *s, uint32_t qid, uint64_t due, double *less)
 {
-	unsigned char	kb[MSG_KEY_LEN];
-	struct msg_key	mk = { qid, due, 0 };
+	unsigned char	kb[MSG_KEY_MAX];
+	struct msg_key	mk = { qid, due, 0, 0 };
 	DB_KEY_RANGE	kr;
 	DBT		key;
 	int		r;
 
 	if ((r = st_adds_flush(s)) != STORE_OK)
 		return r;
-	msg_key_encode(kb, &mk);
-	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&key, kb, msg_key_encode(kb, &mk));
 	if ((r = st_rc(s, s->msgs->key_range(s->msgs, s->txn, &key, &kr, 0),
 	    "key_range")) == STORE_OK)
 		*less = kr.less;
@@ -837,20 +950,42 @@ store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
 	return STORE_OK;
 }
 
+/*
+ * The first near key, or the start of the first far bucket if earlier: a
+ * time to look again, never after the first message is due.
+ */
 int
 store_queue_head(struct store *s, uint32_t qid, uint64_t *due)
 {
-	uint64_t	next;
-	int64_t		n;
-	int		r;
+	unsigned char	 kb[MSG_KEY_MAX];
+	struct msg_key	 mk = { qid, 0, 0, 0 };
+	DBC		*c;
+	DBT		 key, val;
+	uint64_t	 bucket;
+	int		 r, found = 0;
 
-	/* Due times are never 0: the first key after 0 is the head. */
-	if ((r = count_range(s, s->msgs, qid, 0, 0, &n, &next)) != STORE_OK)
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
+	    STORE_OK)
 		return r;
-	if (n == 0 && next == 0)
-		return STORE_NOTFOUND;
-	*due = n > 0 ? 0 : next;
-	return STORE_OK;
+	val.flags = DB_DBT_PARTIAL;
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "head seek");
+	if (r == STORE_OK && msg_key_decode(key.data, key.size, &mk) == 0 &&
+	    mk.qid == qid && mk.bucket == 0) {
+		*due = mk.due;
+		found = 1;
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	if ((r = st_cursor_close(s, c, r)) != STORE_OK)
+		return r;
+	r = st_far_head(s, qid, &bucket);
+	if (r == STORE_OK && (!found || bucket < *due)) {
+		*due = bucket;
+		found = 1;
+	}
+	if (r != STORE_OK && r != STORE_NOTFOUND)
+		return r;
+	return found ? STORE_OK : STORE_NOTFOUND;
 }
 
 /* The housekeeper's side of leases: see store.h. */
@@ -860,7 +995,7 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 {
 	struct store_msg	m;
 	struct msg_hdr		h;
-	unsigned char		kb[MSG_KEY_LEN];
+	unsigned char		kb[MSG_KEY_MAX];
 	char			name[4096 + 8];
 	size_t			nlen;
 	DBT			key, val;
@@ -871,8 +1006,7 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 		return lease_del(s, mk);
 	if (r != STORE_OK)
 		return r;
-	msg_key_encode(kb, mk);
-	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&key, kb, msg_key_encode(kb, mk));
 	if (msg_from(&key, &val, &m) == -1 ||
 	    msg_hdr_decode(val.data, val.size, &h) == -1)
 		return STORE_ERR;
@@ -894,8 +1028,8 @@ int
 store_expire_leases(struct store *s, uint64_t now, size_t max,
     uint32_t max_deliveries, void (*woke)(uint32_t), int *more)
 {
-	unsigned char	 kb[MSG_KEY_LEN];
-	struct msg_key	 mk = { 0, 0, 0 }, found;
+	unsigned char	 kb[MSG_KEY_MAX];
+	struct msg_key	 mk = { 0, 0, 0, 0 }, found;
 	DBC		*c;
 	DBT		 key, val;
 	size_t		 n = 0;

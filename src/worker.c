@@ -907,6 +907,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 	}
 	my_stats->is_worker = 1;
 	store_set_dead_hook(server.store, on_dead_letter);
+	store_set_wheel_hook(server.store, stats_wheel_moves);
 	if (cfg->durability == DURABILITY_FSYNC) {
 		store_defer_sync(server.store);
 		server.defer_sync = 1;

@@ -647,6 +647,7 @@ Test(config, each)
 	    "daemonize=no\n"
 	    "checkpoint_interval_s=60\n"
 	    "min_free_disk_mb=64\n"
+	    "wheel_bucket_ms=65536\n"
 	    "metrics.bind=127.0.0.1\n"
 	    "metrics.port=0\n"
 	    "save=\n"

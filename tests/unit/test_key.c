@@ -25,38 +25,81 @@ Test(key, be_roundtrip)
 
 Test(key, msg_key_roundtrip)
 {
-	struct msg_key	in = { 7, 1732480000123ULL, 42 }, out;
-	unsigned char	b[MSG_KEY_LEN];
+	struct msg_key	in = { 7, 1732480000123ULL, 42, 0 }, out;
+	unsigned char	b[MSG_KEY_MAX];
 
-	msg_key_encode(b, &in);
-	cr_assert_eq(msg_key_decode(b, sizeof(b), &out), 0);
+	cr_assert_eq(msg_key_encode(b, &in), MSG_KEY_LEN);
+	cr_assert_eq(msg_key_decode(b, MSG_KEY_LEN, &out), 0);
 	cr_assert_eq(out.qid, 7u);
 	cr_assert_eq(out.due, 1732480000123ULL);
 	cr_assert_eq(out.seq, 42u);
-	cr_assert_eq(msg_key_decode(b, sizeof(b) - 1, &out), -1);
+	cr_assert_eq(out.bucket, 0u);
+	cr_assert_eq(msg_key_decode(b, MSG_KEY_LEN - 1, &out), -1);
+}
+
+Test(key, far_key_roundtrip)
+{
+	struct msg_key	in = { 7, 1732480000123ULL, 42, 0 }, out;
+	unsigned char	b[MSG_KEY_MAX];
+
+	in.bucket = msg_bucket(in.due, 65536);
+	cr_assert_eq(in.bucket, 1732480000123ULL - 1732480000123ULL % 65536);
+	cr_assert_eq(msg_key_encode(b, &in), MSG_FAR_KEY_LEN);
+	cr_assert_eq(msg_key_decode(b, MSG_FAR_KEY_LEN, &out), 0);
+	cr_assert_eq(out.qid, 7u);
+	cr_assert_eq(out.due, in.due);
+	cr_assert_eq(out.seq, 42u);
+	cr_assert_eq(out.bucket, in.bucket);
+	/* A far key cut to near length, or a near key's second field
+	   with the far bit, is malformed. */
+	cr_assert_eq(msg_key_decode(b, MSG_KEY_LEN, &out), -1);
+	in.bucket = in.due + 1;		/* due before its bucket starts */
+	msg_key_encode(b, &in);
+	cr_assert_eq(msg_key_decode(b, MSG_FAR_KEY_LEN, &out), -1);
 }
 
 static int
 cmp_keys(const struct msg_key *a, const struct msg_key *b)
 {
-	unsigned char	ka[MSG_KEY_LEN], kb[MSG_KEY_LEN];
+	unsigned char	ka[MSG_KEY_MAX], kb[MSG_KEY_MAX];
+	size_t		la, lb;
+	int		c;
 
-	msg_key_encode(ka, a);
-	msg_key_encode(kb, b);
-	return memcmp(ka, kb, MSG_KEY_LEN);
+	/* Berkeley DB's default comparison: bytes, then the shorter. */
+	la = msg_key_encode(ka, a);
+	lb = msg_key_encode(kb, b);
+	if ((c = memcmp(ka, kb, la < lb ? la : lb)) != 0)
+		return c;
+	return la < lb ? -1 : la > lb;
 }
 
 /* Berkeley DB compares bytes: the encoding must sort by (qid, due, seq). */
 Test(key, byte_order_is_queue_due_seq_order)
 {
-	struct msg_key	a = { 1, 1000, 5 }, b = { 1, 1001, 1 };
-	struct msg_key	c = { 2, 0, 0 }, d = { 1, 1000, 6 };
-	struct msg_key	e = { 1, 255, 0 }, f = { 1, 256, 0 };
+	struct msg_key	a = { 1, 1000, 5, 0 }, b = { 1, 1001, 1, 0 };
+	struct msg_key	c = { 2, 0, 0, 0 }, d = { 1, 1000, 6, 0 };
+	struct msg_key	e = { 1, 255, 0, 0 }, f = { 1, 256, 0, 0 };
 
 	cr_assert_lt(cmp_keys(&a, &b), 0, "earlier due first");
 	cr_assert_lt(cmp_keys(&b, &c), 0, "queue before due");
 	cr_assert_lt(cmp_keys(&a, &d), 0, "same due: sequence order");
 	cr_assert_lt(cmp_keys(&e, &f), 0, "no little-endian surprise");
+}
+
+/* Far keys: after every near key of their queue, before the next queue;
+   by bucket, then in arrival (sequence) order within a bucket. */
+Test(key, far_keys_sort_after_near_by_bucket_then_seq)
+{
+	struct msg_key	near = { 1, UINT64_C(1) << 62, 9, 0 };
+	struct msg_key	f1 = { 1, 70000, 5, 65536 };
+	struct msg_key	f2 = { 1, 66000, 6, 65536 };
+	struct msg_key	f3 = { 1, 131072, 1, 131072 };
+	struct msg_key	next = { 2, 0, 0, 0 };
+
+	cr_assert_lt(cmp_keys(&near, &f1), 0, "near before far");
+	cr_assert_lt(cmp_keys(&f1, &f2), 0, "a bucket in arrival order");
+	cr_assert_lt(cmp_keys(&f2, &f3), 0, "buckets in order");
+	cr_assert_lt(cmp_keys(&f3, &next), 0, "queue first");
 }
 
 Test(key, header_roundtrip)

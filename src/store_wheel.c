@@ -1,0 +1,290 @@
+/*
+ * store_wheel: messages due far in the future (doc/storage.md, "The
+ * wheel").
+ *
+ * A message due more than one bucket (wheel_ms) after its enqueue gets a
+ * far key (key.h): (qid, bucket start, seq, due).  Within a queue the far
+ * keys sort after the near ones, bucket by bucket and within a bucket in
+ * arrival order, so an enqueue writes to the last page of one of the few
+ * buckets of the coming hours, a page the cache holds, instead of a random
+ * page of a tree of millions that it does not.  The housekeeper moves each
+ * bucket to near keys, sorted by due time, one bucket ahead of its start;
+ * a taker that finds a bucket already due (the housekeeper was down) moves
+ * it itself.  Nothing is ever delivered from a far key: takers only walk
+ * near keys, so the order and the never-early rule of SPOP are unchanged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "key.h"
+#include "store_int.h"
+#include "util.h"
+
+#define FAR_SEEK_LEN	12	/* qid, MSG_FAR: before every far key */
+
+uint64_t
+st_far_bucket(const struct store *s, uint64_t due, uint64_t now)
+{
+	uint64_t	b = msg_bucket(due, s->wheel_ms);
+
+	return b > now + s->wheel_ms ? b : 0;
+}
+
+/* A cursor on msgs.db at qid's first far key with a bucket >= from. */
+static int
+far_seek(struct store *s, uint32_t qid, uint64_t from, uint32_t flags,
+    DBC **c, DBT *key, DBT *val)
+{
+	unsigned char	kb[FAR_SEEK_LEN];
+	int		r;
+
+	if ((r = st_cursor_open(s, s->msgs, c)) != STORE_OK)
+		return r;
+	be32_put(kb, qid);
+	be64_put(kb + 4, MSG_FAR | from);
+	dbt_set(key, kb, sizeof(kb));
+	dbt_set(val, NULL, 0);
+	if (!(flags & DB_RMW))
+		val->flags = DB_DBT_PARTIAL;	/* keys only */
+	return st_rc(s, (*c)->get(*c, key, val, DB_SET_RANGE | flags),
+	    "far seek");
+}
+
+/* Decodes a far key of qid; 0 at anything else (the walk ends). */
+static int
+far_key(const DBT *key, uint32_t qid, struct msg_key *mk)
+{
+	return msg_key_decode(key->data, key->size, mk) == 0 &&
+	    mk->qid == qid && mk->bucket != 0;
+}
+
+int
+st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
+    size_t max, size_t *n)
+{
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	*n = 0;
+	if (max == 0)
+		return STORE_OK;
+	r = far_seek(s, qid, 0, DB_RMW, &c, &key, &val);
+	while (r == STORE_OK && *n < max) {
+		if (!far_key(&key, qid, &mk) || mk.bucket > until)
+			break;
+		/* Copied: the add may write to the tree under the cursor. */
+		if (st_rbuf_reserve(s, val.size) != STORE_OK) {
+			r = STORE_ERR;
+			break;
+		}
+		memcpy(s->rbuf, val.data, val.size);
+		if ((r = st_rc(s, c->del(c, 0), "far del")) != STORE_OK)
+			break;
+		mk.bucket = 0;
+		if ((r = st_add_defer(s, &mk, s->rbuf, val.size, NULL, 0)) !=
+		    STORE_OK)
+			break;
+		(*n)++;
+		dbt_set(&key, NULL, 0);
+		dbt_set(&val, NULL, 0);
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		    "far next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
+}
+
+/*
+ * The mover's pass over all queues.  A far key is only ever made for a
+ * bucket after now + wheel_ms: once a pass has moved every bucket up to
+ * some limit, no far key at or below it can appear again, and the next
+ * pass is due when the limit moves on, once per bucket.
+ */
+int
+store_wheel_turn(struct store *s, uint64_t now, size_t max, int *more)
+{
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	uint64_t	 until = msg_bucket(now + s->wheel_ms, s->wheel_ms);
+	uint32_t	 qid;
+	size_t		 n = 0, moved;
+	int		 r, done = 0;
+
+	*more = 0;
+	if (s->wheel_qid == 0 && until == s->wheel_done)
+		return STORE_OK;
+	if (s->wheel_qid == 0)
+		s->wheel_pass = until;
+	if ((r = st_txn(s)) != STORE_OK)
+		return r;
+	for (qid = s->wheel_qid; r == STORE_OK && n < max;) {
+		r = far_seek(s, qid, 0, 0, &c, &key, &val);
+		if (r == STORE_OK && msg_key_decode(key.data, key.size,
+		    &mk) == -1)
+			r = STORE_ERR;
+		if ((r = st_cursor_close(s, c, r)) == STORE_NOTFOUND) {
+			r = STORE_OK;
+			done = 1;
+			break;
+		}
+		if (r != STORE_OK)
+			break;
+		if (mk.qid != qid) {
+			qid = mk.qid;	/* the next queue with messages */
+			continue;
+		}
+		if (mk.bucket <= until) {
+			r = st_wheel_move_queue(s, qid, until, max - n, &moved);
+			n += moved;
+			if (n >= max)
+				break;	/* more of this queue, perhaps */
+		}
+		if (qid == UINT32_MAX) {
+			done = 1;
+			break;
+		}
+		qid++;
+	}
+	if (r != STORE_OK) {
+		store_abort(s);
+		return r;
+	}
+	if ((r = n > 0 ? store_commit(s) : (store_abort(s), STORE_OK)) !=
+	    STORE_OK)
+		return r;
+	if (n > 0 && s->wheel_hook != NULL)
+		s->wheel_hook(n);
+	s->wheel_qid = done ? 0 : qid;
+	if (done)
+		s->wheel_done = s->wheel_pass;
+	*more = !done;
+	return STORE_OK;
+}
+
+int
+st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
+    int64_t *n, uint64_t *next)
+{
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	/*
+	 * Buckets come in order of their start, and a bucket holds nothing
+	 * due before its start: the walk ends at the first bucket that
+	 * starts after `to` and after the best next due time found.
+	 */
+	r = far_seek(s, qid, msg_bucket(from, s->wheel_ms), 0, &c, &key,
+	    &val);
+	while (r == STORE_OK && far_key(&key, qid, &mk)) {
+		if (mk.bucket > to && (next == NULL ||
+		    (*next != 0 && mk.bucket >= *next)))
+			break;
+		if (mk.due >= from && mk.due <= to)
+			(*n)++;
+		else if (mk.due > to && next != NULL &&
+		    (*next == 0 || mk.due < *next))
+			*next = mk.due;
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "far next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
+}
+
+int
+st_far_head(struct store *s, uint32_t qid, uint64_t *bucket)
+{
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	r = far_seek(s, qid, 0, 0, &c, &key, &val);
+	if (r == STORE_OK) {
+		if (far_key(&key, qid, &mk))
+			*bucket = mk.bucket;
+		else
+			r = STORE_NOTFOUND;
+	}
+	return st_cursor_close(s, c, r);
+}
+
+static int
+ref_cmp(const void *a, const void *b)
+{
+	const struct far_ref	*x = a, *y = b;
+
+	if (x->due != y->due)
+		return x->due < y->due ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Whole buckets are read, keys only, until they hold max messages: every
+ * later bucket starts after all of them.  Memory: max plus one bucket.
+ */
+int
+st_far_first(struct store *s, uint32_t qid, size_t max,
+    struct far_ref **out, size_t *np)
+{
+	struct far_ref	*a = NULL, *p;
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	size_t		 n = 0, cap = 0;
+	uint64_t	 bucket = 0;
+	int		 r;
+
+	r = far_seek(s, qid, 0, 0, &c, &key, &val);
+	while (r == STORE_OK && far_key(&key, qid, &mk)) {
+		if (mk.bucket != bucket && n >= max)
+			break;
+		bucket = mk.bucket;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((p = dq_reallocarray(a, cap, sizeof(*a))) == NULL) {
+				snprintf(s->err, sizeof(s->err),
+				    "out of memory");
+				r = STORE_ERR;
+				break;
+			}
+			a = p;
+		}
+		a[n].due = mk.due;
+		a[n].seq = mk.seq;
+		a[n++].bucket = mk.bucket;
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "far next");
+	}
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	if ((r = st_cursor_close(s, c, r)) != STORE_OK) {
+		dq_free(a);
+		return r;
+	}
+	qsort(a, n, sizeof(*a), ref_cmp);
+	*out = a;
+	*np = n < max ? n : max;
+	return STORE_OK;
+}
+
+void
+store_set_wheel_hook(struct store *s, void (*fn)(size_t))
+{
+	s->wheel_hook = fn;
+}
+
+uint64_t
+store_wheel_ms(const struct store *s)
+{
+	return s->wheel_ms;
+}

@@ -1,0 +1,203 @@
+/*
+ * The wheel's mover (store_wheel_turn) against a real environment: what a
+ * pass moves, when it does nothing, passes split over several calls, and
+ * that what it moved is taken in due order and never early.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+#define W	1000		/* wheel_bucket_ms */
+
+static struct config	 cfg;
+static struct store	*s;
+static char		 dir[] = "/tmp/dq-test-wheel-XXXXXX";
+static size_t		 moved;
+
+static void
+count_moves(size_t n)
+{
+	moved += n;
+}
+
+static void
+setup(void)
+{
+	char	err[512];
+
+	cr_assert_not_null(mkdtemp(dir));
+	config_defaults(&cfg);
+	free(cfg.data_dir);
+	cfg.data_dir = strdup(dir);
+	cfg.wheel_bucket_ms = W;
+	cr_assert_eq(store_recover(&cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_open(&cfg, 0, &s, err, sizeof(err)), 0, "%s", err);
+	store_set_wheel_hook(s, count_moves);
+	moved = 0;
+}
+
+static void
+teardown(void)
+{
+	char	cmd[128];
+
+	store_close(s);
+	config_free(&cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static uint32_t
+queue(const char *name)
+{
+	uint32_t	qid;
+
+	cr_assert_eq(store_queue_create(s, name, strlen(name), &qid),
+	    STORE_OK);
+	return qid;
+}
+
+/* Adds messages due at t0 + delays[i], bodies "0", "1", ... */
+static void
+add(uint32_t qid, uint64_t t0, const uint64_t *delays, size_t n)
+{
+	char	body[16];
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(body, sizeof(body), "%zu", i);
+		cr_assert_eq(store_msg_add(s, qid, t0 + delays[i], body,
+		    strlen(body), NULL, NULL), STORE_OK);
+	}
+	cr_assert_eq(store_commit(s), STORE_OK);
+}
+
+/* Runs passes at `now` until one is done; the number of calls. */
+static int
+turn(uint64_t now, size_t max)
+{
+	int	more, calls = 0;
+
+	do {
+		cr_assert_eq(store_wheel_turn(s, now, max, &more), STORE_OK);
+		calls++;
+	} while (more);
+	return calls;
+}
+
+struct seen {
+	uint64_t	due[64];
+	size_t		n;
+};
+
+static int
+record(void *arg, const struct store_msg *m)
+{
+	struct seen	*sn = arg;
+
+	sn->due[sn->n++] = m->due;
+	return 0;
+}
+
+static size_t
+take(uint32_t qid, uint64_t now, struct seen *sn)
+{
+	struct store_take	t;
+
+	memset(&t, 0, sizeof(t));
+	t.now = now;
+	t.max = 64;
+	t.fn = record;
+	t.arg = sn;
+	cr_assert_eq(store_msg_take(s, qid, &t), STORE_OK);
+	cr_assert_eq(store_commit(s), STORE_OK);
+	return t.n;
+}
+
+TestSuite(wheel, .init = setup, .fini = teardown);
+
+Test(wheel, moves_a_bucket_one_bucket_ahead)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	d[] = { 10500, 10200, 20100, 10900, 500 };
+	uint64_t	b10 = (t0 + 10200) - (t0 + 10200) % W;
+	uint32_t	q = queue("q");
+	struct seen	sn = { { 0 }, 0 };
+
+	cr_assert_eq(store_wheel_ms(s), W);
+	add(q, t0, d, 5);
+	turn(t0, 100);
+	cr_assert_eq(moved, 0, "nothing is a bucket from its start yet");
+	/* Taken at t0 + 600: only the near one, whatever is far. */
+	cr_assert_eq(take(q, t0 + 600, &sn), 1);
+	/* A bucket moves once it starts within one bucket of now. */
+	turn(b10 - W - 1, 100);
+	cr_assert_eq(moved, 0);
+	turn(b10 - W, 100);
+	cr_assert_geq(moved, 2);
+	cr_assert_leq(moved, 3);	/* 10200..10900 span one or two */
+	turn(t0 + 20100, 100);
+	cr_assert_eq(moved, 4, "every far message moved, once");
+	/* None before its due time, in due order. */
+	sn.n = 0;
+	cr_assert_eq(take(q, t0 + 10199, &sn), 0);
+	cr_assert_eq(take(q, t0 + 10900, &sn), 3);
+	cr_assert_eq(sn.due[0], t0 + 10200);
+	cr_assert_eq(sn.due[1], t0 + 10500);
+	cr_assert_eq(sn.due[2], t0 + 10900);
+}
+
+Test(wheel, a_pass_runs_once_per_bucket)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	d[] = { 30000 };
+	uint32_t	q = queue("q");
+
+	add(q, t0, d, 1);
+	cr_assert_eq(turn(t0 + 40000, 100), 1);
+	cr_assert_eq(moved, 1);
+	/* Within the same bucket a pass returns at once. */
+	cr_assert_eq(turn(t0 + 40000 + W / 4, 100), 1);
+	cr_assert_eq(moved, 1);
+}
+
+Test(wheel, a_pass_split_over_calls_moves_every_queue)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	d[20];
+	uint32_t	q1 = queue("a"), q2 = queue("b"), q3 = queue("c");
+	size_t		i;
+	int		calls;
+
+	for (i = 0; i < 20; i++)
+		d[i] = 5000 + 100 * i;
+	add(q1, t0, d, 20);
+	add(q3, t0, d, 20);
+	(void)q2;		/* empty, between two that are not */
+	calls = turn(t0 + 60000, 7);
+	cr_assert_eq(moved, 40);
+	cr_assert_geq(calls, 6, "at most 7 per call: %d calls", calls);
+}
+
+Test(wheel, a_consumer_moves_a_due_bucket_itself)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	d[] = { 5000, 5100, 9000 };
+	uint32_t	q = queue("q");
+	struct seen	sn = { { 0 }, 0 };
+
+	add(q, t0, d, 3);
+	/* The housekeeper never ran: the taker moves what is due. */
+	cr_assert_eq(take(q, t0 + 5100, &sn), 2);
+	cr_assert_eq(sn.due[0], t0 + 5000);
+	cr_assert_eq(sn.due[1], t0 + 5100);
+	cr_assert_geq(moved, 2);
+	cr_assert_eq(take(q, t0 + 8999, &sn), 0);
+	cr_assert_eq(take(q, t0 + 9000, &sn), 1);
+}
