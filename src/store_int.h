@@ -72,7 +72,7 @@ struct store {
 int	st_rc(struct store *, int, const char *);
 int	st_txn(struct store *);
 int	st_count_add(struct store *, uint32_t qid, int counter, int64_t);
-int	st_cursor_open(struct store *, DB *, DBC **);
+int	st_cursor_open(struct store *, DB *, DBC **, uint32_t);
 int	st_cursor_close(struct store *, DBC *, int);
 int	st_del_key(struct store *, DB *, const void *, size_t, const char *);
 int	st_vbuf_reserve(struct store *, size_t);

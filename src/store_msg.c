@@ -619,11 +619,12 @@ take_one(struct store *s, DBC *c, struct store_take *t, const DBT *key,
  */
 static int
 walk_open(struct store *s, DB *db, const struct msg_key *from,
-    unsigned char kb[MSG_KEY_MAX], DBT *key, DBT *val, DBC **c)
+    unsigned char kb[MSG_KEY_MAX], DBT *key, DBT *val, DBC **c,
+    uint32_t flags)
 {
 	dbt_set(key, kb, msg_key_encode(kb, from));
 	dbt_set(val, NULL, 0);
-	return st_cursor_open(s, db, c);
+	return st_cursor_open(s, db, c, flags);
 }
 
 /*
@@ -640,7 +641,7 @@ take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop,
 	DBT		 key, val;
 	int		 r;
 
-	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c, 0)) !=
 	    STORE_OK)
 		return r;
 	/*
@@ -794,8 +795,8 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 		return STORE_OK;
 	if ((r = st_far_first(s, qid, max, &far, &nfar)) != STORE_OK)
 		return r;
-	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
-	    STORE_OK) {
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c,
+	    DB_READ_COMMITTED)) != STORE_OK) {
 		dq_free(far);
 		return r;
 	}
@@ -843,8 +844,8 @@ count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
 	*n = 0;
 	if (next_due != NULL)
 		*next_due = 0;
-	if ((r = walk_open(s, db, &mk, kb, &key, &val, &c)) !=
-	    STORE_OK)
+	if ((r = walk_open(s, db, &mk, kb, &key, &val, &c,
+	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
 	val.flags = DB_DBT_PARTIAL;
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "count seek");
@@ -964,8 +965,8 @@ store_queue_head(struct store *s, uint32_t qid, uint64_t *due)
 	uint64_t	 bucket;
 	int		 r, found = 0;
 
-	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c)) !=
-	    STORE_OK)
+	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c,
+	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
 	val.flags = DB_DBT_PARTIAL;
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "head seek");
@@ -1037,8 +1038,8 @@ store_expire_leases(struct store *s, uint64_t now, size_t max,
 
 	*more = 0;
 	while (n < max) {
-		if ((r = walk_open(s, s->leases, &mk, kb, &key, &val, &c)) !=
-		    STORE_OK)
+		if ((r = walk_open(s, s->leases, &mk, kb, &key, &val, &c,
+		    0)) != STORE_OK)
 			break;
 		val.flags = DB_DBT_PARTIAL;
 		r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "leases");

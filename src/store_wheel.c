@@ -4,10 +4,10 @@
  *
  * A message due more than one bucket (wheel_ms) after its enqueue gets a
  * far key (key.h): (qid, bucket start, seq, due).  Within a queue the far
- * keys sort after the near ones, bucket by bucket and within a bucket in
- * arrival order, so an enqueue writes to the last page of one of the few
- * buckets of the coming hours, a page the cache holds, instead of a random
- * page of a tree of millions that it does not.  The housekeeper moves each
+ * keys sort after the near ones, bucket by bucket and within a bucket by
+ * arrival (key.c), so an enqueue writes to the newest pages of one of the
+ * few buckets of the coming hours, pages the cache holds, instead of a
+ * random page of a tree of millions that it does not.  The housekeeper moves each
  * bucket to near keys, sorted by due time, one bucket ahead of its start;
  * a taker that finds a bucket already due (the housekeeper was down) moves
  * it itself.  Nothing is ever delivered from a far key: takers only walk
@@ -40,7 +40,8 @@ far_seek(struct store *s, uint32_t qid, uint64_t from, uint32_t flags,
 	unsigned char	kb[FAR_SEEK_LEN];
 	int		r;
 
-	if ((r = st_cursor_open(s, s->msgs, c)) != STORE_OK)
+	if ((r = st_cursor_open(s, s->msgs, c, (flags & DB_RMW) ? 0 :
+	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
 	be32_put(kb, qid);
 	be64_put(kb + 4, MSG_FAR | from);

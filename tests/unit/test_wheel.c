@@ -201,3 +201,33 @@ Test(wheel, a_consumer_moves_a_due_bucket_itself)
 	cr_assert_eq(take(q, t0 + 8999, &sn), 0);
 	cr_assert_eq(take(q, t0 + 9000, &sn), 1);
 }
+
+/*
+ * QSTAT walks the smaller side of now, which may be hundreds of thousands
+ * of keys: a walk that kept a read lock on every page it passed ran out of
+ * Berkeley DB's lock table (20,000) and failed with ENOMEM.
+ */
+Test(wheel, stat_of_a_queue_with_many_ready_and_many_waiting,
+    .timeout = 120)
+{
+	static char	body[200];
+	struct store_qstat qs;
+	uint64_t	t0 = now_ms();
+	uint32_t	q = queue("q");
+	int		i, j;
+
+	memset(body, 'x', sizeof(body));
+	for (i = 0; i < 600; i++) {
+		for (j = 0; j < 1000; j++)
+			cr_assert_eq(store_msg_add(s, q, i < 300 ? t0 - 1000 :
+			    t0 + 3600000 + j, body, sizeof(body), NULL, NULL),
+			    STORE_OK);
+		cr_assert_eq(store_commit(s), STORE_OK);
+	}
+	cr_assert_eq(store_queue_stat(s, q, t0, &qs), STORE_OK, "%s",
+	    store_errstr(s));
+	store_abort(s);
+	cr_assert_eq(qs.ready, 300000);
+	cr_assert_eq(qs.delayed, 300000);
+	cr_assert_eq(qs.next_due, (int64_t)(t0 + 3600000));
+}
