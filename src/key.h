@@ -34,11 +34,12 @@
 
 /*
  * A message waiting far in the future has a far key: its queue, the start
- * of its time bucket (wheel_ms wide), then its sequence and due time.  Far
- * keys sort after every near key of their queue, and within a bucket in
- * arrival order, so that an enqueue appends to one of the few buckets of
- * the coming day instead of landing on a random page of a tree of
- * millions (see doc/storage.md, "The wheel").
+ * of its time bucket (wheel_ms wide), then its sequence (its bits within
+ * a quarter second scrambled, key.c) and due time.  Far keys sort after
+ * every near key of their queue, and within a bucket by arrival, so
+ * that an enqueue writes to the newest pages of one of the few buckets of
+ * the coming day instead of a random page of a tree of millions (see
+ * doc/storage.md, "The wheel").
  */
 struct msg_key {
 	uint32_t	qid;

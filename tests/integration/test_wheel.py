@@ -2,7 +2,7 @@
 """The wheel (doc/storage.md): messages due far ahead wait under far keys.
 
 A message due more than one bucket (wheel_bucket_ms) after its enqueue is
-kept in its bucket in arrival order and moved to the due-ordered keys by
+kept in its bucket, ordered by arrival, and moved to the due-ordered keys by
 the housekeeper about a bucket before it is due, or by a consumer that
 finds the bucket due first.  These tests use 200 ms buckets so that
 messages go far and come back within a second or two, and check that

@@ -87,19 +87,43 @@ Test(key, byte_order_is_queue_due_seq_order)
 }
 
 /* Far keys: after every near key of their queue, before the next queue;
-   by bucket, then in arrival (sequence) order within a bucket. */
-Test(key, far_keys_sort_after_near_by_bucket_then_seq)
+   by bucket, then by second of arrival within a bucket. */
+Test(key, far_keys_sort_after_near_by_bucket_then_second)
 {
+	uint64_t	sec = UINT64_C(1) << 30;	/* seq: us << 10 */
 	struct msg_key	near = { 1, UINT64_C(1) << 62, 9, 0 };
-	struct msg_key	f1 = { 1, 70000, 5, 65536 };
-	struct msg_key	f2 = { 1, 66000, 6, 65536 };
+	struct msg_key	f1 = { 1, 70000, 5 * sec + 999, 65536 };
+	struct msg_key	f2 = { 1, 66000, 6 * sec, 65536 };
 	struct msg_key	f3 = { 1, 131072, 1, 131072 };
 	struct msg_key	next = { 2, 0, 0, 0 };
 
 	cr_assert_lt(cmp_keys(&near, &f1), 0, "near before far");
-	cr_assert_lt(cmp_keys(&f1, &f2), 0, "a bucket in arrival order");
+	cr_assert_lt(cmp_keys(&f1, &f2), 0, "a bucket by second of arrival");
 	cr_assert_lt(cmp_keys(&f2, &f3), 0, "buckets in order");
 	cr_assert_lt(cmp_keys(&f3, &next), 0, "queue first");
+}
+
+/* Within one second, consecutive arrivals are spread over the range (so
+   that pages fill as under random inserts), and every sequence number
+   comes back from its key. */
+Test(key, far_seq_spread_within_a_second_and_reversible)
+{
+	uint64_t	base = UINT64_C(1732480000123456) << 10 | 3;
+	struct msg_key	a = { 1, 70000, 0, 65536 }, b = a, out;
+	unsigned char	kb[MSG_KEY_MAX];
+	uint64_t	i;
+	int		before = 0;
+
+	for (i = 0; i < 1000; i++) {
+		a.seq = base + (i << 10);
+		b.seq = base + ((i + 1) << 10);
+		before += cmp_keys(&a, &b) < 0;
+		msg_key_encode(kb, &a);
+		cr_assert_eq(msg_key_decode(kb, MSG_FAR_KEY_LEN, &out), 0);
+		cr_assert_eq(out.seq, a.seq);
+	}
+	cr_assert(before > 300 && before < 700, "%d of 1000 in order",
+	    before);
 }
 
 Test(key, header_roundtrip)
