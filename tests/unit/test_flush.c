@@ -12,6 +12,7 @@
 #include "flush.h"
 #include "stats.h"
 #include "store.h"
+#include "testenv.h"
 
 static struct config	 cfg;
 static struct store	*s;
@@ -20,31 +21,20 @@ static char		 dir[] = "/tmp/dq-test-flush-XXXXXX";
 static void
 setup(void)
 {
-	char	err[512];
-
 	cr_assert_eq(stats_create(), 0);
 	stats_attach(0);
 	my_stats->pid = getpid();
 	stats->master_pid = getpid();
-	cr_assert_not_null(mkdtemp(dir));
-	config_defaults(&cfg);
-	free(cfg.data_dir);
-	cfg.data_dir = strdup(dir);
+	testenv_config(&cfg, dir);
 	cfg.durability = DURABILITY_FSYNC;
-	cr_assert_eq(store_recover(&cfg, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(store_open(&cfg, 0, &s, err, sizeof(err)), 0, "%s", err);
+	testenv_open(&cfg, &s);
 	store_defer_sync(s);
 }
 
 static void
 teardown(void)
 {
-	char	cmd[128];
-
-	store_close(s);
-	config_free(&cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	testenv_close(&cfg, s, dir);
 }
 
 /* One committed message, its log written but not synced. */
