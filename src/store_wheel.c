@@ -272,7 +272,8 @@ st_far_first(struct store *s, uint32_t qid, size_t max,
 		dq_free(a);
 		return r;
 	}
-	qsort(a, n, sizeof(*a), ref_cmp);
+	if (n > 1)
+		qsort(a, n, sizeof(*a), ref_cmp);
 	*out = a;
 	*np = n < max ? n : max;
 	return STORE_OK;
