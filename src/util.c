@@ -157,6 +157,16 @@ mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+uint64_t
+mono_us(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static int
 lower(int c)
 {

@@ -18,6 +18,7 @@ int	parse_double(const char *, size_t, double *);	/* finite, no junk */
 size_t	fmt_ll(char *, size_t, long long);		/* returns length */
 uint64_t now_ms(void);		/* CLOCK_REALTIME in ms since the epoch */
 uint64_t mono_ms(void);		/* CLOCK_MONOTONIC in ms */
+uint64_t mono_us(void);		/* CLOCK_MONOTONIC in us */
 int	eqcase(const char *, size_t, const char *);	/* ASCII, whole word */
 /*
  * A worker's or the housekeeper's signals: fn for TERM (stop), QUIT

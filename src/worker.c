@@ -39,6 +39,7 @@
 #define CRON_MS		100
 #define DRAIN_MS	2000		/* replies' grace period at stop */
 #define RETIRE_MS	60000		/* old clients' grace after a reload */
+#define SPIN_US		50		/* polling without sleep after a batch */
 
 struct server		 server;
 static size_t		 batch_ncmds;
@@ -58,6 +59,7 @@ static uint64_t		 retire_deadline;	/* 0: not retiring */
 static uint64_t		 batch_ticket;	/* flush.h: the batch's last commit */
 static uint64_t		 held_want;	/* flush.h: the newest held ticket */
 static int		 batch_sync_here; /* the batch syncs the log itself */
+static uint64_t		 last_batch_us;	/* mono us: the last batch began */
 
 static void	on_client(struct ev_loop *, int, int, void *);
 
@@ -676,6 +678,9 @@ run_batch(void)
 
 	if (server.pending == NULL)
 		return;
+	/* One client's batch: it may be waiting for this reply to send the
+	   next request (wait_events). */
+	last_batch_us = server.pending->pnext == NULL ? mono_us() : 0;
 	/* The pending clients become this batch. */
 	for (c = server.pending; c != NULL; c = next) {
 		next = c->pnext;
@@ -872,6 +877,27 @@ poll_timeout(void)
 	    (int)(next_block_check - now) : CRON_MS;
 }
 
+/*
+ * Right after the batch of a lone client that waits for each reply (one
+ * producer sending SADDs one by one), its next request comes within tens
+ * of microseconds.  Sleeping in epoll_wait meanwhile costs more than that
+ * on a virtual machine, whose idle vCPU halts and takes as long again to
+ * wake: so the worker looks without sleeping for SPIN_US before it blocks
+ * (16k -> 25k requests/s for one connection).  Not after a batch of many
+ * clients: with the CPUs busy, spinning would take time from them.
+ */
+static int
+wait_events(void)
+{
+	int	n, timeout = poll_timeout();
+
+	if (timeout != 0)
+		while (mono_us() - last_batch_us < SPIN_US)
+			if ((n = ev_poll(server.ev, 0)) != 0)
+				return n;
+	return ev_poll(server.ev, timeout);
+}
+
 static int
 max_fds(void)
 {
@@ -925,7 +951,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		    "woken by their timers only");
 	log_info("ready");
 	while (!server.stop) {
-		if (ev_poll(server.ev, poll_timeout()) == -1)
+		if (wait_events() == -1)
 			fatal("epoll_wait");
 		release_held(0);
 		if (mono_ms() >= next_block_check)

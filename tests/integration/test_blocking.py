@@ -462,6 +462,23 @@ class StopWhileBlocked(Base):
 class Idle(Base):
     server_kw = dict(workers=3)
 
+    def test_cpu_idle_after_a_lone_client(self):
+        # After a lone client's batch a worker polls without sleeping for
+        # 50 us (worker.c, wait_events); then it must sleep again.
+        c = self.srv.client()
+        for i in range(2000):
+            c.execute_command("SADD", "lone", "m%d" % i, 60000)
+        pids = [self.srv.pid] + self.srv.worker_pids()
+        hz = os.sysconf("SC_CLK_TCK")
+        t0, c0 = time.monotonic(), cpu_ticks(pids)
+        time.sleep(2.0)
+        t1, c1 = time.monotonic(), cpu_ticks(pids)
+        cpu = (c1 - c0) / float(hz)
+        print("\nidle after 2000 requests of one client: %.3f s CPU in "
+              "%.2f s" % (cpu, t1 - t0))
+        self.assertLessEqual(cpu, 0.06, "dqd spins while nobody sends")
+        self.assertEqual(c.scard("lone"), 2000)
+
     def test_cpu_with_many_blocked_clients(self):
         socks = []
         for i in range(150):
