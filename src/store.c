@@ -245,6 +245,23 @@ wheel_meta(struct store *s, const struct config *cfg, int create, char *err,
 	return -1;
 }
 
+/*
+ * Recovery ends with a checkpoint: the log files from before it are no
+ * longer needed, also after a stop that could not checkpoint (a crash,
+ * SIGKILL), so that the disk is back to its least at every start.
+ */
+static void
+remove_old_logs(struct store *s)
+{
+	char	**list = NULL;
+	int	  ret;
+
+	if ((ret = s->env->txn_checkpoint(s->env, 0, 0, DB_FORCE)) != 0 ||
+	    (ret = s->env->log_archive(s->env, &list, DB_ARCH_REMOVE)) != 0)
+		log_warnx("removing old log files: %s", db_strerror(ret));
+	free(list);
+}
+
 int
 store_recover(const struct config *cfg, char *err, size_t errlen)
 {
@@ -262,6 +279,8 @@ store_recover(const struct config *cfg, char *err, size_t errlen)
 	rc = handles_open(&s, err, errlen);
 	if (rc == 0)
 		rc = wheel_meta(&s, cfg, 1, err, errlen);
+	if (rc == 0)
+		remove_old_logs(&s);
 	handles_close(&s);
 	return rc;
 }

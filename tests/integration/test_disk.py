@@ -127,6 +127,23 @@ class DiskTest(dqtest.TestCase):
         self.assertLessEqual(most, 40)
         self.assertLessEqual(len(logs), 24, sorted(logs))
 
+    def test_start_after_kill9_removes_old_log_files(self):
+        # No checkpoint by the timer, none at stop: the log files of the
+        # load are all there until the start after recovery removes them.
+        srv = self.server(workers=1, checkpoint_interval_s=3600)
+        r = srv.client()
+        churn(r, 1)                 # ~75 MiB of log, below one checkpoint
+        fill(r, "kept", 1000, delay=3600000)
+        before = len(log_files(srv))
+        srv.kill9()
+        srv.start()
+        after = len(log_files(srv))
+        print("log files: %d at kill -9, %d after the start"
+              % (before, after))
+        self.assertGreaterEqual(before, 5)
+        self.assertLessEqual(after, 2)
+        self.assertEqual(srv.client().scard("kept"), 1000)
+
     def test_log_files_kept_while_a_backup_runs(self):
         srv = self.server(workers=1, checkpoint_interval_s=1)
         r = srv.client()
