@@ -99,10 +99,11 @@ int	st_far_head(struct store *, uint32_t qid, uint64_t *bucket);
 struct far_ref {
 	uint64_t	due, seq, bucket;
 };
-/* The max earliest far messages of qid, in (due, seq) order, into an
-   array the caller frees. */
-int	st_far_first(struct store *, uint32_t qid, size_t max,
-	    struct far_ref **, size_t *n);
+/* The far messages of qid's first bucket starting at or after from, in
+   (due, seq) order, into *a (grown as needed, the caller frees it); *n 0
+   when there is no such bucket. */
+int	st_far_bucket_read(struct store *, uint32_t qid, uint64_t from,
+	    struct far_ref **a, size_t *cap, size_t *n);
 
 static inline void
 dbt_set(DBT *d, const void *data, size_t len)

@@ -762,7 +762,7 @@ peek_far(struct store *s, uint32_t qid, const struct far_ref *ref,
 	DBT			 key, val;
 	int			 r;
 
-	if ((r = msg_get(s, &mk, 0, &val)) != STORE_OK)
+	if ((r = msg_get(s, &mk, DB_READ_COMMITTED, &val)) != STORE_OK)
 		return r;
 	dbt_set(&key, kb, msg_key_encode(kb, &mk));
 	if (msg_from(&key, &val, &m) == -1) {
@@ -773,10 +773,41 @@ peek_far(struct store *s, uint32_t qid, const struct far_ref *ref,
 	return STORE_OK;
 }
 
+/* The far messages of a queue in due order, read a bucket at a time. */
+struct far_iter {
+	struct far_ref	*a;
+	size_t		 cap, n, i;
+	uint64_t	 from;		/* the next bucket starts at or after */
+	int		 done;
+};
+
+/* *ref: the next far message, NULL when there is none left. */
+static int
+far_next(struct store *s, uint32_t qid, struct far_iter *f,
+    const struct far_ref **ref)
+{
+	int	r;
+
+	*ref = NULL;
+	if (f->i == f->n && !f->done) {
+		if ((r = st_far_bucket_read(s, qid, f->from, &f->a, &f->cap,
+		    &f->n)) != STORE_OK)
+			return r;
+		f->i = 0;
+		if (f->n == 0)
+			f->done = 1;
+		else
+			f->from = f->a[0].bucket + 1;
+	}
+	if (f->i < f->n)
+		*ref = &f->a[f->i];
+	return STORE_OK;
+}
+
 /*
- * Near keys come in due order; the earliest far messages are merged in
- * (a message moved far ahead, QRESCHEDULE, can sit among near keys later
- * than a far one).
+ * Near keys come in due order; far messages are merged in a bucket at a
+ * time (a message moved far ahead by QRESCHEDULE has a near key and can
+ * come after far ones).
  */
 int
 store_msg_peek(struct store *s, uint32_t qid, size_t max,
@@ -785,31 +816,31 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 	unsigned char		 kb[MSG_KEY_MAX];
 	struct msg_key		 mk = { qid, 0, 0, 0 };
 	struct store_msg	 m;
-	struct far_ref		*far = NULL;
+	struct far_iter		 f;
+	const struct far_ref	*ref;
 	DBC			*c;
 	DBT			 key, val;
-	size_t			 n = 0, nfar, i = 0;
+	size_t			 n = 0;
 	int			 r, cr, stop = 0, near;
 
 	if (max == 0)
 		return STORE_OK;
-	if ((r = st_far_first(s, qid, max, &far, &nfar)) != STORE_OK)
-		return r;
+	memset(&f, 0, sizeof(f));
 	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c,
-	    DB_READ_COMMITTED)) != STORE_OK) {
-		dq_free(far);
+	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
-	}
-	r = STORE_OK;
 	cr = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "msgs seek");
 	while (r == STORE_OK && (cr == STORE_OK || cr == STORE_NOTFOUND) &&
 	    n < max && !stop) {
+		if ((r = far_next(s, qid, &f, &ref)) != STORE_OK)
+			break;
 		near = cr == STORE_OK && key.size == MSG_KEY_LEN &&
 		    msg_from(&key, &val, &m) == 0 && m.qid == qid;
-		if (i < nfar && (!near || far[i].due < m.due ||
-		    (far[i].due == m.due && far[i].seq < m.seq))) {
+		if (ref != NULL && (!near || ref->due < m.due ||
+		    (ref->due == m.due && ref->seq < m.seq))) {
 			n++;
-			r = peek_far(s, qid, &far[i++], fn, arg, &stop);
+			f.i++;
+			r = peek_far(s, qid, ref, fn, arg, &stop);
 			continue;	/* the cursor stays where it is */
 		}
 		if (!near)
@@ -820,7 +851,7 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 			cr = st_rc(s, c->get(c, &key, &val, DB_NEXT),
 			    "msgs next");
 	}
-	dq_free(far);
+	dq_free(f.a);
 	if (r == STORE_OK && cr != STORE_NOTFOUND)
 		r = cr;
 	return st_cursor_close(s, c, r);

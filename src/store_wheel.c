@@ -230,52 +230,47 @@ ref_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/*
- * Whole buckets are read, keys only, until they hold max messages: every
- * later bucket starts after all of them.  Memory: max plus one bucket.
- */
+/* Keys only; one bucket at a time, so memory is one bucket's keys. */
 int
-st_far_first(struct store *s, uint32_t qid, size_t max,
-    struct far_ref **out, size_t *np)
+st_far_bucket_read(struct store *s, uint32_t qid, uint64_t from,
+    struct far_ref **ap, size_t *cap, size_t *np)
 {
-	struct far_ref	*a = NULL, *p;
+	struct far_ref	*p;
 	struct msg_key	 mk;
 	DBC		*c;
 	DBT		 key, val;
-	size_t		 n = 0, cap = 0;
 	uint64_t	 bucket = 0;
+	size_t		 n = 0;
 	int		 r;
 
-	r = far_seek(s, qid, 0, 0, &c, &key, &val);
+	r = far_seek(s, qid, from, 0, &c, &key, &val);
 	while (r == STORE_OK && far_key(&key, qid, &mk)) {
-		if (mk.bucket != bucket && n >= max)
+		if (n > 0 && mk.bucket != bucket)
 			break;
 		bucket = mk.bucket;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			if ((p = dq_reallocarray(a, cap, sizeof(*a))) == NULL) {
+		if (n == *cap) {
+			if ((p = dq_reallocarray(*ap, *cap ? 2 * *cap : 64,
+			    sizeof(*p))) == NULL) {
 				snprintf(s->err, sizeof(s->err),
 				    "out of memory");
 				r = STORE_ERR;
 				break;
 			}
-			a = p;
+			*ap = p;
+			*cap = *cap ? 2 * *cap : 64;
 		}
-		a[n].due = mk.due;
-		a[n].seq = mk.seq;
-		a[n++].bucket = mk.bucket;
+		(*ap)[n].due = mk.due;
+		(*ap)[n].seq = mk.seq;
+		(*ap)[n++].bucket = mk.bucket;
 		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "far next");
 	}
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;
-	if ((r = st_cursor_close(s, c, r)) != STORE_OK) {
-		dq_free(a);
+	if ((r = st_cursor_close(s, c, r)) != STORE_OK)
 		return r;
-	}
 	if (n > 1)
-		qsort(a, n, sizeof(*a), ref_cmp);
-	*out = a;
-	*np = n < max ? n : max;
+		qsort(*ap, n, sizeof(**ap), ref_cmp);
+	*np = n;
 	return STORE_OK;
 }
 

@@ -195,14 +195,35 @@ Test(wheel, a_consumer_moves_a_due_bucket_itself)
 
 /*
  * QSTAT walks the smaller side of now, which may be hundreds of thousands
- * of keys: a walk that kept a read lock on every page it passed ran out of
- * Berkeley DB's lock table (20,000) and failed with ENOMEM.
+ * of keys, and QPEEK may read them all: a walk that kept a read lock on
+ * every page it passed ran out of Berkeley DB's lock table (20,000) and
+ * failed with ENOMEM.
  */
+struct order {
+	size_t		n, disorder;
+	uint64_t	due, seq;
+};
+
+static int
+count_in_order(void *arg, const struct store_msg *m)
+{
+	struct order	*o = arg;
+
+	if (o->n > 0 && (m->due < o->due || (m->due == o->due &&
+	    m->seq <= o->seq)))
+		o->disorder++;
+	o->n++;
+	o->due = m->due;
+	o->seq = m->seq;
+	return 0;
+}
+
 Test(wheel, stat_of_a_queue_with_many_ready_and_many_waiting,
     .timeout = 120)
 {
 	static char	body[200];
 	struct store_qstat qs;
+	struct order	co = { 0, 0, 0, 0 };
 	uint64_t	t0 = now_ms();
 	uint32_t	q = queue("q");
 	int		i, j;
@@ -221,4 +242,36 @@ Test(wheel, stat_of_a_queue_with_many_ready_and_many_waiting,
 	cr_assert_eq(qs.ready, 300000);
 	cr_assert_eq(qs.delayed, 300000);
 	cr_assert_eq(qs.next_due, (int64_t)(t0 + 3600000));
+	/* And QPEEK of them all, the far ones read message by message. */
+	cr_assert_eq(store_msg_peek(s, q, SIZE_MAX, count_in_order, &co),
+	    STORE_OK, "%s", store_errstr(s));
+	store_abort(s);
+	cr_assert_eq(co.n, 600000);
+	cr_assert_eq(co.disorder, 0);
+}
+
+/* QPEEK merges the near keys with the far buckets, read one at a time,
+   in due order, whatever the count asked for. */
+Test(wheel, peek_merges_buckets_in_due_order)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	d[] = { 9300, 100, 5200, 9100, 5100, 300, 7400, 9200 };
+	uint32_t	q = queue("q");
+	struct seen	sn = { { 0 }, 0 };
+	size_t		i;
+
+	add(q, t0, d, 8);
+	cr_assert_eq(store_msg_peek(s, q, SIZE_MAX, record, &sn),
+	    STORE_OK);
+	store_abort(s);
+	cr_assert_eq(sn.n, 8);
+	for (i = 1; i < sn.n; i++)
+		cr_assert_lt(sn.due[i - 1], sn.due[i], "%zu", i);
+	cr_assert_eq(sn.due[0], t0 + 100);
+	cr_assert_eq(sn.due[7], t0 + 9300);
+	sn.n = 0;
+	cr_assert_eq(store_msg_peek(s, q, 4, record, &sn), STORE_OK);
+	store_abort(s);
+	cr_assert_eq(sn.n, 4);
+	cr_assert_eq(sn.due[3], t0 + 5200);
 }
