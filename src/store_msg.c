@@ -488,7 +488,7 @@ msg_move(struct store *s, DBC *c, const struct msg_key *mk,
 	    (flags & MSG_F_RESERVED) ? 1 : -1)) != 0)
 		return r;
 	nk.due = due;
-	nk.bucket = 0;		/* a message that moved is near (store_wheel.c) */
+	nk.bucket = 0;		/* moved messages are near (store_wheel.c) */
 	/* Its id no longer names its key: stored, and ids.db knows it. */
 	h->flags = flags | MSG_F_INDEXED;
 	h->idlen = (uint16_t)m->idlen;

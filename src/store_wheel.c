@@ -7,11 +7,12 @@
  * keys sort after the near ones, bucket by bucket and within a bucket by
  * arrival (key.c), so an enqueue writes to the newest pages of one of the
  * few buckets of the coming hours, pages the cache holds, instead of a
- * random page of a tree of millions that it does not.  The housekeeper moves each
- * bucket to near keys, sorted by due time, one bucket ahead of its start;
- * a taker that finds a bucket already due (the housekeeper was down) moves
- * it itself.  Nothing is ever delivered from a far key: takers only walk
- * near keys, so the order and the never-early rule of SPOP are unchanged.
+ * random page of a tree of millions that it does not.  The housekeeper
+ * moves each bucket to near keys, sorted by due time, one bucket ahead of
+ * its start; a taker that finds a bucket already due (the housekeeper was
+ * down) moves it itself.  Nothing is ever delivered from a far key:
+ * takers only walk near keys, so the order and the never-early rule of
+ * SPOP are unchanged.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -39,7 +39,7 @@
 #define CRON_MS		100
 #define DRAIN_MS	2000		/* replies' grace period at stop */
 #define RETIRE_MS	60000		/* old clients' grace after a reload */
-#define SPIN_US		50		/* polling without sleep after a batch */
+#define SPIN_US		50		/* polling, no sleep, after a batch */
 
 struct server		 server;
 static size_t		 batch_ncmds;
