@@ -87,6 +87,9 @@ class MetricsTest(dqtest.TestCase):
         self.assertGreater(after["dqd_bdb_cache_bytes"], 0)
         self.assertGreaterEqual(after["dqd_bdb_cache_misses_total"], 0)
         self.assertEqual(moved("dqd_log_syncs_total"), 0)   # "write"
+        # nothing here is due more than a bucket ahead and near yet
+        self.assertIn("dqd_wheel_moves_total", after)
+        self.assertEqual(moved("dqd_wheel_moves_total"), 0)
         self.assertEqual(len(ids), 2)
 
     def test_worker_restart_counted(self):

@@ -242,7 +242,7 @@ class ServerCmds(dqtest.TestCase):
             "persistence": ["loading"],
             "stats": ["total_connections_received", "total_commands_processed",
                       "commits", "log_syncs", "cache_hit_ratio",
-                      "cache_hits", "cache_misses"],
+                      "cache_hits", "cache_misses", "wheel_moves"],
             "replication": ["role"],
         }
         for sec, fields in expected.items():
