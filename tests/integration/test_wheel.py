@@ -172,6 +172,22 @@ class WheelTest(dqtest.TestCase):
         self.assertEqual(c.execute_command("QCANCEL", "q", "p2"), 1)
         self.assertEqual(c.scard("q"), 0)
 
+    def test_deleted_queue_with_far_messages(self):
+        srv = self.server()
+        c = srv.client()
+        for i in range(300):
+            qadd(c, "q", "old%d" % i, 1000 + i * 10)
+        self.assertEqual(c.delete("q"), 1)
+        self.assertEqual(c.scard("q"), 0)
+        self.assertEqual(c.execute_command("QPEEK", "q", 10), [])
+        qadd(c, "q", "new", 600)
+        got = drain_until(c, "q", 1, 5.0)
+        self.assertEqual([b for _, b in got], [b"new"])
+        time.sleep(4)           # the old ones were due by now: none back
+        self.assertEqual(c.execute_command("SPOP", "q", 1000), [])
+        st = stat(c, "q")
+        self.assertEqual((st["messages"], st["delayed"]), (0, 0))
+
     def test_consumer_moves_buckets_when_housekeeper_stopped(self):
         srv = self.server()
         c = srv.client()
