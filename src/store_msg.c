@@ -260,8 +260,7 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 	if ((n = value_build(s, h, id, body, len)) == 0)
 		return STORE_ERR;
 	if ((r = key_put(s, s->msgs, kb, msg_key_encode(kb, mk), s->vbuf, n,
-	    flags,
-	    "msgs put")) != STORE_OK)
+	    flags, "msgs put")) != STORE_OK)
 		return r;
 	if (!(h->flags & MSG_F_INDEXED))
 		return STORE_OK;
@@ -288,11 +287,13 @@ msg_new(struct store *s, uint32_t qid, uint64_t due, uint32_t deliveries,
 	int		 r;
 
 	h.deliveries = deliveries;
-	mk.bucket = st_far_bucket(s, due, now_ms());
 	do {
 		mk.qid = qid;
 		mk.due = due;
 		mk.seq = next_seq(s);
+		/* The sequence is the clock in us: no second clock read. */
+		mk.bucket = st_far_bucket(s, due,
+		    (mk.seq >> SEQ_SLOT_BITS) / 1000);
 		if (idlen == 0) {
 			/* Not stored: 28 bytes less to log, twice. */
 			h.flags = 0;

@@ -59,7 +59,8 @@ static uint64_t		 retire_deadline;	/* 0: not retiring */
 static uint64_t		 batch_ticket;	/* flush.h: the batch's last commit */
 static uint64_t		 held_want;	/* flush.h: the newest held ticket */
 static int		 batch_sync_here; /* the batch syncs the log itself */
-static uint64_t		 last_batch_us;	/* mono us: the last batch began */
+static uint64_t		 last_batch_us;	/* mono us: a lone client's batch began;
+					   0: no polling due (wait_events) */
 
 static void	on_client(struct ev_loop *, int, int, void *);
 
@@ -891,10 +892,12 @@ wait_events(void)
 {
 	int	n, timeout = poll_timeout();
 
-	if (timeout != 0)
+	if (timeout != 0 && last_batch_us != 0) {
 		while (mono_us() - last_batch_us < SPIN_US)
 			if ((n = ev_poll(server.ev, 0)) != 0)
 				return n;
+		last_batch_us = 0;
+	}
 	return ev_poll(server.ev, timeout);
 }
 
