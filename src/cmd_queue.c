@@ -88,15 +88,20 @@ cmd_qadd(struct cmdctx *x)
 	return enqueue(x, 1);
 }
 
+struct collect {
+	size_t		n;
+	uint64_t	now;	/* the command's time: lateness */
+};
+
 static int
 collect_body(void *arg, const struct store_msg *m)
 {
-	size_t	*n = arg;
+	struct collect	*cl = arg;
 
 	if (resp_add_bulk(&scratch, m->body, m->bodylen) == -1)
 		return 1;
-	stats_delivery(m->due, m->deliveries);
-	(*n)++;
+	stats_delivery(cl->now, m->due, m->deliveries);
+	cl->n++;
 	return scratch.len >= REPLY_CAP;
 }
 
@@ -106,8 +111,8 @@ cmd_spop(struct cmdctx *x)
 {
 	struct store_take t;
 	long long	count = 1;
+	struct collect	cl = { 0, x->now };
 	uint32_t	qid;
-	size_t		n = 0;
 	int		r;
 
 	if (x->argc > 3) {
@@ -129,22 +134,23 @@ cmd_spop(struct cmdctx *x)
 	t.max = (size_t)count;
 	t.max_deliveries = (uint32_t)server.cfg->max_deliveries;
 	t.fn = collect_body;
-	t.arg = &n;
+	t.arg = &cl;
+	t.no_id = 1;
 	r = store_queue_find(server.store, x->argv[1], x->argvlen[1], &qid);
 	if (r == STORE_OK)
 		r = store_msg_take(server.store, qid, &t);
 	if (r != STORE_OK && r != STORE_NOTFOUND)
 		return r;
-	if (n != t.n) {
+	if (cl.n != t.n) {
 		/* collect_body ran out of memory after the delete. */
 		return STORE_ERR;
 	}
-	STAT_ADD(delivered, n);
+	STAT_ADD(delivered, cl.n);
 	if (x->argc == 3) {
-		reply_array(x->c, n);
+		reply_array(x->c, cl.n);
 		if (buf_append(&x->c->out, scratch.data, scratch.len) == -1)
 			x->c->flags |= CLIENT_CLOSE_ASAP;
-	} else if (n == 0)
+	} else if (cl.n == 0)
 		reply_nil(x->c);
 	else if (buf_append(&x->c->out, scratch.data, scratch.len) == -1)
 		x->c->flags |= CLIENT_CLOSE_ASAP;

@@ -177,7 +177,8 @@ head_due(uint32_t qid, uint64_t *due)
 }
 
 struct reserve {
-	size_t	n;
+	size_t		n;
+	uint64_t	now;	/* the command's time: lateness */
 };
 
 static int
@@ -190,7 +191,7 @@ collect_reserved(void *arg, const struct store_msg *m)
 	    resp_add_bulk(&items, m->body, m->bodylen) == -1 ||
 	    resp_add_int(&items, m->deliveries) == -1)
 		return 1;
-	stats_delivery(m->due, m->deliveries);
+	stats_delivery(rs->now, m->due, m->deliveries);
 	rs->n++;
 	return items.len >= REPLY_CAP;
 }
@@ -206,7 +207,7 @@ int
 cmd_qreserve(struct cmdctx *x)
 {
 	struct store_take	t;
-	struct reserve		rs = { 0 };
+	struct reserve		rs = { 0, x->now };
 	long long		count, lease, timeout = -1;
 	uint32_t		qid;
 	uint64_t		due = 0;
@@ -416,6 +417,7 @@ struct bspop {
 	const char	*name;
 	size_t		 namelen;
 	int		 got;
+	uint64_t	 now;	/* the command's time: lateness */
 };
 
 static int
@@ -427,7 +429,7 @@ collect_bspop(void *arg, const struct store_msg *m)
 	    resp_add_bulk(&items, b->name, b->namelen) == -1 ||
 	    resp_add_bulk(&items, m->body, m->bodylen) == -1)
 		return 1;
-	stats_delivery(m->due, m->deliveries);
+	stats_delivery(b->now, m->due, m->deliveries);
 	b->got = 1;
 	return 1;
 }
@@ -475,7 +477,9 @@ cmd_bspop(struct cmdctx *x)
 		memset(&b, 0, sizeof(b));
 		b.name = x->argv[i];
 		b.namelen = x->argvlen[i];
+		b.now = x->now;
 		t.now = x->now;
+		t.no_id = 1;
 		t.max = 1;
 		t.max_deliveries = (uint32_t)server.cfg->max_deliveries;
 		t.fn = collect_bspop;

@@ -128,9 +128,9 @@ stats_command(size_t idx, uint64_t usec)
 }
 
 void
-stats_delivery(uint64_t due_ms, uint32_t deliveries)
+stats_delivery(uint64_t now, uint64_t due_ms, uint32_t deliveries)
 {
-	uint64_t	now = now_ms(), late = now > due_ms ? now - due_ms : 0;
+	uint64_t	late = now > due_ms ? now - due_ms : 0;
 
 	STAT_ADD(late[bucket(stats_late_bounds, STATS_LATE - 1, late / 1e3)],
 	    1);

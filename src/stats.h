@@ -116,7 +116,8 @@ void	stats_batch_begin(void);
 void	stats_batch_commit(void);
 void	stats_batch_abort(void);
 /* A message handed to a consumer: lateness and redelivery. */
-void	stats_delivery(uint64_t due_ms, uint32_t deliveries);
+void	stats_delivery(uint64_t now_ms, uint64_t due_ms,
+	    uint32_t deliveries);
 /* Far messages moved (store_set_wheel_hook). */
 void	stats_wheel_moves(size_t);
 

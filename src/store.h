@@ -139,7 +139,7 @@ int	store_msg_put(struct store *, uint32_t qid, const void *id,
  * now + lease_ms and its delivery count goes up (QRESERVE).  A message
  * whose lease ran out after max_deliveries deliveries (0: no limit) is
  * moved to "<queue>:dead" instead.  fn sees each message taken (with the
- * new delivery count) and returns non-zero to stop.
+ * new delivery count; no id with no_id) and returns non-zero to stop.
  */
 /* Called with the dead queue's name whenever a dead letter is made. */
 void	store_set_dead_hook(struct store *, void (*)(const void *, size_t));
@@ -154,6 +154,7 @@ struct store_take {
 	uint32_t	  max_deliveries;
 	int		(*fn)(void *, const struct store_msg *);
 	void		 *arg;
+	int		  no_id;	/* fn does not read the id */
 	size_t		  n;		/* out: messages taken */
 	size_t		  dead;		/* out: moved to the dead queue */
 };
