@@ -85,6 +85,31 @@ class DiskTest(dqtest.TestCase):
         r.execute_command("SADD", "q", "again", 0)
         self.assertEqual(r.execute_command("SPOP", "q"), b"again")
 
+    def test_no_compaction_while_draining(self):
+        """DB->compact competes with consumers for seconds: it waits until
+        the queues are quiet (housekeeper.c, BUSY_MIN), then runs."""
+        srv = self.server(workers=2, checkpoint_interval_s=1)
+        r = srv.client()
+        fill(r, "q", 150000)
+        time.sleep(2.5)       # published and checkpointed: the base count
+        start, taken = time.monotonic(), 0
+        while taken < 150000:
+            # ~25,000 messages/s: busy by the housekeeper's measure
+            got = r.execute_command("SPOP", "q", 250)
+            taken += len(got)
+            time.sleep(0.01)
+        drained = time.monotonic()
+        compacted = "compaction gave" in open(srv.log_file).read()
+        self.assertFalse(compacted, "compacted during a %.1f s drain"
+                         % (drained - start))
+        self.assertGreater(drained - start, 4.0)  # quarter gone, then 3 s
+        deadline = time.monotonic() + 20
+        while "compaction gave" not in open(srv.log_file).read():
+            self.assertLess(time.monotonic(), deadline, "never compacted")
+            time.sleep(0.25)
+        print("drain %.1f s, compaction %.1f s after it"
+              % (drained - start, time.monotonic() - drained))
+
     def test_deleted_queue_gives_space_back(self):
         srv = self.server(workers=1, checkpoint_interval_s=1)
         r = srv.client()
