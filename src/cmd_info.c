@@ -28,7 +28,6 @@ struct info {
 	int			 have_si;
 	uint64_t		 nqueues;	/* holding messages */
 	uint64_t		 nmessages;
-	int			 r;
 };
 
 static void
@@ -188,15 +187,16 @@ section_replication(struct info *in)
 }
 
 static int
-count_queue(void *arg, const void *name, size_t len, uint32_t qid)
+count_queue(void *arg, uint32_t qid, const void *name, size_t len,
+    const int64_t c[STORE_NCOUNTERS])
 {
 	struct info	*in = arg;
-	int64_t		 n;
 
-	if ((in->r = store_queue_count(server.store, qid, &n)) != STORE_OK)
-		return 1;
-	in->nqueues += n > 0;
-	in->nmessages += (uint64_t)n;
+	(void)qid;
+	(void)name;
+	(void)len;
+	in->nqueues += c[STORE_C_MESSAGES] > 0;
+	in->nmessages += (uint64_t)c[STORE_C_MESSAGES];
 	return 0;
 }
 
@@ -254,8 +254,8 @@ cmd_info(struct cmdctx *x)
 	if ((r = store_info(server.store, &in.si)) != STORE_OK)
 		return r;
 	if (wanted(x, "keyspace") &&
-	    ((r = store_queue_each(server.store, count_queue, &in)) !=
-	    STORE_OK || (r = in.r) != STORE_OK)) {
+	    (r = store_queue_totals(server.store, count_queue, &in)) !=
+	    STORE_OK) {
 		buf_free(&in.b);
 		return r;
 	}

@@ -249,18 +249,17 @@ struct walk {
 	int		 emit;		/* append names to scratch */
 };
 
+/* A queue of KEYS, DBSIZE or SCAN: counted (and named) if not empty. */
 static int
-walk_one(void *arg, const void *name, size_t len, uint32_t qid)
+walk_total(void *arg, uint32_t qid, const void *name, size_t len,
+    const int64_t c[STORE_NCOUNTERS])
 {
 	struct walk	*w = arg;
-	int64_t		 count;
 
-	if (w->pat != NULL && !glob_match(w->pat, w->patlen, name, len, 0))
+	(void)qid;
+	if (c[STORE_C_MESSAGES] <= 0)
 		return 0;
-	if ((w->r = store_queue_count(server.store, qid, &count)) !=
-	    STORE_OK)
-		return 1;
-	if (count <= 0)
+	if (w->pat != NULL && !glob_match(w->pat, w->patlen, name, len, 0))
 		return 0;
 	if (w->emit && resp_add_bulk(&scratch, name, len) == -1) {
 		w->r = STORE_ERR;
@@ -268,6 +267,20 @@ walk_one(void *arg, const void *name, size_t len, uint32_t qid)
 	}
 	w->n++;
 	return 0;
+}
+
+/* SCAN's walk gives names only: a bounded number of lookups. */
+static int
+walk_one(void *arg, const void *name, size_t len, uint32_t qid)
+{
+	struct walk	*w = arg;
+	int64_t		 c[STORE_NCOUNTERS];
+
+	if (w->pat != NULL && !glob_match(w->pat, w->patlen, name, len, 0))
+		return 0;
+	if ((w->r = store_queue_counters(server.store, qid, c)) != STORE_OK)
+		return 1;
+	return walk_total(arg, qid, name, len, c);
 }
 
 
@@ -288,7 +301,7 @@ cmd_keys(struct cmdctx *x)
 		w.patlen = x->argvlen[1];
 	}
 	scratch.len = 0;
-	r = store_queue_each(server.store, walk_one, &w);
+	r = store_queue_totals(server.store, walk_total, &w);
 	if (r == STORE_OK)
 		r = w.r;
 	if (r != STORE_OK)
@@ -303,7 +316,7 @@ cmd_dbsize(struct cmdctx *x)
 	struct walk	w = { NULL, 0, 0, STORE_OK, 0 };
 	int		r;
 
-	r = store_queue_each(server.store, walk_one, &w);
+	r = store_queue_totals(server.store, walk_total, &w);
 	if (r == STORE_OK)
 		r = w.r;
 	if (r != STORE_OK)

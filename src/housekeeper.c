@@ -118,23 +118,20 @@ compact_due(const struct config *cfg, uint64_t now)
 }
 
 struct depths {
-	struct store		*s;
 	struct stats_env	*e;
 	uint32_t		 n;
 	uint64_t		 messages;
-	int			 r;
 };
 
 
 static int
-queue_depth(void *arg, const void *name, size_t len, uint32_t qid)
+queue_depth(void *arg, uint32_t qid, const void *name, size_t len,
+    const int64_t c[STORE_NCOUNTERS])
 {
 	struct depths	*d = arg;
-	int64_t		 c[STORE_NCOUNTERS];
 	uint32_t	 i;
 
-	if ((d->r = store_queue_counters(d->s, qid, c)) != STORE_OK)
-		return 1;
+	(void)qid;
 	if (c[STORE_C_MESSAGES] <= 0)
 		return 0;
 	d->n++;
@@ -158,7 +155,7 @@ publish(struct store *s)
 {
 	struct stats_env	*e = &stats->env;
 	struct store_info	 si;
-	struct depths		 d = { s, e, 0, 0, STORE_OK };
+	struct depths		 d = { e, 0, 0 };
 	int			 r;
 
 	if ((r = store_info(s, &si)) != STORE_OK)
@@ -173,9 +170,7 @@ publish(struct store *s)
 	e->lock_waits = si.lock_waits;
 	e->last_checkpoint = si.last_checkpoint;
 	e->npublished = 0;
-	r = store_queue_each(s, queue_depth, &d);
-	if (r == STORE_OK)
-		r = d.r;
+	r = store_queue_totals(s, queue_depth, &d);
 	store_abort(s);		/* read only */
 	e->nqueues = d.n;
 	e->updated_ms = now_ms();

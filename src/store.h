@@ -105,9 +105,14 @@ int	store_queue_count(struct store *, uint32_t, int64_t *);
 /* Removes the queue at once; its messages are purged in the background. */
 int	store_queue_delete(struct store *, const void *, size_t,
 	    int64_t *count);
-/* Calls fn for every queue in name order; fn returns non-zero to stop. */
-int	store_queue_each(struct store *,
-	    int (*fn)(void *, const void *, size_t, uint32_t), void *);
+/*
+ * Calls fn for every queue in qid order, with its name and counters
+ * (this transaction's changes included); fn returns non-zero to stop.
+ * One sequential pass: O(queues), never a lookup per queue.
+ */
+typedef int	(*store_totals_fn)(void *, uint32_t qid, const void *name,
+		    size_t len, const int64_t c[STORE_NCOUNTERS]);
+int	store_queue_totals(struct store *, store_totals_fn, void *);
 /* Queues with qid >= *cursor, at most n; *cursor is set to the next qid
    to look at, or 0 when the scan is done. */
 int	store_queue_scan(struct store *, uint64_t *cursor, size_t n,

@@ -510,6 +510,44 @@ class ScardDelKeys(dqtest.ServerCase):
         self.assertErrRaw(self.srv, "-ERR ", "SCAN", "0", "BOGUS", "x")
 
 
+class ManyQueues(dqtest.TestCase):
+    """Queues cost disk, not memory: 150,000 queues (the first server ran
+    its mutex region out at about 127,000, and counting every queue in
+    one transaction ran the 20,000-entry lock table out), counted by
+    KEYS, DBSIZE, INFO and SCAN, also after a restart."""
+
+    N = 150000
+
+    def test_many_queues(self):
+        srv = self.server(workers=2)
+        r = srv.client()
+        for base in range(0, self.N, 2000):
+            p = r.pipeline(transaction=False)
+            for i in range(base, base + 2000):
+                p.execute_command("SADD", "m:%d" % i, "x", i % 2 * 3600000)
+            p.execute()
+        r.execute_command("SPOP", "m:0")           # drained: not counted
+        r.delete("m:2")                             # deleted: not counted
+        self.check_counts(r)
+        srv.stop()
+        srv.start()
+        with self.subTest("after a restart"):
+            self.check_counts(srv.client())
+
+    def check_counts(self, r):
+        n = self.N - 2
+        self.assertEqual(r.dbsize(), n)
+        self.assertEqual(r.info("keyspace")["db0"]["keys"], n)
+        self.assertEqual(int(r.info()["total_messages"]), n)
+        self.assertEqual(len(r.keys()), n)
+        self.assertEqual(sorted(r.keys("m:1499?")),
+                         [("m:1499%d" % i).encode() for i in range(10)])
+        cursor, keys = r.scan(0, count=self.N)
+        self.assertEqual((cursor, len(keys)), (0, n))
+        self.assertEqual(r.execute_command("SADD", "new", "x", 0), 1)
+        self.assertEqual(r.delete("new"), 1)
+
+
 def connections_on_distinct_workers(test, srv, want):
     """redis-py clients, one per worker process (INFO server's
     worker_pid tells which worker serves a connection).  New connections
