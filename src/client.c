@@ -30,6 +30,7 @@ client_new(int fd, uint64_t id, const char *addr, size_t max_bulk,
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	buf_init(&c->in, query_limit);
 	buf_init(&c->out, 0);
+	buf_init(&c->multi, query_limit);
 	resp_parser_init(&c->parser, &lim);
 	return c;
 }
@@ -43,6 +44,7 @@ client_free(struct client *c)
 		close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	buf_free(&c->multi);
 	resp_parser_free(&c->parser);
 	dq_free(c->name);
 	dq_free(c->lib_name);

@@ -27,6 +27,9 @@
 #define CLIENT_ARMED		0x40	/* in a blocking command, watching */
 #define CLIENT_BLOCKED		0x80	/* asleep until woken or timed out */
 #define CLIENT_HELD		0x100	/* replies wait for a log sync */
+#define CLIENT_MULTI		0x200	/* between MULTI and EXEC */
+#define CLIENT_DIRTY		0x400	/* a command refused since MULTI */
+#define CLIENT_EXEC		0x800	/* running EXEC: nothing blocks */
 
 struct client {
 	uint64_t		 id;
@@ -62,9 +65,20 @@ struct client {
 	uint64_t		 hold_ticket;
 	size_t			 hold_off;
 
+	/*
+	 * MULTI (cmd_multi.c): the queued commands, RESP-encoded, are
+	 * multi[multi_start..], multi_n of them.
+	 */
+	struct buf		 multi;
+	size_t			 multi_start;
+	size_t			 multi_n;
+
 	/* Where this client stood when the current batch began. */
 	size_t			 batch_qpos;
 	size_t			 batch_outlen;
+	int			 batch_multi_flags;
+	size_t			 batch_multi_start, batch_multi_len;
+	size_t			 batch_multi_n;
 
 	struct client		*prev, *next;	/* all clients */
 	struct client		*pnext;		/* pending list */

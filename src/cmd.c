@@ -73,7 +73,7 @@ const struct cmd cmd_table[] = {
 	  "Ping the server" },
 	{ "echo", 2, F, cmd_echo, 0, 0, 0, "connection", "0.1.0",
 	  "Echo the given string" },
-	{ "quit", -1, NA | F, cmd_quit, 0, 0, 0, "connection", "0.1.0",
+	{ "quit", -1, NA | F | CMD_TXCTL, cmd_quit, 0, 0, 0, "connection", "0.1.0",
 	  "Close the connection" },
 	{ "select", 2, F, cmd_select, 0, 0, 0, "connection", "0.1.0",
 	  "Select database 0, the only one" },
@@ -89,6 +89,12 @@ const struct cmd cmd_table[] = {
 	  "CONFIG GET parameter [parameter ...]" },
 	{ "info", -1, 0, cmd_info, 0, 0, 0, "server", "0.1.0",
 	  "Information and statistics about the server" },
+	{ "multi", 1, CMD_TXCTL | F, cmd_multi, 0, 0, 0, "transactions",
+	  "0.1.0", "Queue the next commands until EXEC" },
+	{ "exec", 1, CMD_TXCTL, cmd_exec, 0, 0, 0, "transactions", "0.1.0",
+	  "Run the queued commands in one transaction" },
+	{ "discard", 1, CMD_TXCTL | F, cmd_discard, 0, 0, 0, "transactions",
+	  "0.1.0", "Forget the queued commands" },
 };
 const size_t cmd_count = sizeof(cmd_table) / sizeof(cmd_table[0]);
 
@@ -146,17 +152,24 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 
 	STAT_ADD(commands, 1);
 	if ((cmd = cmd_lookup(argv[0], argvlen[0])) == NULL) {
+		multi_refused(c);
 		reply_unknown(c, argc, argv, argvlen);
 		return STORE_OK;
 	}
 	if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
 	    (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+		multi_refused(c);
 		reply_error(c, "ERR wrong number of arguments for '%s' command",
 		    cmd->name);
 		return STORE_OK;
 	}
 	if (!(c->flags & CLIENT_AUTHED) && !(cmd->flags & CMD_NOAUTH)) {
+		multi_refused(c);
 		reply_error(c, "NOAUTH Authentication required.");
+		return STORE_OK;
+	}
+	if ((c->flags & CLIENT_MULTI) && !(cmd->flags & CMD_TXCTL)) {
+		multi_queue(c, argc, argv, argvlen);
 		return STORE_OK;
 	}
 	c->last_cmd = cmd->name;

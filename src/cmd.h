@@ -23,6 +23,7 @@ struct client;
 #define CMD_FAST	0x08	/* O(1) or O(log n) */
 #define CMD_ADMIN	0x10
 #define CMD_BLOCKING	0x20	/* may wait for messages */
+#define CMD_TXCTL	0x40	/* runs at once between MULTI and EXEC */
 
 /* Returned by a blocking handler that found nothing yet: see worker.c. */
 #define CMD_BLOCKED	5
@@ -85,6 +86,20 @@ int	cmd_client(struct cmdctx *);
 int	cmd_command(struct cmdctx *);
 int	cmd_config(struct cmdctx *);
 int	cmd_info(struct cmdctx *);
+int	cmd_multi(struct cmdctx *);
+int	cmd_exec(struct cmdctx *);
+int	cmd_discard(struct cmdctx *);
+
+/*
+ * MULTI's queue across a worker batch (cmd_multi.c): saved when the batch
+ * begins, put back when it is rewound, emptied of what ran when it ends.
+ */
+void	multi_save(struct client *);
+void	multi_restore(struct client *);
+void	multi_settle(struct client *);
+void	multi_refused(struct client *);
+void	multi_queue(struct client *, size_t argc, const char **argv,
+	    const size_t *argvlen);
 
 /* Shared argument checks; each replies with the error itself. */
 int	arg_ll(struct cmdctx *, size_t i, long long *);

@@ -149,6 +149,10 @@ block_or_time_out(struct cmdctx *x, long long timeout_ms, uint64_t bits,
 {
 	struct client	*c = x->c;
 
+	if (c->flags & CLIENT_EXEC) {		/* no waiting inside EXEC */
+		timeout_reply(c);
+		return STORE_OK;
+	}
 	if (!(c->flags & (CLIENT_ARMED | CLIENT_BLOCKED)))
 		c->block_deadline = timeout_ms > 0 ?
 		    mono_ms() + (uint64_t)timeout_ms : 0;

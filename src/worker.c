@@ -557,6 +557,7 @@ rewind_batch(struct client *list)
 	for (c = list; c != NULL; c = c->bnext) {
 		c->qpos = c->batch_qpos;
 		buf_truncate(&c->out, c->batch_outlen);
+		multi_restore(c);
 		resp_parser_reset(&c->parser);
 		c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_MORE |
 		    CLIENT_BLOCKED);
@@ -589,6 +590,7 @@ finish_client(struct client *c, uint64_t ticket)
 {
 	buf_consume(&c->in, c->qpos);
 	c->qpos = 0;
+	multi_settle(c);
 	if (ticket != 0 && !flush_covered(ticket))
 		hold(c, ticket);
 	else {
@@ -688,6 +690,7 @@ run_batch(void)
 		c->flags &= ~CLIENT_PENDING;
 		c->batch_qpos = c->qpos;
 		c->batch_outlen = c->out.len;
+		multi_save(c);
 		c->bnext = list;
 		list = c;
 	}
