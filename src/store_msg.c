@@ -421,11 +421,13 @@ msg_get_either(struct store *s, struct msg_key *mk, DBT *val)
 /*
  * Finds the message with this id, write-locked: its key, header and the
  * parsed record (pointing into s->rbuf).  A server id names the message's
- * first key, tried before ids.db, which knows the messages that moved.
+ * first key, tried before ids.db, which knows the messages that moved;
+ * with moved, only ids.db is asked: a reserved message has always moved
+ * (QACK, QNACK and QEXTEND save the two lookups of its first key).
  */
 static int
 find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
-    struct msg_key *mk, struct msg_hdr *h, struct store_msg *m)
+    int moved, struct msg_key *mk, struct msg_hdr *h, struct store_msg *m)
 {
 	unsigned char	kb[MSG_KEY_MAX];
 	DBT		key, val;
@@ -434,8 +436,8 @@ find_msg(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	if (idlen == 0 || idlen > MAX_ID_LEN)
 		return STORE_NOTFOUND;
 	mk->qid = qid;
-	tries = msg_server_id_parse(id, idlen, &mk->due, &mk->seq) == 0 ?
-	    2 : 1;
+	tries = !moved &&
+	    msg_server_id_parse(id, idlen, &mk->due, &mk->seq) == 0 ? 2 : 1;
 	while (tries-- > 0) {
 		if (tries == 0 && (r = ids_get(s, qid, id, idlen, mk)) !=
 		    STORE_OK)
@@ -533,7 +535,7 @@ store_msg_put(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	*created = 0;
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
-	r = find_msg(s, qid, id, idlen, &mk, &h, &m);
+	r = find_msg(s, qid, id, idlen, 0, &mk, &h, &m);
 	if (r == STORE_OK) {
 		/* Replaced: the old one goes, counted as one message less. */
 		if ((r = msg_delete(s, NULL, &mk, &h, id)) != STORE_OK)
@@ -744,7 +746,8 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 	*done = 0;
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
-	if ((r = find_msg(s, qid, id, idlen, &mk, &h, &m)) != STORE_OK)
+	if ((r = find_msg(s, qid, id, idlen, op == STORE_ACK ||
+	    op == STORE_NACK || op == STORE_EXTEND, &mk, &h, &m)) != STORE_OK)
 		return r == STORE_NOTFOUND ? STORE_OK : r;
 	reserved = (h.flags & MSG_F_RESERVED) != 0;
 	switch (op) {
