@@ -165,6 +165,17 @@ block_or_time_out(struct cmdctx *x, long long timeout_ms, uint64_t bits,
 	return CMD_BLOCKED;
 }
 
+/* As Redis: whole milliseconds rounded up, so that only 0 waits for
+   ever (1e-9 s is 1 ms, where it was 0: for ever). */
+static long long
+ms_rounded_up(double secs)
+{
+	double		ms = secs * 1000;
+	long long	n = (long long)ms;
+
+	return n < ms ? n + 1 : n;
+}
+
 /* The earliest due time among a queue's messages (0: none). */
 static int
 head_due(uint32_t qid, uint64_t *due)
@@ -278,7 +289,7 @@ each_id(struct cmdctx *x, enum store_op op)
 		return r;
 	for (i = 2; i < x->argc; i++) {
 		if ((r = store_msg_op(server.store, qid, x->argv[i],
-		    x->argvlen[i], op, 0, &done)) != STORE_OK)
+		    x->argvlen[i], op, 0, 0, &done)) != STORE_OK)
 			return r;
 		n += done;
 	}
@@ -316,7 +327,8 @@ one_id(struct cmdctx *x, enum store_op op)
 	r = queue_of(x, &qid);
 	if (r == STORE_OK)
 		r = store_msg_op(server.store, qid, x->argv[2], x->argvlen[2],
-		    op, x->now + (uint64_t)ms, &done);
+		    op, x->now + (uint64_t)ms,
+		    (uint32_t)server.cfg->max_deliveries, &done);
 	if (r != STORE_OK && r != STORE_NOTFOUND)
 		return r;
 	/* Perhaps due sooner than a blocked consumer expects (a shorter
@@ -503,6 +515,6 @@ cmd_bspop(struct cmdctx *x)
 		if ((r = head_due(qid, &due)) != STORE_OK)
 			return r;
 	}
-	return block_or_time_out(x, secs > 0 ? (long long)(secs * 1000 + 0.999) :
-	    0, bits, due, reply_nil_array_cb);
+	return block_or_time_out(x, ms_rounded_up(secs), bits, due,
+	    reply_nil_array_cb);
 }

@@ -168,13 +168,15 @@ int	store_msg_take(struct store *, uint32_t qid, struct store_take *);
 /* Operations on one message by id; *done is 1 if it applied. */
 enum store_op {
 	STORE_ACK,		/* reserved: delete */
-	STORE_NACK,		/* reserved: due again at `due`, no lease */
+	STORE_NACK,		/* reserved: due again at `due`, no lease; a
+				   dead letter at once after its last delivery */
 	STORE_EXTEND,		/* reserved: lease ends at `due` */
 	STORE_RESCHEDULE,	/* any: due at `due`, no lease */
 	STORE_CANCEL		/* any: delete */
 };
 int	store_msg_op(struct store *, uint32_t qid, const void *id,
-	    size_t idlen, enum store_op, uint64_t due, int *done);
+	    size_t idlen, enum store_op, uint64_t due,
+	    uint32_t max_deliveries, int *done);
 /* The max earliest messages, unchanged. */
 int	store_msg_peek(struct store *, uint32_t qid, size_t max,
 	    int (*fn)(void *, const struct store_msg *), void *);

@@ -580,7 +580,7 @@ dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
 	if ((r = msg_delete(s, NULL, mk, h, copy)) == STORE_OK &&
 	    (r = st_count_add(s, mk->qid, STORE_C_DEAD, 1)) == STORE_OK &&
 	    (r = store_queue_create(s, name, nlen, &dqid)) == STORE_OK &&
-	    (r = store_msg_op(s, dqid, copy, m->idlen, STORE_CANCEL, 0,
+	    (r = store_msg_op(s, dqid, copy, m->idlen, STORE_CANCEL, 0, 0,
 	    &done)) == STORE_OK)
 		r = msg_new(s, dqid, now, m->deliveries, copy, m->idlen,
 		    (char *)copy + m->idlen, m->bodylen, NULL, NULL);
@@ -736,7 +736,7 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 
 int
 store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
-    enum store_op op, uint64_t due, int *done)
+    enum store_op op, uint64_t due, uint32_t max_deliveries, int *done)
 {
 	struct store_msg	m;
 	struct msg_key		mk;
@@ -761,6 +761,14 @@ store_msg_op(struct store *s, uint32_t qid, const void *id, size_t idlen,
 		r = msg_delete(s, NULL, &mk, &h, m.id);
 		break;
 	case STORE_NACK:
+		/* Given back after its last allowed delivery: it will not be
+		   delivered again, so it is a dead letter now, not when due. */
+		if (reserved && max_deliveries > 0 &&
+		    h.deliveries >= max_deliveries &&
+		    (r = dead_letter(s, &mk, &h, &m, now_ms())) !=
+		    STORE_NOTFOUND)
+			break;
+		/* FALLTHROUGH */
 	case STORE_EXTEND:
 		if (!reserved)
 			return STORE_OK;

@@ -125,6 +125,14 @@ class Bspop(Base):
                 self.assertLess(took, secs + 0.15)
         self.assertEqual(self.r.keys(), [])
 
+    def test_tiny_timeouts_are_one_millisecond_not_forever(self):
+        # Redis rounds up to whole milliseconds: only 0 waits for ever
+        for t in ("0.0000001", "1e-9", "0.0005", "0.001"):
+            with self.subTest(timeout=t):
+                t0 = time.monotonic()
+                self.assertIsNone(self.x("BSPOP", "empty", t))
+                self.assertLess(time.monotonic() - t0, 2)
+
     def test_bad_input(self):
         self.assertIn("wrong number of arguments", self.err("BSPOP", "q"))
         self.assertIn("wrong number of arguments", self.err("BSPOP"))

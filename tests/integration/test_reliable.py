@@ -835,16 +835,35 @@ class DeadLetters(Base):
         self.assertEqual(qstat(self.r, "q")["dead_lettered_total"], 0)
 
     def test_nack_after_last_delivery(self):
-        """Not in the contract: a QNACKed message after its last delivery.
-        Only printed, not asserted (see the report)."""
+        """Given back after its last allowed delivery, whatever the delay:
+        in the dead queue at once, counted, and nowhere else."""
         mid = self.x("QADD", "q", "m", 0)[0]
         for n in (1, 2, 3):
-            got = self.wait_for(lambda: self.x("QRESERVE", "q", 1, 60000))
+            got = self.x("QRESERVE", "q", 1, 60000)
             self.assertEqual(got, [[mid, b"m", n]])
-            self.assertEqual(self.x("QNACK", "q", mid, 0), 1)
-        got = self.x("QRESERVE", "q", 1, 60000)
-        print("\nafter 3 deliveries and QNACK: QRESERVE -> %r, q:dead -> %r"
-              % (got, self.peek("q:dead")))
+            self.assertEqual(self.x("QNACK", "q", mid, 3600000 if n == 3
+                                    else 0), 1)
+        p = self.peek("q:dead")
+        self.assertEqual([(m[0], m[1], m[3]) for m in p], [(mid, b"m", 3)])
+        self.assertLessEqual(p[0][2], now_ms())
+        st = qstat(self.r, "q")
+        self.assertEqual((st["messages"], st["reserved"], st["ready"],
+                          st["dead_lettered_total"]), (0, 0, 0, 1))
+        self.assertEqual(self.x("QNACK", "q", mid, 0), 0)
+        self.assertEqual(self.x("QRESERVE", "q", 1, 60000), [])
+        # a dead letter given back is delivered again: no dead of dead
+        got = self.x("QRESERVE", "q:dead", 1, 60000)
+        self.assertEqual(got, [[mid, b"m", 4]])
+        self.assertEqual(self.x("QNACK", "q:dead", mid, 0), 1)
+        self.assertEqual([m[0] for m in self.peek("q:dead")], [mid])
+        self.assertEqual(self.peek("q:dead:dead"), [])
+
+    def test_nack_before_last_delivery_is_not_dead(self):
+        mid = self.x("QADD", "q", "m", 0)[0]
+        self.assertEqual(self.x("QRESERVE", "q", 1, 60000), [[mid, b"m", 1]])
+        self.assertEqual(self.x("QNACK", "q", mid, 0), 1)
+        self.assertEqual(self.peek("q:dead"), [])
+        self.assertEqual(self.x("QRESERVE", "q", 1, 60000), [[mid, b"m", 2]])
 
 
 class KillWorker(dqtest.TestCase):
