@@ -295,58 +295,114 @@ describe(const config_setting_t *s, char *buf, size_t len)
 	}
 }
 
+/* Past blanks, newlines and comments (#, //, C style). */
+static const char *
+skip_blank(const char *p)
+{
+	for (;;) {
+		p += strspn(p, " \t\r\n\f\v");
+		if (*p == '#' || (p[0] == '/' && p[1] == '/'))
+			p += strcspn(p, "\n");
+		else if (p[0] == '/' && p[1] == '*') {
+			if ((p = strstr(p + 2, "*/")) == NULL)
+				return "";	/* unterminated: no value */
+			p += 2;
+		} else
+			return p;
+	}
+}
+
+/*
+ * The text of the file from the setting's line on (the line of its name:
+ * the value may be lines further down); NULL if it cannot be read.
+ */
+static char *
+text_from_line(const config_setting_t *s, char *buf, size_t len)
+{
+	FILE		*fp;
+	const char	*file;
+	unsigned int	 n;
+	size_t		 got;
+	int		 c;
+
+	if ((file = config_setting_source_file(s)) == NULL ||
+	    (fp = fopen(file, "re")) == NULL)
+		return NULL;
+	for (n = config_setting_source_line(s); n > 1; n--)
+		while ((c = getc(fp)) != '\n' && c != EOF)
+			;
+	got = fread(buf, 1, len - 1, fp);
+	fclose(fp);
+	buf[got] = '\0';
+	return got > 0 ? buf : NULL;
+}
+
+/*
+ * The integer literal after "key =" or "key:" at p, across newlines and
+ * comments; 0 if there is none.  Its value (with the sign) goes to *v, or
+ * *fits = 0 if it does not fit a long long; the literal is copied to lit.
+ */
+static int
+literal_after(const char *p, size_t klen, long long *v, int *fits,
+    char *lit, size_t litlen)
+{
+	const char		*start, *q;
+	char			*end;
+	unsigned long long	 u;
+	int			 neg;
+
+	q = skip_blank(p + klen);
+	if (*q != '=' && *q != ':')
+		return 0;
+	start = q = skip_blank(q + 1);
+	if ((neg = *q == '-') || *q == '+')
+		q++;
+	if (!isdigit((unsigned char)*q))
+		return 0;
+	errno = 0;
+	u = strtoull(q, &end, q[0] == '0' && (q[1] == 'x' || q[1] == 'X') ?
+	    16 : 10);
+	*fits = errno == 0 && u <= LLONG_MAX;
+	*v = neg ? -(long long)u : (long long)u;
+	end += strspn(end, "Ll");
+	snprintf(lit, litlen, "%.*s", (int)(end - start), start);
+	return 1;
+}
+
 /*
  * libconfig 1.5 wraps an integer literal that does not fit 32 bits (and
  * has no L suffix) without a word: "port = 4294967297;" reads as 1, which
- * would pass the range check.  So look at the literals after this key's
- * name on the setting's line: if there are some and none has the value
- * libconfig gave, the value wrapped; the literal is copied to lit.  A line
- * we cannot read or find the key on is trusted.
+ * would pass the range check.  So read the literals that follow this key's
+ * name on the setting's line, wherever they end (the value may be on a
+ * line of its own): if there are some and none has the value libconfig
+ * gave, the value wrapped; the literal is copied to lit.  The name must be
+ * on the setting's line; a file we cannot read is trusted.
  */
 static int
 int_wrapped(const config_setting_t *s, const char *key, long long v,
     char *lit, size_t litlen)
 {
-	FILE			*fp;
-	const char		*file;
-	char			 line[1024], *p, *q, *start, *end;
-	unsigned long long	 u;
-	unsigned int		 n;
-	size_t			 klen = strlen(key);
-	int			 c, found = 0, match = 0, neg;
+	char		 text[4096];
+	const char	*p, *eol;
+	size_t		 klen = strlen(key);
+	long long	 got;
+	int		 found = 0, fits;
 
-	if ((file = config_setting_source_file(s)) == NULL ||
-	    (fp = fopen(file, "re")) == NULL)
+	if ((p = text_from_line(s, text, sizeof(text))) == NULL)
 		return 0;
-	for (n = config_setting_source_line(s); n > 1; n--)
-		while ((c = getc(fp)) != '\n' && c != EOF)
-			;
-	p = fgets(line, sizeof(line), fp);
-	fclose(fp);
-	if (p == NULL)
-		return 0;
-	for (; !match && (p = strstr(p, key)) != NULL; p += klen) {
-		if (p > line && (isalnum((unsigned char)p[-1]) ||
+	if ((eol = strchr(text, '\n')) == NULL)
+		eol = text + strlen(text);
+	for (; (p = strstr(p, key)) != NULL && p < eol; p += klen) {
+		if (p > text && (isalnum((unsigned char)p[-1]) ||
 		    strchr("_-*", p[-1]) != NULL))
 			continue;
-		q = p + klen + strspn(p + klen, " \t");
-		if (*q != '=' && *q != ':')
+		if (!literal_after(p, klen, &got, &fits, lit, litlen))
 			continue;
-		start = q = q + 1 + strspn(q + 1, " \t");
-		if ((neg = *q == '-') || *q == '+')
-			q++;
-		if (!isdigit((unsigned char)*q))
-			continue;
-		errno = 0;
-		u = strtoull(q, &end, q[0] == '0' && (q[1] == 'x' ||
-		    q[1] == 'X') ? 16 : 10);
+		if (fits && got == v)
+			return 0;
 		found = 1;
-		match = errno == 0 && u <= LLONG_MAX &&
-		    (neg ? -(long long)u : (long long)u) == v;
-		end += strspn(end, "Ll");
-		snprintf(lit, litlen, "%.*s", (int)(end - start), start);
 	}
-	return found && !match;
+	return found;
 }
 
 static int

@@ -103,6 +103,41 @@ class TestConfig(dqtest.TestCase):
                     self.assertIn("%s:%d:" % (p, line), d.stderr.decode())
         print()
 
+    def test_wrapped_integer_on_another_line(self):
+        """libconfig 1.5 wraps a literal beyond 32 bits without a word; the
+        check must find the literal wherever the value is written."""
+        for name, text, key in [
+                ("port_next_line", "port =\n  4294983897;\n", "port"),
+                ("max_deliveries", "max_deliveries =\n 4294967299;\n",
+                 "max_deliveries"),
+                ("comment_between", "port = # the port\n 4294967297;\n",
+                 "port"),
+                ("c_comment", "port = /* x */\n\n4294967297;\n", "port"),
+                ("equals_alone", "port\n=\n4294967297\n;\n", "port"),
+                ("colon", "port:\n  4294967297;\n", "port"),
+                ("negative", "timeout =\n  -4294967296;\n", "timeout"),
+                ("metrics", "metrics = {\n  port =\n    4294967297; };\n",
+                 "port")]:
+            with self.subTest(case=name):
+                p = self.write(name + ".conf", text)
+                line = 2 if name == "metrics" else 1
+                r = run_t(p)
+                err = r.stderr.decode(errors="replace")
+                self.assertNotEqual(r.returncode, 0, "%s accepted" % name)
+                self.assertIn("%s:%d: " % (p, line), err)
+                self.assertIn(key, err)
+                self.assertIn("42949", err)
+        # values that fit are fine on any line, and a key that also
+        # appears in the metrics group is not confused with it
+        for name, text in [
+                ("ok_next_line", "port =\n  6380;\n"),
+                ("ok_comment", "port = # the port\n 6380;\n"),
+                ("ok_both", "metrics = { port = 9121; }; port = 6380;\n"),
+                ("ok_long", "max_message_bytes =\n 4096L;\n")]:
+            with self.subTest(case=name):
+                r = run_t(self.write(name + ".conf", text))
+                self.assertEqual(r.returncode, 0, r)
+
     def test_syntax_errors(self):
         for name, text, line in [("nosemi_value", "port = ;\n", 1),
                                  ("brace", "port = 7000;\nmetrics = {\n", 3),

@@ -440,6 +440,30 @@ Test(config, bad_values)
 		    bad_values[i].msg);
 }
 
+/* The wrapped literals again, on a line of their own. */
+static const struct bad wrapped_next_line[] = {
+	{ "port =\n  4294983897;", 1,
+	    INTMSG("port", 1, 65535) ", not 4294983897" },
+	{ "port = // the port\n  4294967297;", 1,
+	    INTMSG("port", 1, 65535) ", not 4294967297" },
+	{ "\nport\n=\n4294967297\n;", 2,
+	    INTMSG("port", 1, 65535) ", not 4294967297" },
+	{ "max_deliveries =\n 4294967299;", 1, INTMSG("max_deliveries", 0,
+	    1000000) " (0: no limit), not 4294967299" },
+	{ "metrics = {\n  port = /* c */\n 4294967297; };", 2,
+	    INTMSG("metrics.port", 0, 65535) " (0: off), not 4294967297" },
+};
+
+Test(config, wrapped_value_on_its_own_line)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(wrapped_next_line) /
+	    sizeof(wrapped_next_line[0]); i++)
+		expect_error(wrapped_next_line[i].text,
+		    wrapped_next_line[i].line, wrapped_next_line[i].msg);
+}
+
 Test(config, syntax_error)
 {
 	expect_error("port = 1;\nbind = ;\n", 2, "syntax error");
