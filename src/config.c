@@ -683,6 +683,19 @@ parse_error(const config_t *lc, const char *path, char *err, size_t errlen)
 	return -1;
 }
 
+/* The lines config_check() names when it refuses a combination. */
+static void
+note_lines(struct config *cfg, const config_t *lc)
+{
+	const config_setting_t	*s;
+
+	s = config_lookup(lc, "bind");
+	cfg->bind_line = s != NULL ? config_setting_source_line(s) : 0;
+	s = config_lookup(lc, "metrics.port");
+	cfg->metrics_port_line = s != NULL ?
+	    config_setting_source_line(s) : 0;
+}
+
 /*
  * The file is applied to a copy, so that a failed load (a SIGHUP with a
  * broken file) leaves *cfg as it was.
@@ -713,8 +726,8 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	errno = 0;
 	if (config_read_file(&lc, path) != CONFIG_TRUE)
 		rc = parse_error(&lc, path, err, errlen);
-	else
-		rc = apply(&c, &tmp, config_root_setting(&lc));
+	else if ((rc = apply(&c, &tmp, config_root_setting(&lc))) == 0)
+		note_lines(&tmp, &lc);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(&tmp);
@@ -777,32 +790,47 @@ same_bind(const char *a, const char *b)
 	return 0;
 }
 
+/* "FILE:LINE: ", "FILE: " or "": where a key of cfg came from. */
+static const char *
+origin(const struct config *cfg, unsigned int line, char *buf, size_t len)
+{
+	if (cfg->path == NULL)
+		return "";
+	if (line == 0)
+		snprintf(buf, len, "%s: ", cfg->path);
+	else
+		snprintf(buf, len, "%s:%u: ", cfg->path, line);
+	return buf;
+}
+
 int
 config_check(const struct config *cfg, char *err, size_t errlen)
 {
-	/* The file's name, when there is one, tells where to fix it. */
-	const char	*file = cfg->path != NULL ? cfg->path : "";
-	const char	*sep = cfg->path != NULL ? ": " : "";
+	char	where[4200];
 
 	if (errlen > 0)
 		err[0] = '\0';
 	if (cfg->bind == NULL || cfg->data_dir == NULL ||
 	    cfg->metrics_bind == NULL) {
-		errf(err, errlen, "%s%sout of memory", file, sep);
+		errf(err, errlen, "%sout of memory",
+		    origin(cfg, 0, where, sizeof(where)));
 		return -1;
 	}
 	if (cfg->requirepass == NULL && cfg->protected_mode &&
 	    !is_loopback(cfg->bind)) {
-		errf(err, errlen, "%s%sbind: protected mode refuses to listen "
+		errf(err, errlen, "%sbind: protected mode refuses to listen "
 		    "on %s, which is not a loopback address, without a "
 		    "password; set requirepass, or set protected_mode = false "
-		    "to let any host in without one", file, sep, cfg->bind);
+		    "to let any host in without one",
+		    origin(cfg, cfg->bind_line, where, sizeof(where)),
+		    cfg->bind);
 		return -1;
 	}
 	if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->port &&
 	    same_bind(cfg->bind, cfg->metrics_bind)) {
-		errf(err, errlen, "%s%smetrics.port: %d is the server's own "
-		    "port on %s; choose another port for metrics", file, sep,
+		errf(err, errlen, "%smetrics.port: %d is the server's own "
+		    "port on %s; choose another port for metrics",
+		    origin(cfg, cfg->metrics_port_line, where, sizeof(where)),
 		    cfg->port, cfg->metrics_bind);
 		return -1;
 	}

@@ -138,6 +138,22 @@ class TestConfig(dqtest.TestCase):
                 r = run_t(self.write(name + ".conf", text))
                 self.assertEqual(r.returncode, 0, r)
 
+    def test_cross_key_errors_name_the_line(self):
+        """Protected mode and the metrics port: file, line and key."""
+        port = dqtest.free_port()
+        p = self.write("open.conf", "port = %d;\n\nbind = \"0.0.0.0\";\n"
+                       % port)
+        r = run_t(p)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s:3: bind: protected mode" % p, r.stderr.decode())
+        p = self.write("metrics.conf", "port = %d;\nmetrics = {\n"
+                       "  bind = \"127.0.0.1\";\n  port = %d;\n};\n"
+                       % (port, port))
+        r = run_t(p)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s:4: metrics.port: %d is the server's own port"
+                      % (p, port), r.stderr.decode())
+
     def test_syntax_errors(self):
         for name, text, line in [("nosemi_value", "port = ;\n", 1),
                                  ("brace", "port = 7000;\nmetrics = {\n", 3),

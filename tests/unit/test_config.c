@@ -554,7 +554,7 @@ Test(config, protected_mode)
 		snprintf(text, sizeof(text), "bind = \"%s\";\n", remote[i]);
 		cr_expect_eq(check(text, err, sizeof(err)), -1, "%s",
 		    remote[i]);
-		snprintf(want, sizeof(want), "%s: bind: protected mode refuses "
+		snprintf(want, sizeof(want), "%s:1: bind: protected mode refuses "
 		    "to listen on %s, which is not a loopback address, without "
 		    "a password; set requirepass, or set "
 		    "protected_mode = false to let any host in without one",
@@ -593,7 +593,7 @@ Test(config, metrics_port_clash)
 
 	cr_expect_eq(check("metrics = { port = 6379; };\n", err, sizeof(err)),
 	    -1);
-	snprintf(want, sizeof(want), "%s: metrics.port: 6379 is the server's "
+	snprintf(want, sizeof(want), "%s:1: metrics.port: 6379 is the server's "
 	    "own port on 127.0.0.1; choose another port for metrics",
 	    files[nfiles - 1]);
 	cr_expect_str_eq(err, want);
