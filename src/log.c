@@ -21,30 +21,45 @@ static const int	 syslog_prio[] = {
 };
 static const char	 level_mark[] = { '.', '-', '*', '#' };	/* Redis' marks */
 
+static int
+log_open(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+/*
+ * The new file is opened before anything changes, so that a target that
+ * cannot be opened (a reload with a bad log_file) leaves the log as it was.
+ */
 int
 log_init(const char *target, enum log_level level, const char *ident)
 {
+	int	to_syslog = target != NULL && strcmp(target, "syslog") == 0;
+	int	fd = STDERR_FILENO;
+
+	if (target != NULL && *target != '\0' && !to_syslog) {
+		if (strlen(target) >= sizeof(log_path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if ((fd = log_open(target)) == -1)
+			return -1;
+	}
 	log_level = level;
-	if (log_syslog && (target == NULL || strcmp(target, "syslog") != 0)) {
+	if (log_syslog) {
 		closelog();
 		log_syslog = 0;
 	}
-	if (target == NULL || *target == '\0') {
-		log_fd = STDERR_FILENO;
-		log_path[0] = '\0';
-		return 0;
-	}
-	if (strcmp(target, "syslog") == 0) {
+	if (log_fd != STDERR_FILENO)
+		close(log_fd);
+	log_fd = fd;
+	log_path[0] = '\0';
+	if (to_syslog) {
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		log_syslog = 1;
-		return 0;
-	}
-	if (strlen(target) >= sizeof(log_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(log_path, target);
-	return log_reopen();
+	} else if (fd != STDERR_FILENO)
+		strcpy(log_path, target);
+	return 0;
 }
 
 int
@@ -54,8 +69,7 @@ log_reopen(void)
 
 	if (log_syslog || log_path[0] == '\0')
 		return 0;
-	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd == -1)
+	if ((fd = log_open(log_path)) == -1)
 		return -1;
 	if (log_fd != STDERR_FILENO)
 		close(log_fd);

@@ -180,19 +180,19 @@ sd_notify(const char *msg)
 }
 
 static int
-write_pidfile(void)
+write_pidfile(const char *path)
 {
 	FILE	*f;
 
-	if (cfg->pidfile == NULL)
+	if (path == NULL)
 		return 0;
-	if ((f = fopen(cfg->pidfile, "w")) == NULL) {
-		log_warn("pidfile %s", cfg->pidfile);
+	if ((f = fopen(path, "w")) == NULL) {
+		log_warn("pidfile %s", path);
 		return -1;
 	}
 	fprintf(f, "%d\n", (int)getpid());
 	if (fclose(f) == EOF) {
-		log_warn("pidfile %s", cfg->pidfile);
+		log_warn("pidfile %s", path);
 		return -1;
 	}
 	return 0;
@@ -668,17 +668,16 @@ same_str(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* SIGHUP: a new configuration and a new generation of children. */
-static void
-reload(void)
+/* The file's configuration, checked; NULL (logged) if it is refused. */
+static struct config *
+reload_load(void)
 {
 	struct config	*n;
 	char		 err[1024];
 
-	log_notice("reloading %s", cfg->path ? cfg->path : "(defaults)");
 	if ((n = calloc(1, sizeof(*n))) == NULL) {
 		log_warn("reload");
-		return;
+		return NULL;
 	}
 	config_defaults(n);
 	if ((cfg->path != NULL && config_load(n, cfg->path, err,
@@ -687,8 +686,33 @@ reload(void)
 		    "%s", err);
 		config_free(n);
 		free(n);
-		return;
+		return NULL;
 	}
+	return n;
+}
+
+static int
+replace_str(char **dst, const char *src)
+{
+	char	*dup;
+
+	if ((dup = strdup(src)) == NULL)
+		return -1;
+	free(*dst);
+	*dst = dup;
+	return 0;
+}
+
+/*
+ * What the running environment and socket were made with stays, and the
+ * rest must still be allowed with it: a file that drops requirepass while
+ * the socket stays on a public address is refused.
+ */
+static int
+keep_running(struct config *n)
+{
+	char	err[1024];
+
 	if (!same_str(n->bind, cfg->bind) || n->port != cfg->port ||
 	    !same_str(n->data_dir, cfg->data_dir) ||
 	    n->cache_size_mb != cfg->cache_size_mb ||
@@ -696,44 +720,84 @@ reload(void)
 	    n->metrics_port != cfg->metrics_port)
 		log_warnx("reload: bind, port, data_dir, cache_size_mb and "
 		    "metrics take effect only after a restart");
-	/* What the running environment and socket were made with stays. */
-	free(n->bind);
-	n->bind = strdup(cfg->bind);
+	if (replace_str(&n->bind, cfg->bind) == -1 ||
+	    replace_str(&n->data_dir, cfg->data_dir) == -1 ||
+	    replace_str(&n->metrics_bind, cfg->metrics_bind) == -1) {
+		log_warnx("reload: out of memory");
+		return -1;
+	}
 	n->port = cfg->port;
-	free(n->data_dir);
-	n->data_dir = strdup(cfg->data_dir);
 	n->cache_size_mb = cfg->cache_size_mb;
 	n->metrics_port = cfg->metrics_port;
-	free(n->metrics_bind);
-	n->metrics_bind = strdup(cfg->metrics_bind);
-	if (n->bind == NULL || n->data_dir == NULL || n->metrics_bind == NULL) {
-		log_warnx("reload: out of memory");
-		config_free(n);
-		free(n);
-		return;
+	/* Not the file's lines: those values did not come from it. */
+	n->bind_line = n->metrics_port_line = 0;
+	if (config_check(n, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "dqd stays on %s:%d until a restart: %s", cfg->bind,
+		    cfg->port, err);
+		return -1;
 	}
+	return 0;
+}
+
+/*
+ * The new pidfile and log file, before anything else changes: if either
+ * cannot be written the reload is refused and the old ones stay in use.
+ */
+static int
+reload_files(struct config *n)
+{
+	int	moved = !same_str(n->pidfile, cfg->pidfile);
+
 	if (debug) {
 		free(n->log_file);
 		n->log_file = NULL;
 		n->log_level = LOG_LEVEL_DEBUG;
 	}
-	if (log_init(n->log_file, n->log_level, "dqd") == -1)
-		log_warn("reload: log file %s", n->log_file);
+	if (write_pidfile(n->pidfile) == -1) {
+		if (moved && n->pidfile != NULL)
+			unlink(n->pidfile);
+		log_warnx("reload failed, keeping the running configuration: "
+		    "cannot write the pidfile %s", n->pidfile);
+		return -1;
+	}
+	if (log_init(n->log_file, n->log_level, "dqd") == -1) {
+		log_warn("reload failed, keeping the running configuration: "
+		    "log file %s", n->log_file);
+		if (moved && n->pidfile != NULL)
+			unlink(n->pidfile);
+		return -1;
+	}
+	if (moved && cfg->pidfile != NULL)
+		unlink(cfg->pidfile);
+	return 0;
+}
+
+/* SIGHUP: a new configuration and a new generation of children. */
+static void
+reload(void)
+{
+	struct config	*n;
+
+	log_notice("reloading %s", cfg->path ? cfg->path : "(defaults)");
+	if ((n = reload_load()) == NULL)
+		return;
+	if (keep_running(n) == -1 || reload_files(n) == -1) {
+		config_free(n);
+		free(n);
+		return;
+	}
 	forget_waiting();
 	/* Old workers keep their clients for a while (worker.c). */
 	signal_all(SIGQUIT, K_WORKER);
 	signal_all(SIGTERM, K_HOUSEKEEPER);
 	signal_all(SIGTERM, K_FLUSHER);
-	if (!same_str(n->pidfile, cfg->pidfile) && cfg->pidfile != NULL)
-		unlink(cfg->pidfile);
 	config_free(cfg);
 	free(cfg);
 	cfg = n;
-	(void)write_pidfile();	/* logged; the old one stays usable */
 	start_pool();
 	log_notice("reloaded");
 }
-
 
 static int
 poll_timeout(void)
@@ -770,7 +834,7 @@ master_main(struct config *c, int dbg)
 	}
 	if (run_recovery() == -1)
 		fatalx("cannot open the environment in %s", cfg->data_dir);
-	if (write_pidfile() == -1)
+	if (write_pidfile(cfg->pidfile) == -1)
 		return 1;
 	if ((listen_fd = bind_listen()) == -1) {
 		if (cfg->pidfile != NULL)

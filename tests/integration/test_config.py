@@ -296,6 +296,97 @@ class TestConfig(dqtest.TestCase):
                              % (who, new))
         self.assertNotRegex(old, r"(?m)stopped$")
 
+    def wait_log(self, srv, text, timeout=10):
+        """Waits until text is in srv's log; returns the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(srv.log_file, errors="replace") as f:
+                log = f.read()
+            if text in log:
+                return log
+            if time.monotonic() > deadline:
+                self.fail("%r not logged:\n%s" % (text, log[-3000:]))
+            time.sleep(0.05)
+
+    def test_sighup_keeps_password_on_public_bind(self):
+        """bind changes only on a restart: a file that drops requirepass
+        and says bind = 127.0.0.1 must not leave 0.0.0.0 open to all."""
+        srv = self.server(bind="0.0.0.0", requirepass="x", workers=1)
+        old_workers = set(srv.worker_pids())
+        srv.settings["bind"] = "127.0.0.1"
+        del srv.settings["requirepass"]
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        log = self.wait_log(srv, "reload failed")
+        self.assertIn("protected mode", log)
+        self.assertNotIn("reloaded", log)
+        time.sleep(0.5)
+        self.assertEqual(set(srv.worker_pids()), old_workers)
+        self.assertTrue(srv.raw(resp_cmd("PING")).startswith(b"-NOAUTH"))
+        r = srv.client()
+        self.assertEqual(r.config_get("requirepass"), {"requirepass": "x"})
+        self.assertEqual(r.config_get("bind"), {"bind": "0.0.0.0"})
+        srv.settings["requirepass"] = "x"
+        srv.write_config()
+        srv.stop()
+
+    def test_sighup_unwritable_pidfile(self):
+        """A reload whose pidfile cannot be written is refused: the old
+        pidfile and setting stay; one that can be moves it."""
+        pidfile = os.path.join(self.tmp, "dqd.pid")
+        srv = self.server(pidfile=pidfile, workers=1)
+        srv.settings["pidfile"] = os.path.join(self.tmp, "no", "dqd.pid")
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        log = self.wait_log(srv, "reload failed")
+        self.assertIn("pidfile", log.split("reload failed", 1)[1])
+        time.sleep(0.3)
+        with open(pidfile) as f:
+            self.assertEqual(f.read().strip(), str(srv.pid))
+        r = srv.client()
+        self.assertEqual(r.config_get("pidfile"), {"pidfile": pidfile})
+        # a pidfile that can be written: the file moves
+        moved = os.path.join(self.tmp, "moved.pid")
+        srv.settings["pidfile"] = moved
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        self.wait_log(srv, "reloaded")
+        with open(moved) as f:
+            self.assertEqual(f.read().strip(), str(srv.pid))
+        self.assertFalse(os.path.exists(pidfile))
+        srv.stop()
+        self.assertFalse(os.path.exists(moved))
+
+    def test_sighup_bad_log_file(self):
+        """A reload whose log_file cannot be opened is refused whole: the
+        old log goes on, SIGUSR1 afterwards reopens it without an error."""
+        srv = self.server(workers=1)
+        old_workers = set(srv.worker_pids())
+        srv.settings["log_file"] = os.path.join(self.tmp, "no", "dqd.log")
+        srv.settings["maxclients"] = 77
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        log = self.wait_log(srv, "reload failed")
+        self.assertIn("log file", log.split("reload failed", 1)[1])
+        self.assertNotIn("reloaded", log)
+        time.sleep(0.3)
+        self.assertEqual(set(srv.worker_pids()), old_workers)
+        r = srv.client()
+        self.assertEqual(r.config_get("log_file"),
+                         {"log_file": srv.log_file})
+        self.assertEqual(r.config_get("maxclients"),
+                         {"maxclients": "10000"})
+        size = os.path.getsize(srv.log_file)
+        os.kill(srv.pid, signal.SIGUSR1)
+        time.sleep(0.5)
+        with open(srv.log_file, errors="replace") as f:
+            f.seek(size)
+            after = f.read()
+        self.assertNotIn("reopen", after)
+        srv.settings["log_file"] = srv.log_file
+        srv.write_config()
+        srv.stop()
+
     def test_pidfile(self):
         pidfile = os.path.join(self.tmp, "dqd.pid")
         srv = self.server(pidfile=pidfile)
