@@ -154,17 +154,18 @@ lock_data_dir(void)
 	return fd;
 }
 
-static void
+/* 0: sent or no NOTIFY_SOCKET; -1 with errno. */
+static int
 sd_notify(const char *msg)
 {
 	struct sockaddr_un	 sun;
 	const char		*path = getenv("NOTIFY_SOCKET");
 	socklen_t		 len;
-	int			 fd;
+	int			 fd, r, e;
 
 	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
 	    strlen(path) >= sizeof(sun.sun_path))
-		return;
+		return 0;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	strcpy(sun.sun_path, path);
@@ -172,11 +173,12 @@ sd_notify(const char *msg)
 		sun.sun_path[0] = '\0';
 	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun,
-	    len) == -1)
-		log_warn("sd_notify");
+		return -1;
+	r = sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun, len);
+	e = errno;
 	close(fd);
+	errno = e;
+	return r == -1 ? -1 : 0;
 }
 
 static int
@@ -639,7 +641,10 @@ shutdown_all(void)
 	int	killed;
 
 	log_notice("stopping");
-	sd_notify("STOPPING=1");
+	/* start-stop-daemon --notify-await removes its socket once READY
+	   came: nobody listens any more, which is no fault. */
+	if (sd_notify("STOPPING=1") == -1)
+		log_debug("sd_notify: %s", strerror(errno));
 	if (failchk_pid != 0) {
 		kill(failchk_pid, SIGKILL);
 		waitpid(failchk_pid, NULL, 0);
@@ -849,7 +854,8 @@ master_main(struct config *c, int dbg)
 	log_notice("ready to accept connections on %s:%d (%d workers, "
 	    "durability %s)", cfg->bind, cfg->port, cfg->workers,
 	    config_durability_name(cfg->durability));
-	sd_notify("READY=1");
+	if (sd_notify("READY=1") == -1)
+		log_warn("sd_notify");
 	for (;;) {
 		t = poll_timeout();
 		ts.tv_sec = t / 1000;

@@ -80,12 +80,13 @@ class InitScript:
         return redis.Redis(host="127.0.0.1", port=self.port,
                            socket_timeout=5)
 
-    def logs(self):
+    def logs(self, whole=False):
         try:
             with open(self.logfile, errors="replace") as f:
-                return f.read()[-5000:]
+                text = f.read()
         except OSError:
             return ""
+        return text if whole else text[-5000:]
 
     def cleanup(self):
         pid = self.pid()
@@ -210,6 +211,11 @@ class InitdTest(unittest.TestCase):
         rc, out = s.run("bogus")
         self.assertEqual(rc, 3)
         self.assertIn("usage", out)
+        # Every stop was quiet: start-stop-daemon --notify-await had
+        # removed its socket long before dqd said STOPPING=1.
+        log = s.logs(whole=True)
+        self.assertIn("stopped", log)
+        self.assertNotIn("sd_notify", log)
 
     def test_background_with_notify(self):
         self.lifecycle(daemonize=False)
