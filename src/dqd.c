@@ -4,6 +4,7 @@
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,25 +46,56 @@ raise_nofile(void)
 	}
 }
 
-static void
+/* The parent of a daemon: exits as the daemon's start went. */
+static void __attribute__((noreturn))
+wait_ready(pid_t pid, int fd)
+{
+	ssize_t	n;
+	char	c;
+	int	status = 0;
+
+	while ((n = read(fd, &c, 1)) == -1 && errno == EINTR)
+		;
+	if (n == 1)
+		_exit(0);
+	/* Gone before it was ready: it has told stderr why. */
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	_exit(WIFEXITED(status) && WEXITSTATUS(status) != 0 ?
+	    WEXITSTATUS(status) : 1);
+}
+
+/*
+ * The parent waits until the daemon is ready, so that a start that fails
+ * (port in use, recovery failed) fails the command that ran dqd, with the
+ * reason on its stderr.  The daemon keeps that stderr and writes one byte
+ * to the returned pipe when it is ready (master.c).
+ */
+static int
 daemonize(void)
 {
 	pid_t	pid;
-	int	fd;
+	int	fd, p[2];
 
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe");
 	if ((pid = fork()) == -1)
 		fatal("fork");
-	if (pid != 0)
-		_exit(0);
+	if (pid != 0) {
+		close(p[1]);
+		wait_ready(pid, p[0]);
+	}
+	close(p[0]);
 	if (setsid() == -1)
 		fatal("setsid");
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
 		dup2(fd, STDIN_FILENO);
 		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
+	log_stderr_too(1);
+	return p[1];
 }
 
 int
@@ -80,7 +112,7 @@ main(int argc, char *argv[])
 	struct config	*cfg;
 	const char	*path = NULL;
 	char		 err[1024];
-	int		 ch, test = 0, debug = 0;
+	int		 ch, test = 0, debug = 0, ready_fd = -1;
 
 	while ((ch = getopt_long(argc, argv, "c:tdvh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -138,6 +170,6 @@ main(int argc, char *argv[])
 	}
 	raise_nofile();
 	if (cfg->daemonize)
-		daemonize();
-	return master_main(cfg, debug);
+		ready_fd = daemonize();
+	return master_main(cfg, debug, ready_fd);
 }

@@ -15,6 +15,7 @@ static int		 log_syslog;
 static int		 log_fd = STDERR_FILENO;
 static char		 log_path[4096];
 static char		 log_proc[32] = "dqd";
+static int		 log_tee;	/* warnings to stderr as well */
 
 static const int	 syslog_prio[] = {
 	LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING
@@ -88,6 +89,29 @@ log_setproc(const char *fmt, ...)
 }
 
 void
+log_stderr_too(int on)
+{
+	log_tee = on;
+}
+
+/* The short form a terminal shows, as dqd's other messages there. */
+static void
+tee_stderr(const char *msg)
+{
+	char	line[2100];
+	int	n;
+
+	if (!log_syslog && log_fd == STDERR_FILENO)
+		return;		/* already there */
+	n = snprintf(line, sizeof(line), "dqd: %s\n", msg);
+	if (n > (int)sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	if (write(STDERR_FILENO, line, n) == -1) {
+		/* Nowhere else to report it. */
+	}
+}
+
+void
 log_setlevel(enum log_level level)
 {
 	log_level = level;
@@ -114,6 +138,8 @@ vlog(enum log_level level, int with_errno, const char *fmt, va_list ap)
 		n = strlen(msg);
 		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved));
 	}
+	if (log_tee && level == LOG_LEVEL_WARNING)
+		tee_stderr(msg);
 	if (log_syslog) {
 		syslog(syslog_prio[level], "%s: %s", log_proc, msg);
 		errno = saved;

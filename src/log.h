@@ -18,6 +18,9 @@ int	log_init(const char *target, enum log_level, const char *ident);
 int	log_reopen(void);		/* SIGUSR1 / after logrotate */
 void	log_setproc(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
+/* While on, warnings also go to stderr when the log goes elsewhere: a
+   daemon starting up shows its errors to whoever started it. */
+void	log_stderr_too(int);
 void	log_setlevel(enum log_level);
 int	log_enabled(enum log_level);
 

@@ -51,6 +51,7 @@ static struct config		*cfg;
 static int			 debug;		/* -d, kept across reloads */
 static struct child		 children[MAX_CHILDREN];
 static int			 listen_fd = -1;
+static int			 ready_fd = -1;	/* daemonizing parent's pipe */
 static pid_t			 failchk_pid;
 static uint64_t			 failchk_deadline;
 static int			 failchk_again;	/* a death during failchk */
@@ -115,6 +116,9 @@ child_signals(void)
 	sigset_t	none;
 
 	signal(SIGCHLD, SIG_DFL);
+	/* Only the master says when the start is done. */
+	if (ready_fd != -1)
+		close(ready_fd);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
@@ -816,8 +820,41 @@ poll_timeout(void)
 	return next > now ? (int)(next - now) : 0;
 }
 
+/*
+ * A daemon's start is over: stdio leaves the terminal it was started from
+ * (before the pool starts, so that no child keeps it), and once the pool
+ * is up its parent is told to exit 0 (dqd.c).
+ */
+static void
+detach_stdio(void)
+{
+	int	fd;
+
+	if (ready_fd == -1)
+		return;
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	log_stderr_too(0);
+}
+
+static void
+tell_ready(void)
+{
+	if (sd_notify("READY=1") == -1)
+		log_warn("sd_notify");
+	if (ready_fd == -1)
+		return;
+	if (write(ready_fd, "", 1) == -1)
+		log_warn("telling the parent dqd is ready");
+	close(ready_fd);
+	ready_fd = -1;
+}
+
 int
-master_main(struct config *c, int dbg)
+master_main(struct config *c, int dbg, int rfd)
 {
 	struct pollfd	pfd[METRICS_CONNS + 1];
 	struct timespec	ts;
@@ -826,6 +863,7 @@ master_main(struct config *c, int dbg)
 
 	cfg = c;
 	debug = dbg;
+	ready_fd = rfd;
 	log_setproc("master");
 	signals_setup(&waitmask);
 	if (stats_create() == -1)
@@ -850,12 +888,12 @@ master_main(struct config *c, int dbg)
 	}
 	if (metrics_open(cfg) == -1)
 		log_warnx("running without the metrics endpoint");
+	detach_stdio();
 	start_pool();
 	log_notice("ready to accept connections on %s:%d (%d workers, "
 	    "durability %s)", cfg->bind, cfg->port, cfg->workers,
 	    config_durability_name(cfg->durability));
-	if (sd_notify("READY=1") == -1)
-		log_warn("sd_notify");
+	tell_ready();
 	for (;;) {
 		t = poll_timeout();
 		ts.tv_sec = t / 1000;

@@ -17,7 +17,9 @@
 #include "config.h"
 
 /* Takes ownership of cfg; returns the exit status.  debug (-d): log at
-   the debug level to stderr, whatever a reloaded file says. */
-int	master_main(struct config *cfg, int debug);
+   the debug level to stderr, whatever a reloaded file says.  ready_fd
+   (-1: none): the pipe of a daemonizing parent (dqd.c), which gets one
+   byte when the server is ready; stdio goes to /dev/null then. */
+int	master_main(struct config *cfg, int debug, int ready_fd);
 
 #endif

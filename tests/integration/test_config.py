@@ -387,6 +387,61 @@ class TestConfig(dqtest.TestCase):
         srv.write_config()
         srv.stop()
 
+    def daemon_conf(self, port, **kw):
+        settings = {"port": port, "workers": 1, "daemonize": True,
+                    "data_dir": os.path.join(self.tmp, "d"),
+                    "log_file": os.path.join(self.tmp, "dqd.log"),
+                    "pidfile": os.path.join(self.tmp, "dqd.pid")}
+        settings.update(kw)
+        return self.write("daemon.conf", dqtest.conf_text(settings))
+
+    def test_daemonize_reports_a_failed_start(self):
+        """daemonize = true: the command exits non-zero with the reason
+        on its stderr when the start fails, 0 once the server answers."""
+        busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        p = self.daemon_conf(busy.getsockname()[1])
+        r = subprocess.run([dqtest.DQD, "-c", p], capture_output=True,
+                           timeout=30, stdin=subprocess.DEVNULL)
+        err = r.stderr.decode(errors="replace")
+        self.assertNotEqual(r.returncode, 0, "failed start exited 0")
+        self.assertIn("in use", err)
+        print("\n  port in use -> exit %d: %s" % (r.returncode, err.strip()))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "dqd.pid")))
+
+        port = dqtest.free_port()
+        p = self.daemon_conf(port)
+        # capture_output: returns only when nothing holds the pipes, so
+        # the daemon has let go of the terminal's stdio too
+        r = subprocess.run([dqtest.DQD, "-c", p], capture_output=True,
+                           timeout=30, stdin=subprocess.DEVNULL)
+        with open(os.path.join(self.tmp, "dqd.pid")) as f:
+            pid = int(f.read())
+        self.addCleanup(self.kill_daemon, pid)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stderr, b"")
+        c = dqtest.redis.Redis(host="127.0.0.1", port=port,
+                               socket_timeout=5)
+        self.assertTrue(c.ping(), "not ready when the command returned")
+        dqtest.close_client(c)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while dqtest.pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(dqtest.pid_alive(pid))
+
+    @staticmethod
+    def kill_daemon(pid):
+        if dqtest.pid_alive(pid):
+            for p in [pid] + dqtest.children_of(pid):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+
     def test_pidfile(self):
         pidfile = os.path.join(self.tmp, "dqd.pid")
         srv = self.server(pidfile=pidfile)
