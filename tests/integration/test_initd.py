@@ -6,7 +6,9 @@ readiness notification, and dqd's own daemonize = true).
 Environment: DQD (default /tmp/build/dqd), SRCDIR (the source tree;
 default: two levels above this file).
 """
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -222,6 +224,59 @@ class InitdTest(unittest.TestCase):
 
     def test_daemonize(self):
         self.lifecycle(daemonize=True)
+
+    def test_logrotate_default_setup(self):
+        """The shipped logrotate file rotates the log of the shipped
+        default setup (DAEMONIZE=no, log_file = "": standard error goes to
+        LOGFILE through start-stop-daemon): dqd's next lines go to the new
+        file, not to the rotated one."""
+        logrotate = shutil.which("logrotate")
+        if logrotate is None:
+            raise AssertionError("logrotate is needed by this test "
+                                 "(quickstart.sh test installs it)")
+        s = InitScript(False)
+        self.addCleanup(s.cleanup)
+        rc, out = s.run("start")
+        self.assertEqual(rc, 0, out + s.logs())
+        with open(os.path.join(SRCDIR, "etc", "dqd.logrotate.in")) as f:
+            text = f.read()
+        text = text.replace("@localstatedir@/log/dqd",
+                            os.path.dirname(s.logfile))
+        text = text.replace("@runstatedir@", os.path.join(s.tmp, "run"))
+        # An install has the dqd user; this machine may not.
+        text = text.replace(" dqd adm", " %s %s" % (
+            pwd.getpwuid(os.getuid()).pw_name,
+            grp.getgrgid(os.getgid()).gr_name))
+        conf = os.path.join(s.tmp, "logrotate.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        p = subprocess.run([logrotate, "-f", "-s",
+                            os.path.join(s.tmp, "logrotate.state"), conf],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        rotated = s.logfile + ".1"
+        self.assertTrue(os.path.exists(rotated), os.listdir(
+            os.path.dirname(s.logfile)))
+        rc, out = s.run("reload")
+        self.assertEqual(rc, 0, out)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in s.logs():
+            if time.monotonic() > deadline:
+                with open(rotated, errors="replace") as f:
+                    self.fail("nothing logged to %s after the rotation; "
+                              "%s has:\n%s" % (s.logfile, rotated,
+                                                f.read()[-2000:]))
+            time.sleep(0.1)
+        with open(rotated, errors="replace") as f:
+            old = f.read()
+        self.assertIn("ready to accept", old)
+        self.assertNotIn("reload", old)
+        # dqd and start-stop-daemon write with O_APPEND: after the
+        # truncation the file starts again at its beginning, no hole
+        with open(s.logfile, "rb") as f:
+            self.assertNotIn(b"\0", f.read())
+        rc, out = s.run("stop")
+        self.assertEqual(rc, 0, out)
 
     def test_start_fails_on_bad_config(self):
         s = InitScript(False)
