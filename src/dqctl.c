@@ -1403,6 +1403,8 @@ cmd_backup(int argc, char **argv)
 	if (argc != 2)
 		fail(EX_USAGE, "usage: dqctl backup DIR");
 	check_data_dir(&st);
+	if (admin_backup_check(data_dir, argv[1], err, sizeof(err)) == -1)
+		fail(EX_ERR, "backup refused: %s", err);
 	if (geteuid() == 0 && st.st_uid != 0 &&
 	    mkdir(argv[1], 0700) == 0 &&
 	    chown(argv[1], st.st_uid, st.st_gid) == -1)

@@ -718,22 +718,59 @@ recover_copy(const char *target, char *err, size_t errlen)
 	return 0;
 }
 
+/* The absolute path target would have once created in its parent. */
 static int
-backup_locked(struct admin *a, const char *target,
-    struct admin_backup_result *res, char *err, size_t errlen)
+future_path(const char *target, char *out)
 {
-	struct backup_ctx	 b;
-	char			 rsrc[PATH_MAX], rdst[PATH_MAX], **dbs;
-	size_t			 l, ndbs, i;
-	int			 ret, empty;
+	char		 parent[PATH_MAX], *slash;
+	const char	*base;
+	size_t		 n;
 
-	memset(res, 0, sizeof(*res));
-	if (mkdir(target, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", target,
-		    strerror(errno));
+	if (snprintf(parent, sizeof(parent), "%s", target) >=
+	    (int)sizeof(parent)) {
+		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((empty = dir_is_empty(target)) != 1) {
+	for (n = strlen(parent); n > 1 && parent[n - 1] == '/'; n--)
+		parent[n - 1] = '\0';
+	if ((slash = strrchr(parent, '/')) == NULL) {
+		base = parent;
+		if (realpath(".", out) == NULL)
+			return -1;
+	} else {
+		*slash = '\0';
+		base = slash + 1;
+		if (realpath(slash == parent ? "/" : parent, out) == NULL)
+			return -1;
+	}
+	n = strlen(out);
+	if (snprintf(out + n, PATH_MAX - n, "%s%s", out[n - 1] == '/' ?
+	    "" : "/", base) >= (int)(PATH_MAX - n)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+admin_backup_check(const char *dir, const char *target, char *err,
+    size_t errlen)
+{
+	char	rsrc[PATH_MAX], rdst[PATH_MAX];
+	size_t	l;
+	int	empty;
+
+	if (realpath(dir, rsrc) == NULL) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (realpath(target, rdst) == NULL) {
+		if (errno != ENOENT || future_path(target, rdst) == -1) {
+			snprintf(err, errlen, "cannot create %s: %s", target,
+			    strerror(errno));
+			return -1;
+		}
+	} else if ((empty = dir_is_empty(target)) != 1) {
 		if (empty == -1)
 			snprintf(err, errlen, "%s: %s", target,
 			    strerror(errno));
@@ -742,15 +779,32 @@ backup_locked(struct admin *a, const char *target,
 			    "or empty directory", target);
 		return -1;
 	}
-	if (realpath(a->dir, rsrc) == NULL || realpath(target, rdst) == NULL) {
-		snprintf(err, errlen, "realpath: %s", strerror(errno));
-		return -1;
-	}
 	l = strlen(rsrc);
 	if (strcmp(rsrc, rdst) == 0 || (strncmp(rsrc, rdst, l) == 0 &&
 	    rdst[l] == '/')) {
 		snprintf(err, errlen, "%s is inside the data directory %s: "
-		    "put the backup elsewhere", target, a->dir);
+		    "put the backup elsewhere", target, dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+backup_locked(struct admin *a, const char *target,
+    struct admin_backup_result *res, char *err, size_t errlen)
+{
+	struct backup_ctx	 b;
+	char			 **dbs;
+	size_t			 ndbs, i;
+	int			 ret;
+
+	memset(res, 0, sizeof(*res));
+	/* Checked first: a refused backup leaves no directory behind. */
+	if (admin_backup_check(a->dir, target, err, errlen) == -1)
+		return -1;
+	if (mkdir(target, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", target,
+		    strerror(errno));
 		return -1;
 	}
 

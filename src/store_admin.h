@@ -72,6 +72,13 @@ void	admin_log_usage(const char *dir, struct admin_log_usage *);
  */
 int	admin_backup(struct admin *, const char *target,
 	    struct admin_backup_result *, char *err, size_t errlen);
+/*
+ * Whether target may receive a backup of dir: new or empty, and outside
+ * dir.  admin_backup() checks it before it creates target; dqctl too,
+ * before it creates target for the data directory's owner.
+ */
+int	admin_backup_check(const char *dir, const char *target, char *err,
+	    size_t errlen);
 
 /*
  * Runs DB->verify on every database file in dir, which nobody may be

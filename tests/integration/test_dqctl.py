@@ -22,14 +22,14 @@ DQCTL = os.environ.get("DQCTL") or "/tmp/build/dqctl"
 EX_OK, EX_ERR, EX_USAGE, EX_UNREACH, EX_AUTH, EX_INUSE, EX_DAMAGED = range(7)
 
 
-def dqctl(*args, input=None, timeout=120, env=None):
+def dqctl(*args, input=None, timeout=120, env=None, cwd=None):
     """Run dqctl ARGS; return (status, stdout, stderr) as text."""
     e = dict(os.environ)
     e.pop("DQCTL_AUTH", None)
     if env:
         e.update(env)
     p = subprocess.run([DQCTL] + [str(a) for a in args], input=input,
-                       capture_output=True, timeout=timeout, env=e)
+                       capture_output=True, timeout=timeout, env=e, cwd=cwd)
     return (p.returncode, p.stdout.decode("utf-8", "replace"),
             p.stderr.decode("utf-8", "replace"))
 
@@ -302,10 +302,23 @@ class DqctlTest(dqtest.TestCase):
         rc, out, err = dqctl("-d", srv.data_dir, "backup", tmp)
         self.assertEqual(rc, EX_ERR)
         self.assertIn("not empty", err)
-        rc, out, err = dqctl("-d", srv.data_dir, "backup",
-                             os.path.join(srv.data_dir, "inside"))
+        self.assertEqual(os.listdir(tmp), ["junk"])
+        # Refused before anything is created: no empty directory is left
+        # in the data directory, under any spelling of it.
+        for inside in (os.path.join(srv.data_dir, "inside"),
+                       os.path.join(srv.data_dir, "inside") + "/",
+                       os.path.join(srv.data_dir, ".", "sub")):
+            with self.subTest(target=inside):
+                rc, out, err = dqctl("-d", srv.data_dir, "backup", inside)
+                self.assertEqual(rc, EX_ERR)
+                self.assertIn("inside the data directory", err)
+                self.assertFalse(os.path.exists(inside),
+                                 "%s left behind" % inside)
+        rc, out, err = dqctl("-d", srv.data_dir, "backup", "sub",
+                             cwd=srv.data_dir)
         self.assertEqual(rc, EX_ERR)
         self.assertIn("inside the data directory", err)
+        self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "sub")))
 
     def test_verify_checkpoint_running_and_stopped(self):
         srv = self.server()
