@@ -208,20 +208,37 @@ cmd_hello(struct cmdctx *x)
 	return STORE_OK;
 }
 
+/* Memory the parser holds for arguments, outside the query buffer. */
+static size_t
+argv_mem(const struct resp_parser *p)
+{
+	return p->capargs * (2 * sizeof(size_t) + sizeof(char *)) +
+	    p->scratchcap;
+}
+
+/*
+ * Every field of Redis 7.2's CLIENT LIST, in its order: clients parse the
+ * line into a map and index fields such as argv-mem without a check.
+ * dqd has one output buffer and no reply list, so oll is always 0; the
+ * input buffer never shrinks, so its peak (rbp) is its size (rbs).
+ */
 static void
 client_line(struct buf *b, const struct client *c)
 {
 	uint64_t	now = mono_ms();
+	size_t		amem = argv_mem(&c->parser);
 
 	buf_appendf(b, "id=%llu addr=%s laddr=%s:%d fd=%d name=%s age=%llu "
 	    "idle=%llu flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
-	    "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
-	    "lib-name=%s lib-ver=%s resp=2\n", (unsigned long long)c->id,
-	    c->addr, server.cfg->bind, server.cfg->port, c->fd,
-	    c->name ? c->name : "",
+	    "qbuf-free=%zu argv-mem=%zu multi-mem=0 rbs=%zu rbp=%zu obl=0 "
+	    "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
+	    "redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
+	    (unsigned long long)c->id, c->addr, server.cfg->bind,
+	    server.cfg->port, c->fd, c->name ? c->name : "",
 	    (unsigned long long)(now - c->created_ms) / 1000,
 	    (unsigned long long)(now - c->last_ms) / 1000,
-	    c->in.len, c->out.len, c->in.cap + c->out.cap,
+	    c->in.len, c->in.cap - c->in.len, amem, c->in.cap, c->in.cap,
+	    c->out.len, c->in.cap + c->out.cap + amem,
 	    c->last_cmd ? c->last_cmd : "NULL",
 	    c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
 }

@@ -158,6 +158,35 @@ class ServerCmds(dqtest.TestCase):
         self.assertIsInstance(r.client_id(), int)
         self.assertTrue(any(c.get("name") == "pyname" for c in r.client_list()))
 
+    # Redis 7.2's CLIENT LIST fields, in its order
+    CLIENT_FIELDS = ["id", "addr", "laddr", "fd", "name", "age", "idle",
+                     "flags", "db", "sub", "psub", "ssub", "multi", "qbuf",
+                     "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp",
+                     "obl", "oll", "omem", "tot-mem", "events", "cmd",
+                     "user", "redir", "resp", "lib-name", "lib-ver"]
+
+    def test_client_info_fields(self):
+        """Clients index the fields of CLIENT INFO/LIST without a check:
+        redis-py 4.3's client_info() raised KeyError on a missing one."""
+        r = self.srv.client(client_name="fields")
+        for line in (r.execute_command("CLIENT", "INFO").decode(),
+                     r.execute_command("CLIENT", "LIST").decode()):
+            self.assertTrue(line.endswith("\n"), line)
+            keys = [f.split("=", 1)[0] for f in line.split()]
+            self.assertEqual(keys, self.CLIENT_FIELDS, line)
+        info = r.client_info()
+        self.assertEqual(info["name"], "fields")
+        self.assertEqual(info["cmd"], "client")
+        for k in ("qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp"):
+            self.assertGreaterEqual(int(info[k]), 0, k)
+        self.assertGreater(int(info["rbs"]), 0)
+        self.assertEqual(int(info["multi"]), -1)
+        self.assertEqual(info["resp"], "2")
+        mine = [c for c in r.client_list() if c["name"] == "fields"]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual(mine[0]["id"], str(info["id"]))
+        self.assertIn("argv-mem", mine[0])
+
     def test_command(self):
         v = self.cmd("COMMAND")
         self.assertIsInstance(v, list)
