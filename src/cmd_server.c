@@ -75,20 +75,26 @@ secret_eq(const char *a, size_t alen, const char *b)
 	return diff == 0;
 }
 
-/* Checks user and password; replies with the error and returns -1. */
+/*
+ * Checks user and password; replies with the error and returns -1.  ui is
+ * 0 for the one-argument AUTH.  Without requirepass the default user is
+ * Redis' "nopass" user: any password names it, so clients configured with
+ * a user name and password work against a server that requires none.  Only
+ * the one-argument form gets Redis' "no password configured" error.
+ */
 static int
 check_password(struct cmdctx *x, size_t ui, size_t pi)
 {
 	const char	*pass = server.cfg->requirepass;
 
-	if (pass == NULL) {
+	if (pass == NULL && ui == 0) {
 		reply_error(x->c, "ERR AUTH <password> called without any "
 		    "password configured for the default user. Are you sure "
 		    "your configuration is correct?");
 		return -1;
 	}
 	if ((ui != 0 && !eqcase(x->argv[ui], x->argvlen[ui], "default")) ||
-	    !secret_eq(x->argv[pi], x->argvlen[pi], pass)) {
+	    (pass != NULL && !secret_eq(x->argv[pi], x->argvlen[pi], pass))) {
 		reply_error(x->c, "WRONGPASS invalid username-password pair "
 		    "or user is disabled.");
 		return -1;

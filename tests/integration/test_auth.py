@@ -137,18 +137,49 @@ class Auth(dqtest.TestCase):
 
 
 class NoPassword(dqtest.TestCase):
+    def setUp(self):
+        self.srv = self.server()
+
     def test_auth_without_password(self):
-        srv = self.server()
-        v = resp_parse_all(srv.raw(resp_cmd("AUTH", "x") +
-                                   resp_cmd("AUTH", "default", "x") +
-                                   resp_cmd("PING")))
-        self.assertEqual(len(v), 3)
-        self.assertTrue(v[0].startswith("ERR"), v[0])
-        self.assertIn("without any password configured", v[0])
-        # Redis 7 accepts AUTH default <anything> when the default user
-        # has no password (nopass); an error is acceptable too
-        self.assertTrue(v[1] == "OK" or v[1].startswith("ERR"), v[1])
-        self.assertEqual(v[2], "PONG")
+        """Redis 7: the one-argument AUTH is an error without requirepass;
+        the two-argument form names the default user, which then has no
+        password (nopass): any password is right, any other user wrong."""
+        v = resp_parse_all(self.srv.raw(
+            resp_cmd("AUTH", "x") + resp_cmd("AUTH", "default", "x") +
+            resp_cmd("AUTH", "default", "") + resp_cmd("AUTH", "alice", "x") +
+            resp_cmd("HELLO", "2", "AUTH", "default", "x") +
+            resp_cmd("HELLO", "2", "AUTH", "alice", "x") +
+            resp_cmd("PING")))
+        self.assertEqual(len(v), 7)
+        self.assertEqual(v[0], "ERR AUTH <password> called without any "
+                         "password configured for the default user. Are "
+                         "you sure your configuration is correct?")
+        self.assertEqual(v[1:3], ["OK", "OK"])
+        self.assertEqual(v[3], "WRONGPASS invalid username-password pair or "
+                         "user is disabled.")
+        self.assertIsInstance(v[4], list)
+        self.assertIn(b"proto", v[4])
+        self.assertTrue(v[5].startswith("WRONGPASS"), v[5])
+        self.assertEqual(v[6], "PONG")
+
+    def test_clients_with_credentials(self):
+        """A client configured with user and password still works."""
+        r = redis.Redis(port=self.srv.port, username="default",
+                        password="x")
+        self.assertTrue(r.ping())
+        self.assertEqual(r.execute_command("SADD", "q", "m", 0), 1)
+        r.close()
+        r = redis.Redis(port=self.srv.port, username="alice", password="x")
+        with self.assertRaises((redis.AuthenticationError,
+                                redis.ResponseError)) as cm:
+            r.ping()
+        self.assertIn("WRONGPASS", str(cm.exception))
+        r.close()
+        p = subprocess.run([dqtest.REDIS_CLI, "-p", str(self.srv.port),
+                            "--user", "default", "--pass", "x",
+                            "--no-auth-warning", "scard", "q"],
+                           capture_output=True, timeout=10)
+        self.assertEqual((p.stdout.strip(), p.stderr), (b"1", b""), p)
 
 
 if __name__ == "__main__":
