@@ -21,80 +21,242 @@
 #define F	CMD_FAST
 #define B	CMD_BLOCKING
 
+#define OPT	ARG_OPTIONAL
+#define MULT	ARG_MULTIPLE
+
+/* Arguments for COMMAND DOCS: name, type, token, flags, members. */
+#define ARG(n, t, f)		{ n, t, NULL, f, NULL }
+#define TOKEN(tok, n, t, f)	{ n, t, tok, f, NULL }
+#define PURE(tok, n)		{ n, "pure-token", tok, 0, NULL }
+#define GROUP(tok, n, t, f, a)	{ n, t, tok, f, a }
+#define END			{ NULL, NULL, NULL, 0, NULL }
+
+static const struct cmdarg queue_arg[] = { ARG("queue", "key", 0), END };
+static const struct cmdarg queues_arg[] = {
+	ARG("queue", "key", MULT), END
+};
+static const struct cmdarg message_args[] = {
+	ARG("body", "string", 0), ARG("delay_ms", "integer", 0), END
+};
+static const struct cmdarg sadd_args[] = {
+	ARG("queue", "key", 0),
+	GROUP(NULL, "message", "block", MULT, message_args), END
+};
+static const struct cmdarg spop_args[] = {
+	ARG("queue", "key", 0), ARG("count", "integer", OPT), END
+};
+static const struct cmdarg qput_args[] = {
+	ARG("queue", "key", 0), ARG("id", "string", 0),
+	ARG("body", "string", 0), ARG("delay_ms", "integer", 0), END
+};
+static const struct cmdarg qputat_args[] = {
+	ARG("queue", "key", 0), ARG("id", "string", 0),
+	ARG("body", "string", 0), ARG("due_unix_ms", "unix-time", 0), END
+};
+static const struct cmdarg qreserve_args[] = {
+	ARG("queue", "key", 0), ARG("count", "integer", 0),
+	ARG("lease_ms", "integer", 0),
+	TOKEN("BLOCK", "timeout_ms", "integer", OPT), END
+};
+static const struct cmdarg ids_args[] = {
+	ARG("queue", "key", 0), ARG("id", "string", MULT), END
+};
+static const struct cmdarg id_delay_args[] = {
+	ARG("queue", "key", 0), ARG("id", "string", 0),
+	ARG("delay_ms", "integer", 0), END
+};
+static const struct cmdarg qextend_args[] = {
+	ARG("queue", "key", 0), ARG("id", "string", 0),
+	ARG("lease_ms", "integer", 0), END
+};
+static const struct cmdarg qpeek_args[] = {
+	ARG("queue", "key", 0), ARG("count", "integer", 0), END
+};
+static const struct cmdarg bspop_args[] = {
+	ARG("queue", "key", MULT), ARG("timeout", "double", 0), END
+};
+static const struct cmdarg keys_args[] = {
+	ARG("pattern", "pattern", OPT), END
+};
+static const struct cmdarg scan_args[] = {
+	ARG("cursor", "integer", 0),
+	TOKEN("MATCH", "pattern", "pattern", OPT),
+	TOKEN("COUNT", "count", "integer", OPT),
+	TOKEN("TYPE", "type", "string", OPT), END
+};
+static const struct cmdarg message_arg[] = {
+	ARG("message", "string", 0), END
+};
+static const struct cmdarg ping_args[] = {
+	ARG("message", "string", OPT), END
+};
+static const struct cmdarg select_args[] = {
+	ARG("index", "integer", 0), END
+};
+static const struct cmdarg auth_args[] = {
+	ARG("username", "string", OPT), ARG("password", "string", 0), END
+};
+static const struct cmdarg userpass_args[] = {
+	ARG("username", "string", 0), ARG("password", "string", 0), END
+};
+static const struct cmdarg hello_opts[] = {
+	ARG("protover", "integer", 0),
+	GROUP("AUTH", "username-password", "block", OPT, userpass_args),
+	TOKEN("SETNAME", "clientname", "string", OPT), END
+};
+static const struct cmdarg hello_args[] = {
+	GROUP(NULL, "arguments", "block", OPT, hello_opts), END
+};
+static const struct cmdarg onoff_args[] = {
+	PURE("ON", "on"), PURE("OFF", "off"), END
+};
+static const struct cmdarg setinfo_args[] = {
+	TOKEN("LIB-NAME", "libname", "string", 0),
+	TOKEN("LIB-VER", "libver", "string", 0), END
+};
+static const struct cmdarg client_subs[] = {
+	TOKEN("SETNAME", "connection-name", "string", 0),
+	PURE("GETNAME", "getname"), PURE("ID", "id"),
+	GROUP("SETINFO", "attr", "oneof", 0, setinfo_args),
+	PURE("INFO", "info"), PURE("LIST", "list"),
+	GROUP("NO-EVICT", "no-evict", "oneof", 0, onoff_args),
+	GROUP("NO-TOUCH", "no-touch", "oneof", 0, onoff_args),
+	PURE("HELP", "help"), END
+};
+static const struct cmdarg client_args[] = {
+	GROUP(NULL, "subcommand", "oneof", 0, client_subs), END
+};
+static const struct cmdarg names_arg[] = {
+	ARG("command-name", "string", OPT | MULT), END
+};
+static const struct cmdarg command_subs[] = {
+	PURE("COUNT", "count"), PURE("LIST", "list"),
+	GROUP("INFO", "info", "block", 0, names_arg),
+	GROUP("DOCS", "docs", "block", 0, names_arg),
+	PURE("HELP", "help"), END
+};
+static const struct cmdarg command_args[] = {
+	GROUP(NULL, "subcommand", "oneof", OPT, command_subs), END
+};
+static const struct cmdarg config_subs[] = {
+	TOKEN("GET", "parameter", "pattern", MULT),
+	PURE("HELP", "help"), END
+};
+static const struct cmdarg config_args[] = {
+	GROUP(NULL, "subcommand", "oneof", 0, config_subs), END
+};
+static const struct cmdarg info_args[] = {
+	ARG("section", "string", OPT | MULT), END
+};
+
 /*
  * name, arity, flags, handler, first key, last key, key step, group,
- * since, summary.  Arity follows Redis: the command name counts, a
- * negative number is a minimum.
+ * since, summary, arguments.  Arity follows Redis: the command name
+ * counts, a negative number is a minimum.
  */
 const struct cmd cmd_table[] = {
 	{ "sadd", -4, W | F, cmd_sadd, 1, 1, 1, "queue", "0.1.0",
-	  "Enqueue messages, each due after its delay in milliseconds" },
+	  "Enqueue messages, each due after its delay in milliseconds",
+	  sadd_args },
 	{ "spop", -2, W | F, cmd_spop, 1, 1, 1, "queue", "0.1.0",
-	  "Take the earliest due message(s) of a queue" },
+	  "Take the earliest due message(s) of a queue",
+	  spop_args },
 	{ "scard", 2, R | F, cmd_scard, 1, 1, 1, "queue", "0.1.0",
-	  "Number of messages in a queue" },
+	  "Number of messages in a queue",
+	  queue_arg },
 	{ "qadd", -4, W | F, cmd_qadd, 1, 1, 1, "queue", "0.1.0",
-	  "Enqueue messages and return their server-assigned ids" },
+	  "Enqueue messages and return their server-assigned ids",
+	  sadd_args },
 	{ "qput", 5, W | F, cmd_qput, 1, 1, 1, "queue", "0.1.0",
-	  "Create or replace the message with the producer's id" },
+	  "Create or replace the message with the producer's id",
+	  qput_args },
 	{ "qputat", 5, W | F, cmd_qputat, 1, 1, 1, "queue", "0.1.0",
-	  "QPUT with an absolute due time in Unix milliseconds" },
+	  "QPUT with an absolute due time in Unix milliseconds",
+	  qputat_args },
 	{ "qreserve", -4, W | F | B, cmd_qreserve, 1, 1, 1, "queue", "0.1.0",
-	  "Lease due messages: [id, body, deliveries] each" },
+	  "Lease due messages: [id, body, deliveries] each",
+	  qreserve_args },
 	{ "qack", -3, W | F, cmd_qack, 1, 1, 1, "queue", "0.1.0",
-	  "Acknowledge (delete) reserved messages" },
+	  "Acknowledge (delete) reserved messages",
+	  ids_args },
 	{ "qnack", 4, W | F, cmd_qnack, 1, 1, 1, "queue", "0.1.0",
-	  "Give a reserved message back, due after a delay" },
+	  "Give a reserved message back, due after a delay",
+	  id_delay_args },
 	{ "qextend", 4, W | F, cmd_qextend, 1, 1, 1, "queue", "0.1.0",
-	  "Make a lease end lease_ms from now" },
+	  "Make a lease end lease_ms from now",
+	  qextend_args },
 	{ "qreschedule", 4, W | F, cmd_qreschedule, 1, 1, 1, "queue", "0.1.0",
-	  "Make any message due after a delay" },
+	  "Make any message due after a delay",
+	  id_delay_args },
 	{ "qcancel", -3, W | F, cmd_qcancel, 1, 1, 1, "queue", "0.1.0",
-	  "Remove messages by id, in any state" },
+	  "Remove messages by id, in any state",
+	  ids_args },
 	{ "qpeek", 3, R, cmd_qpeek, 1, 1, 1, "queue", "0.1.0",
-	  "The earliest messages: [id, body, due_unix_ms, deliveries]" },
+	  "The earliest messages: [id, body, due_unix_ms, deliveries]",
+	  qpeek_args },
 	{ "qstat", 2, R, cmd_qstat, 1, 1, 1, "queue", "0.1.0",
-	  "Counters of a queue, as field/value pairs" },
+	  "Counters of a queue, as field/value pairs",
+	  queue_arg },
 	{ "bspop", -3, W | B, cmd_bspop, 1, -2, 1, "queue", "0.1.0",
-	  "Take a due message of the first queue that has one, or wait" },
+	  "Take a due message of the first queue that has one, or wait",
+	  bspop_args },
 	{ "del", -2, W, cmd_del, 1, -1, 1, "queue", "0.1.0",
-	  "Delete queues with all their messages" },
+	  "Delete queues with all their messages",
+	  queues_arg },
 	{ "keys", -1, R, cmd_keys, 0, 0, 0, "queue", "0.1.0",
-	  "Names of the queues holding messages, matching a glob pattern" },
+	  "Names of the queues holding messages, matching a glob pattern",
+	  keys_args },
 	{ "scan", -2, R, cmd_scan, 0, 0, 0, "queue", "0.1.0",
-	  "Iterate over the queues" },
+	  "Iterate over the queues",
+	  scan_args },
 	{ "exists", -2, R | F, cmd_exists, 1, -1, 1, "queue", "0.1.0",
-	  "Count the given queues that hold messages" },
+	  "Count the given queues that hold messages",
+	  queues_arg },
 	{ "type", 2, R | F, cmd_type, 1, 1, 1, "queue", "0.1.0",
-	  "Type of a queue: set, or none" },
+	  "Type of a queue: set, or none",
+	  queue_arg },
 	{ "dbsize", 1, R, cmd_dbsize, 0, 0, 0, "server", "0.1.0",
-	  "Number of queues holding messages" },
+	  "Number of queues holding messages",
+	  NULL },
 	{ "ping", -1, F, cmd_ping, 0, 0, 0, "connection", "0.1.0",
-	  "Ping the server" },
+	  "Ping the server",
+	  ping_args },
 	{ "echo", 2, F, cmd_echo, 0, 0, 0, "connection", "0.1.0",
-	  "Echo the given string" },
-	{ "quit", -1, NA | F | CMD_TXCTL, cmd_quit, 0, 0, 0, "connection", "0.1.0",
-	  "Close the connection" },
+	  "Echo the given string",
+	  message_arg },
+	{ "quit", -1, NA | F | CMD_TXCTL, cmd_quit, 0, 0, 0, "connection",
+	  "0.1.0", "Close the connection",
+	  NULL },
 	{ "select", 2, F, cmd_select, 0, 0, 0, "connection", "0.1.0",
-	  "Select database 0, the only one" },
+	  "Select database 0, the only one",
+	  select_args },
 	{ "auth", -2, NA | F, cmd_auth, 0, 0, 0, "connection", "0.1.0",
-	  "Authenticate to the server" },
+	  "Authenticate to the server",
+	  auth_args },
 	{ "hello", -1, NA | F, cmd_hello, 0, 0, 0, "connection", "0.1.0",
-	  "Handshake: RESP2 only" },
+	  "Handshake: RESP2 only",
+	  hello_args },
 	{ "client", -2, 0, cmd_client, 0, 0, 0, "connection", "0.1.0",
-	  "CLIENT SETNAME, GETNAME, SETINFO, ID, INFO, LIST" },
+	  "The connection: SETNAME, GETNAME, SETINFO, ID, INFO, LIST, HELP",
+	  client_args },
 	{ "command", -1, 0, cmd_command, 0, 0, 0, "server", "0.1.0",
-	  "Details of the commands: COMMAND, COUNT, INFO, DOCS, LIST" },
+	  "Details of the commands: COUNT, LIST, INFO, DOCS, HELP",
+	  command_args },
 	{ "config", -2, CMD_ADMIN, cmd_config, 0, 0, 0, "server", "0.1.0",
-	  "CONFIG GET parameter [parameter ...]" },
+	  "Read the configuration: GET, HELP",
+	  config_args },
 	{ "info", -1, 0, cmd_info, 0, 0, 0, "server", "0.1.0",
-	  "Information and statistics about the server" },
+	  "Information and statistics about the server",
+	  info_args },
 	{ "multi", 1, CMD_TXCTL | F, cmd_multi, 0, 0, 0, "transactions",
-	  "0.1.0", "Queue the next commands until EXEC" },
+	  "0.1.0", "Queue the next commands until EXEC",
+	  NULL },
 	{ "exec", 1, CMD_TXCTL, cmd_exec, 0, 0, 0, "transactions", "0.1.0",
-	  "Run the queued commands in one transaction" },
+	  "Run the queued commands in one transaction",
+	  NULL },
 	{ "discard", 1, CMD_TXCTL | F, cmd_discard, 0, 0, 0, "transactions",
-	  "0.1.0", "Forget the queued commands" },
+	  "0.1.0", "Forget the queued commands",
+	  NULL },
 };
 const size_t cmd_count = sizeof(cmd_table) / sizeof(cmd_table[0]);
 

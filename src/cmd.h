@@ -36,15 +36,33 @@ struct cmdctx {
 	uint64_t	  now;		/* Unix ms when the command began */
 };
 
+#define ARG_OPTIONAL	0x01
+#define ARG_MULTIPLE	0x02
+
+/*
+ * One argument as Redis 7's COMMAND DOCS describes it, for redis-cli's
+ * hints and "help CMD".  type is key, string, integer, double, pattern,
+ * unix-time, pure-token (the token alone), block (members in sequence) or
+ * oneof (one of the members).  Lists end with a NULL name.
+ */
+struct cmdarg {
+	const char		*name;
+	const char		*type;
+	const char		*token;		/* word before it, or NULL */
+	int			 flags;		/* ARG_ */
+	const struct cmdarg	*args;		/* block or oneof members */
+};
+
 struct cmd {
-	const char	*name;		/* lower case */
-	int		 arity;		/* > 0 exact, < 0 at least -arity */
-	int		 flags;
-	int		 (*proc)(struct cmdctx *);
-	int		 firstkey, lastkey, keystep;
-	const char	*group;
-	const char	*since;
-	const char	*summary;
+	const char		*name;		/* lower case */
+	int			 arity;		/* > 0 exact, < 0 at least */
+	int			 flags;
+	int			 (*proc)(struct cmdctx *);
+	int			 firstkey, lastkey, keystep;
+	const char		*group;
+	const char		*since;
+	const char		*summary;
+	const struct cmdarg	*args;		/* NULL: takes none */
 };
 
 extern const struct cmd	cmd_table[];

@@ -299,6 +299,51 @@ reply_client_list(struct cmdctx *x, int all)
 	buf_free(&b);
 }
 
+/*
+ * Redis' reply to CMD HELP: a title, the lines given (NULL-terminated),
+ * and HELP itself, each a status.
+ */
+static void
+reply_help(struct client *c, const char *cmd, const char *const *lines)
+{
+	size_t	i, n = 0;
+	char	title[80];
+
+	while (lines[n] != NULL)
+		n++;
+	reply_array(c, n + 3);
+	snprintf(title, sizeof(title), "%s <subcommand> [<arg> [value] [opt] "
+	    "...]. Subcommands are:", cmd);
+	reply_simple(c, title);
+	for (i = 0; i < n; i++)
+		reply_simple(c, lines[i]);
+	reply_simple(c, "HELP");
+	reply_simple(c, "    Print this help.");
+}
+
+static const char *const client_help[] = {
+	"GETNAME",
+	"    Return the name of the current connection.",
+	"ID",
+	"    Return the ID of the current connection.",
+	"INFO",
+	"    Return information about the current client connection.",
+	"LIST",
+	"    Return information about the connections served by the same",
+	"    worker process as the current one.",
+	"NO-EVICT (ON|OFF)",
+	"    Accepted and ignored: dqd evicts no clients.",
+	"NO-TOUCH (ON|OFF)",
+	"    Accepted and ignored: dqd keeps no access times.",
+	"SETINFO <option> <value>",
+	"    Set client meta attr. Options are:",
+	"    * LIB-NAME: the client lib name.",
+	"    * LIB-VER: the client lib version.",
+	"SETNAME <name>",
+	"    Assign the name <name> to the current connection.",
+	NULL
+};
+
 static int
 client_wrong_args(struct cmdctx *x, size_t argc, const char *sub)
 {
@@ -334,6 +379,10 @@ cmd_client(struct cmdctx *x)
 		reply_client_list(x, 1);
 	else if (arg_eq(x, 1, "no-evict") || arg_eq(x, 1, "no-touch"))
 		reply_ok(x->c);
+	else if (arg_eq(x, 1, "help")) {
+		if (!client_wrong_args(x, 2, "help"))
+			reply_help(x->c, "CLIENT", client_help);
+	}
 	else
 		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try CLIENT "
 		    "HELP.", (int)(x->argvlen[1] > 32 ? 32 : x->argvlen[1]),
@@ -380,17 +429,73 @@ reply_command_info(struct client *c, const struct cmd *cmd)
 	reply_array(c, 0);	/* subcommands */
 }
 
+static size_t
+count_args(const struct cmdarg *a)
+{
+	size_t	n = 0;
+
+	while (a[n].name != NULL)
+		n++;
+	return n;
+}
+
+static void reply_args(struct client *, const struct cmdarg *);
+
+/* One argument's map; flags are statuses, as redis-cli asserts. */
+static void
+reply_arg(struct client *c, const struct cmdarg *a)
+{
+	size_t	nflags = ((a->flags & ARG_OPTIONAL) != 0) +
+		    ((a->flags & ARG_MULTIPLE) != 0);
+
+	reply_array(c, 2 * (2 + (a->token != NULL) + (nflags > 0) +
+	    (a->args != NULL)));
+	reply_bulkstr(c, "name");
+	reply_bulkstr(c, a->name);
+	reply_bulkstr(c, "type");
+	reply_bulkstr(c, a->type);
+	if (a->token != NULL) {
+		reply_bulkstr(c, "token");
+		reply_bulkstr(c, a->token);
+	}
+	if (nflags > 0) {
+		reply_bulkstr(c, "flags");
+		reply_array(c, nflags);
+		if (a->flags & ARG_OPTIONAL)
+			reply_simple(c, "optional");
+		if (a->flags & ARG_MULTIPLE)
+			reply_simple(c, "multiple");
+	}
+	if (a->args != NULL) {
+		reply_bulkstr(c, "arguments");
+		reply_args(c, a->args);
+	}
+}
+
+static void
+reply_args(struct client *c, const struct cmdarg *a)
+{
+	reply_array(c, count_args(a));
+	for (; a->name != NULL; a++)
+		reply_arg(c, a);
+}
+
+/* Like Redis, a command without arguments has no "arguments" entry. */
 static void
 reply_command_docs(struct client *c, const struct cmd *cmd)
 {
 	reply_bulkstr(c, cmd->name);
-	reply_array(c, 6);
+	reply_array(c, cmd->args != NULL ? 8 : 6);
 	reply_bulkstr(c, "summary");
 	reply_bulkstr(c, cmd->summary);
 	reply_bulkstr(c, "since");
 	reply_bulkstr(c, cmd->since);
 	reply_bulkstr(c, "group");
 	reply_bulkstr(c, cmd->group);
+	if (cmd->args != NULL) {
+		reply_bulkstr(c, "arguments");
+		reply_args(c, cmd->args);
+	}
 }
 
 static void
@@ -424,6 +529,24 @@ command_subset(struct cmdctx *x, int docs)
 	}
 }
 
+static const char *const command_help[] = {
+	"(no subcommand)",
+	"    Return details about all commands.",
+	"COUNT",
+	"    Return the total number of commands in this server.",
+	"LIST",
+	"    Return a list of all commands in this server.",
+	"INFO [<command-name> ...]",
+	"    Return details about multiple commands.",
+	"    If no command names are given, details for all commands are",
+	"    returned.",
+	"DOCS [<command-name> ...]",
+	"    Return documentation details about multiple commands.",
+	"    If no command names are given, documentation details for all",
+	"    commands are returned.",
+	NULL
+};
+
 int
 cmd_command(struct cmdctx *x)
 {
@@ -441,7 +564,9 @@ cmd_command(struct cmdctx *x)
 		reply_array(x->c, cmd_count);
 		for (i = 0; i < cmd_count; i++)
 			reply_bulkstr(x->c, cmd_table[i].name);
-	} else
+	} else if (arg_eq(x, 1, "help") && x->argc == 2)
+		reply_help(x->c, "COMMAND", command_help);
+	else
 		reply_error(x->c, "ERR unknown subcommand or wrong number of "
 		    "arguments for '%.*s'. Try COMMAND HELP.",
 		    (int)(x->argvlen[1] > 32 ? 32 : x->argvlen[1]), x->argv[1]);
@@ -470,6 +595,16 @@ config_pair(const char *name, const char *value, void *arg)
 	p->n++;
 }
 
+static const char *const config_help[] = {
+	"GET <pattern> [<pattern> ...]",
+	"    Return parameters matching the glob-like <pattern> and their",
+	"    values.",
+	"SET",
+	"    Not supported: edit the configuration file and send SIGHUP to",
+	"    the master process.",
+	NULL
+};
+
 int
 cmd_config(struct cmdctx *x)
 {
@@ -477,7 +612,12 @@ cmd_config(struct cmdctx *x)
 	size_t			i;
 
 	if (!arg_eq(x, 1, "get")) {
-		if (arg_eq(x, 1, "set"))
+		if (arg_eq(x, 1, "help") && x->argc == 2)
+			reply_help(x->c, "CONFIG", config_help);
+		else if (arg_eq(x, 1, "help"))
+			reply_error(x->c, "ERR wrong number of arguments for "
+			    "'config|help' command");
+		else if (arg_eq(x, 1, "set"))
 			reply_error(x->c, "ERR CONFIG SET is not supported: "
 			    "edit the configuration file and send SIGHUP to "
 			    "the master process");

@@ -3,6 +3,7 @@
 tools such as redis-cli and redis-py rely on."""
 
 import os
+import re
 import sys
 import time
 
@@ -213,6 +214,121 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(len(alldocs), 2 * len(v))
         # redis-cli fetches COMMAND DOCS for hints; redis-py's helper
         self.assertEqual(self.r.command_count(), len(v))
+
+    def test_help(self):
+        """CLIENT, COMMAND and CONFIG HELP answer as in Redis: an array of
+        status lines, a title first and HELP last."""
+        subs = {"CLIENT": ["GETNAME", "ID", "INFO", "LIST", "NO-EVICT",
+                           "NO-TOUCH", "SETINFO", "SETNAME"],
+                "COMMAND": ["COUNT", "LIST", "INFO", "DOCS"],
+                "CONFIG": ["GET", "SET"]}
+        for cmd, words in subs.items():
+            with self.subTest(cmd=cmd):
+                v = self.cmd(cmd, "help")
+                self.assertIsInstance(v, list)
+                self.assertTrue(all(type(l) is str for l in v), v)
+                self.assertEqual(v[0], "%s <subcommand> [<arg> [value] "
+                                 "[opt] ...]. Subcommands are:" % cmd)
+                self.assertEqual(v[-2:], ["HELP", "    Print this help."])
+                heads = [l.split()[0] for l in v[1:] if l[0] != " "]
+                for w in words:
+                    self.assertIn(w, heads, v)
+                self.assertErrRaw(self.srv, "-ERR", cmd, "HELP", "extra")
+        # redis-cli shows it
+        self.assertIn("SETNAME <name>", self.srv.cli("client", "help"))
+
+    # Redis 7's argument types; redis-cli 7.0 dereferences a missing type
+    ARG_TYPES = {"key", "string", "integer", "double", "pattern",
+                 "unix-time", "pure-token", "block", "oneof"}
+
+    def check_arg(self, a):
+        """One COMMAND DOCS argument map; its least number of words."""
+        self.assertEqual(len(a) % 2, 0, a)
+        m = dict(zip(a[0::2], a[1::2]))
+        self.assertLessEqual(set(m), {b"name", b"type", b"token", b"flags",
+                                      b"arguments"}, a)
+        self.assertIsInstance(m[b"name"], bytes)
+        t = m[b"type"].decode()
+        self.assertIn(t, self.ARG_TYPES, a)
+        flags = m.get(b"flags", [])
+        # redis-cli asserts that flags are statuses, not bulk strings
+        self.assertTrue(all(type(f) is str for f in flags), a)
+        self.assertLessEqual(set(flags), {"optional", "multiple"}, a)
+        if t == "pure-token":
+            self.assertIn(b"token", m, a)
+        self.assertEqual(t in ("block", "oneof"), b"arguments" in m, a)
+        if t == "block":
+            least = sum(self.check_arg(x) for x in m[b"arguments"])
+        elif t == "oneof":
+            least = min(self.check_arg(x) for x in m[b"arguments"])
+        else:
+            least = 0 if t == "pure-token" else 1
+        least += b"token" in m
+        return 0 if "optional" in flags else least
+
+    @staticmethod
+    def synopsis(a):
+        """An argument as redis-cli 7.0's cliAddArgument writes it."""
+        m = dict(zip(a[0::2], a[1::2]))
+        t, flags = m[b"type"].decode(), m.get(b"flags", [])
+        tok = m[b"token"].decode() if b"token" in m else ""
+        if t == "block":
+            rep = " ".join(ServerCmds.synopsis(x) for x in m[b"arguments"])
+        elif t == "oneof":
+            rep = "|".join(ServerCmds.synopsis(x) for x in m[b"arguments"])
+        elif t == "pure-token":
+            rep = ""
+        else:
+            rep = m[b"name"].decode()
+        if tok and t != "pure-token":
+            tok += " "
+        s = tok + rep
+        if "multiple" in flags:
+            s += " [%s ...]" % rep
+        return "[%s]" % s if "optional" in flags else s
+
+    def test_command_docs_arguments(self):
+        """COMMAND DOCS describes every command's arguments in Redis 7's
+        form, for redis-cli's hints and help; the least number of words
+        they take agrees with the arity."""
+        docs = self.cmd("COMMAND", "DOCS")
+        info = {e[0]: e[1] for e in self.cmd("COMMAND")}
+        synopses = {}
+        for name, d in zip(docs[0::2], docs[1::2]):
+            with self.subTest(cmd=name):
+                m = dict(zip(d[0::2], d[1::2]))
+                args = m.get(b"arguments")
+                if args is None:    # takes none: no entry, as in Redis
+                    self.assertIn(info[name], (1, -1))
+                    args = []
+                self.assertIsInstance(args, list)
+                least = sum(self.check_arg(a) for a in args)
+                self.assertEqual(least + 1, abs(info[name]))
+                synopses[name] = " ".join(self.synopsis(a) for a in args)
+        self.assertEqual(len(synopses), len(info))
+        expect = {
+            b"sadd": "queue body delay_ms [body delay_ms ...]",
+            b"spop": "queue [count]",
+            b"qputat": "queue id body due_unix_ms",
+            b"qreserve": "queue count lease_ms [BLOCK timeout_ms]",
+            b"qack": "queue id [id ...]",
+            b"bspop": "queue [queue ...] timeout",
+            b"scan": "cursor [MATCH pattern] [COUNT count] [TYPE type]",
+            b"auth": "[username] password",
+            b"hello": "[protover [AUTH username password] "
+                      "[SETNAME clientname]]",
+            b"config": "GET parameter [parameter ...]|HELP",
+            b"dbsize": "",
+            b"quit": "",
+        }
+        for name, text in expect.items():
+            self.assertEqual(synopses[name], text)
+        # redis-cli's own help, built from the same reply
+        out = re.sub(r"\x1b\[[0-9;]*m", "", self.srv.cli("help", "sadd"))
+        self.assertIn("SADD queue body delay_ms [body delay_ms ...]", out)
+        self.assertIn("summary: Enqueue messages", out)
+        out = re.sub(r"\x1b\[[0-9;]*m", "", self.srv.cli("help", "qreserve"))
+        self.assertIn("QRESERVE queue count lease_ms [BLOCK timeout_ms]", out)
 
     def test_config(self):
         v = self.cmd("CONFIG", "GET", "port")
