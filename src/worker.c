@@ -131,6 +131,8 @@ free_client(struct client *c)
 {
 	unpend(c);
 	unhold(c);
+	if (c->flags & (CLIENT_ARMED | CLIENT_BLOCKED))
+		blocked_changed = 1;	/* the gauge and watched queues */
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else

@@ -429,6 +429,31 @@ class Disconnect(Base):
         info = self.r.info("clients")
         self.assertLess(info["connected_clients"], 20)
 
+    def blocked_clients(self, want, timeout=2.0):
+        """INFO's blocked_clients once it reads want, or at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = self.r.info("clients")["blocked_clients"]
+            if n == want or time.monotonic() >= deadline:
+                return n
+            time.sleep(0.02)
+
+    def test_blocked_gauge_after_disconnect(self):
+        """blocked_clients drops when blocked clients disconnect, not when
+        their worker next blocks someone (it stayed at 3)."""
+        socks = []
+        for i in range(3):
+            s = self.srv.connect()
+            s.sendall(dqtest.resp_cmd("BSPOP", "x", 0) if i < 2 else
+                      dqtest.resp_cmd("QRESERVE", "x", 1, 1000, "BLOCK", 0))
+            socks.append(s)
+        self.assertEqual(self.blocked_clients(3), 3)
+        socks.pop().close()
+        self.assertEqual(self.blocked_clients(2), 2)
+        for s in socks:
+            s.close()
+        self.assertEqual(self.blocked_clients(0), 0)
+
     def test_disconnect_while_other_clients_wait(self):
         keep = self.srv.connect()
         keep.sendall(dqtest.resp_cmd("BSPOP", "q", 5))

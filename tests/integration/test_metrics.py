@@ -31,9 +31,10 @@ class MetricsTest(dqtest.TestCase):
 
     def start(self, **kw):
         self.mport = dqtest.free_port()
-        return self.server(
+        self.srv = self.server(
             workers=2, max_deliveries=1,
             metrics={"bind": "127.0.0.1", "port": self.mport}, **kw)
+        return self.srv
 
     def test_promtool_accepts_the_output(self):
         promtool = shutil.which("promtool")
@@ -91,6 +92,27 @@ class MetricsTest(dqtest.TestCase):
         self.assertIn("dqd_wheel_moves_total", after)
         self.assertEqual(moved("dqd_wheel_moves_total"), 0)
         self.assertEqual(len(ids), 2)
+
+    def test_blocked_clients_gauge(self):
+        """dqd_blocked_clients follows blocked clients that disconnect."""
+        self.start()
+        socks = [socket.create_connection(("127.0.0.1", self.srv.port))
+                 for _ in range(3)]
+        for s in socks:
+            s.sendall(dqtest.resp_cmd("BSPOP", "x", 0))
+
+        def gauge(want):
+            deadline = time.monotonic() + 2
+            while True:
+                v = values(scrape(self.mport)[2])["dqd_blocked_clients"]
+                if v == want or time.monotonic() >= deadline:
+                    return v
+                time.sleep(0.02)
+
+        self.assertEqual(gauge(3), 3)
+        for s in socks:
+            s.close()
+        self.assertEqual(gauge(0), 0)
 
     def test_worker_restart_counted(self):
         srv = self.start()
