@@ -237,17 +237,66 @@ metric(struct buf *b, const char *name, const char *type, const char *help,
 	buf_appendf(b, "%s %.17g\n", name, v);
 }
 
-/* A label value: printable ASCII, with \ and " escaped. */
-static void
-label(struct buf *b, const char *s)
+/*
+ * Length of the character at s if it is valid UTF-8 and not a control
+ * character, else 0.  Overlong forms, surrogates and code points past
+ * U+10FFFF are not valid; the NUL at the end stops a sequence.
+ */
+static size_t
+utf8_char(const unsigned char *s)
 {
-	for (; *s != '\0'; s++) {
-		if (*s == '\\' || *s == '"')
-			buf_appendf(b, "\\%c", *s);
-		else if (*s >= ' ' && *s <= '~')
-			buf_append(b, s, 1);
-		else
-			buf_append(b, "?", 1);
+	uint32_t	cp;
+	size_t		i, n;
+
+	if (*s >= 0x20 && *s < 0x7f)
+		return 1;
+	if (*s >= 0xc2 && *s <= 0xdf) {
+		n = 2;
+		cp = *s & 0x1f;
+	} else if (*s >= 0xe0 && *s <= 0xef) {
+		n = 3;
+		cp = *s & 0x0f;
+	} else if (*s >= 0xf0 && *s <= 0xf4) {
+		n = 4;
+		cp = *s & 0x07;
+	} else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * A queue name as a label value.  Two names must never give the same
+ * series, so the value is one-to-one with the name: printable UTF-8 as it
+ * is, a backslash doubled, any other byte (a control character, invalid
+ * UTF-8) as \xHH.  The exposition format then escapes \ and " itself, so
+ * a backslash of the name is written \\\\ and a byte 0x01 \\x01.
+ */
+static void
+label(struct buf *b, const char *name)
+{
+	const unsigned char	*s = (const unsigned char *)name;
+	size_t			 n;
+
+	while (*s != '\0') {
+		if (*s == '\\')
+			buf_append(b, "\\\\\\\\", 4);
+		else if (*s == '"')
+			buf_append(b, "\\\"", 2);
+		else if ((n = utf8_char(s)) > 0) {
+			buf_append(b, (const char *)s, n);
+			s += n;
+			continue;
+		} else
+			buf_appendf(b, "\\\\x%02x", *s);
+		s++;
 	}
 }
 

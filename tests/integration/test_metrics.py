@@ -27,6 +27,40 @@ def values(text):
     return out
 
 
+def queue_label(line):
+    """The queue label of a sample line, with the exposition format's
+    escapes (\\\\, \\", \\n) undone."""
+    i = line.index('{queue="') + len('{queue="')
+    out = []
+    while line[i] != '"':
+        if line[i] == "\\":
+            i += 1
+            out.append({"\\": "\\", '"': '"', "n": "\n"}[line[i]])
+        else:
+            out.append(line[i])
+        i += 1
+    return "".join(out)
+
+
+def unlabel(v):
+    """The queue name (bytes) a label value stands for: dqd writes a
+    backslash as \\\\ and other bytes that are not printable UTF-8 as
+    \\xHH."""
+    out, i = bytearray(), 0
+    while i < len(v):
+        if v[i] != "\\":
+            out += v[i].encode()
+            i += 1
+        elif v[i + 1] == "\\":
+            out += b"\\"
+            i += 2
+        else:
+            assert v[i + 1] == "x", v
+            out.append(int(v[i + 2:i + 4], 16))
+            i += 4
+    return bytes(out)
+
+
 class MetricsTest(dqtest.TestCase):
 
     def start(self, **kw):
@@ -51,6 +85,37 @@ class MetricsTest(dqtest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         print("promtool check metrics: ok, %d lines" % len(text.splitlines()))
+
+    def test_queue_labels_one_to_one(self):
+        """Every queue name gives its own queue label, and the name can be
+        read back from it: "dup\\x01" and "dup\\x02" were both "dup?", a
+        duplicate series that Prometheus rejects, and UTF-8 was mangled."""
+        names = [b"dup\x01", b"dup\x02", b"dup?", "caf\u00e9".encode(),
+                 "\u65e5\u672c \U0001f600".encode(), b"a\\x01", b"a\\\\",
+                 b"a\\", b"bad\xff\xfe", b"cut\xc3", b"\xc3\xa9\xc3",
+                 b"sur\xed\xa0\x80", b"over\xc0\xaf", b"nl\nx",
+                 b"tab\tx", b'q"t', b"del\x7f", b"\\x41", b"A"]
+        srv = self.start()
+        r = srv.client()
+        for n in names:
+            r.execute_command("SADD", n, "m", 0)
+        time.sleep(2.5)         # the housekeeper publishes every 2 s
+        text = scrape(self.mport)[2]
+        p = subprocess.run(["promtool", "check", "metrics"], input=text,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        for metric in ("dqd_queue_messages", "dqd_queue_reserved"):
+            got = [queue_label(l) for l in text.splitlines()
+                   if l.startswith(metric + "{")]
+            self.assertEqual(len(got), len(set(got)), got)
+            self.assertEqual(sorted(unlabel(v) for v in got), sorted(names))
+        lines = text.splitlines()
+        # valid UTF-8 as it is; other bytes as \xHH, the backslash escaped
+        # once more by the exposition format
+        for want in ('{queue="caf\u00e9"}', '{queue="dup\\\\x01"}',
+                     '{queue="a\\\\\\\\x01"}', '{queue="bad\\\\xff\\\\xfe"}',
+                     '{queue="q\\"t"}', '{queue="nl\\\\x0ax"}'):
+            self.assertTrue(any(want in l for l in lines), want)
 
     def test_counters_move(self):
         srv = self.start()
