@@ -144,24 +144,28 @@ static void
 respond(struct mconn *c)
 {
 	struct buf	body;
-	const char	*status = "200 OK";
+	const char	*status = "200 OK", *allow = "";
 	int		ok;
 
 	buf_init(&body, 0);
 	ok = strncmp(c->req, "GET /metrics ", 13) == 0 ||
 	    strncmp(c->req, "GET /metrics?", 13) == 0 ||
 	    strncmp(c->req, "GET / ", 6) == 0;
-	if (!ok) {
-		status = strncmp(c->req, "GET ", 4) == 0 ? "404 Not Found" :
-		    "405 Method Not Allowed";
+	if (!ok && strncmp(c->req, "GET ", 4) == 0)
+		status = "404 Not Found";
+	else if (!ok) {
+		status = "405 Method Not Allowed";
+		allow = "Allow: GET\r\n";	/* RFC 9110 requires it */
+	}
+	if (!ok)
 		buf_appendf(&body, "%s\n", status);
-	} else if (metrics_render(&body) == -1) {
+	else if (metrics_render(&body) == -1) {
 		status = "500 Internal Server Error";
 		body.len = 0;
 	}
-	if (buf_appendf(&c->out, "HTTP/1.0 %s\r\nContent-Type: text/plain; "
+	if (buf_appendf(&c->out, "HTTP/1.0 %s\r\n%sContent-Type: text/plain; "
 	    "version=0.0.4; charset=utf-8\r\nContent-Length: %zu\r\n"
-	    "Connection: close\r\n\r\n", status, body.len) == -1 ||
+	    "Connection: close\r\n\r\n", status, allow, body.len) == -1 ||
 	    buf_append(&c->out, body.data, body.len) == -1)
 		c->out.len = 0;
 	buf_free(&body);

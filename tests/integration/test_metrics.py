@@ -205,6 +205,23 @@ class MetricsTest(dqtest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as e:
             scrape(self.mport, "/nope")
         self.assertEqual(e.exception.code, 404)
+        # another method: 405 with the Allow header HTTP requires
+        for method in ("POST", "HEAD", "PUT"):
+            with self.subTest(method=method):
+                s = socket.create_connection(("127.0.0.1", self.mport))
+                s.sendall(b"%s /metrics HTTP/1.0\r\n\r\n" % method.encode())
+                head = dqtest.read_raw(s, timeout=3).split(b"\r\n\r\n")[0]
+                s.close()
+                lines = head.split(b"\r\n")
+                self.assertEqual(lines[0],
+                                 b"HTTP/1.0 405 Method Not Allowed", head)
+                self.assertIn(b"Allow: GET", lines[1:], head)
+        req = urllib.request.Request("http://127.0.0.1:%d/metrics"
+                                     % self.mport, data=b"x", method="POST")
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=5)
+        self.assertEqual(e.exception.code, 405)
+        self.assertEqual(e.exception.headers.get("Allow"), "GET")
         # Scrapers that connect and say nothing: the master goes on
         # serving others and supervising.
         idle = [socket.create_connection(("127.0.0.1", self.mport))
