@@ -304,31 +304,46 @@ label(struct buf *b, const char *name)
 	}
 }
 
+/* One histogram's series; label is "" or `name="value"`. */
+static void
+histogram_series(struct buf *b, const char *name, const char *label,
+    const uint64_t *counts, const double *bounds, size_t n, double sum)
+{
+	const char	*sep = *label ? "," : "";
+	char		 le[32];
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		cum += counts[i];
+		if (i + 1 < n)
+			snprintf(le, sizeof(le), "%g", bounds[i]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		buf_appendf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, label,
+		    sep, le, (unsigned long long)cum);
+	}
+	if (*label)
+		buf_appendf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name,
+		    label, sum, name, label, (unsigned long long)cum);
+	else
+		buf_appendf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum,
+		    name, (unsigned long long)cum);
+}
+
 static void
 histogram(struct buf *b, const char *name, const char *help,
     const uint64_t *counts, const double *bounds, size_t n, double sum)
 {
-	uint64_t	cum = 0;
-	size_t		i;
-
 	head(b, name, "histogram", help);
-	for (i = 0; i < n; i++) {
-		cum += counts[i];
-		if (i + 1 < n)
-			buf_appendf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
-			    bounds[i], (unsigned long long)cum);
-		else
-			buf_appendf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
-			    (unsigned long long)cum);
-	}
-	buf_appendf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
-	    (unsigned long long)cum);
+	histogram_series(b, name, "", counts, bounds, n, sum);
 }
 
 static void
 render_commands(struct buf *b, const struct stats_slot *s)
 {
-	uint64_t	usec = 0;
+	uint64_t	lat[STATS_LAT];
+	char		label[64];
 	size_t		i;
 
 	head(b, "dqd_commands_total", "counter", "Commands run, by name.");
@@ -340,11 +355,19 @@ render_commands(struct buf *b, const struct stats_slot *s)
 	for (i = 0; i < cmd_count && i < STATS_CMDS; i++) {
 		buf_appendf(b, "dqd_command_seconds_total{command=\"%s\"} "
 		    "%.6f\n", cmd_table[i].name, s->cmd_usec[i] / 1e6);
-		usec += s->cmd_usec[i];
 	}
-	histogram(b, "dqd_command_duration_seconds",
-	    "Commands by the time they took to run.", s->lat,
-	    stats_lat_bounds, STATS_LAT, usec / 1e6);
+	/* Only the commands that ran: 11 series each. */
+	head(b, "dqd_command_duration_seconds", "histogram",
+	    "Commands by the time they took to run, by name.");
+	for (i = 0; i < cmd_count && i < STATS_CMDS; i++) {
+		if (s->cmd_calls[i] == 0)
+			continue;
+		stats_command_lat(i, lat);
+		snprintf(label, sizeof(label), "command=\"%s\"",
+		    cmd_table[i].name);
+		histogram_series(b, "dqd_command_duration_seconds", label, lat,
+		    stats_lat_bounds, STATS_LAT, s->cmd_usec[i] / 1e6);
+	}
 }
 
 /* Copies the housekeeper's figures without tearing (a seqlock). */

@@ -18,6 +18,13 @@ static struct stats_slot dummy_slot;	/* before stats_attach */
 struct stats_slot	*my_stats = &dummy_slot;
 static struct stats_slot *shared_slot = &dummy_slot;	/* ours in stats */
 static struct stats_slot batch_slot;		/* a batch's, until commit */
+static int		 my_index = -1;		/* our slot in stats */
+
+/* A batch's command durations, as cells of cmd_lat, until commit. */
+#define LAT_STAGE	8192
+static uint16_t		 lat_stage[LAT_STAGE];
+static size_t		 nlat_stage;
+static int		 staging;
 
 int
 stats_create(void)
@@ -28,8 +35,9 @@ stats_create(void)
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
+	/* Zeroed by mmap; left untouched, the slots never used cost no
+	   memory. */
 	stats = p;
-	memset(stats, 0, sizeof(*stats));
 	return 0;
 }
 
@@ -39,6 +47,15 @@ stats_attach(int slot)
 	if (stats == NULL || slot < 0 || slot >= STATS_SLOTS)
 		return;
 	my_stats = shared_slot = &stats->slot[slot];
+	my_index = slot;
+}
+
+static void
+lat_add(unsigned cell)
+{
+	if (my_index >= 0)
+		__atomic_add_fetch(&stats->cmd_lat[my_index][0][0] + cell, 1,
+		    __ATOMIC_RELAXED);
 }
 
 
@@ -65,6 +82,8 @@ stats_batch_begin(void)
 {
 	memset(&batch_slot, 0, sizeof(batch_slot));
 	my_stats = &batch_slot;
+	nlat_stage = 0;
+	staging = 1;
 }
 
 void
@@ -74,12 +93,17 @@ stats_batch_commit(void)
 	batch_slot.clients = batch_slot.blocked = 0;
 	add_counters(shared_slot, &batch_slot);
 	my_stats = shared_slot;
+	while (nlat_stage > 0)
+		lat_add(lat_stage[--nlat_stage]);
+	staging = 0;
 }
 
 void
 stats_batch_abort(void)
 {
 	my_stats = shared_slot;
+	nlat_stage = 0;
+	staging = 0;
 }
 
 void
@@ -120,11 +144,37 @@ bucket(const double *bounds, size_t n, double v)
 void
 stats_command(size_t idx, uint64_t usec)
 {
-	if (idx < STATS_CMDS) {
-		STAT_ADD(cmd_calls[idx], 1);
-		STAT_ADD(cmd_usec[idx], usec);
+	unsigned	cell;
+
+	if (idx >= STATS_CMDS)
+		return;
+	STAT_ADD(cmd_calls[idx], 1);
+	STAT_ADD(cmd_usec[idx], usec);
+	cell = (unsigned)(idx * STATS_LAT +
+	    bucket(stats_lat_bounds, STATS_LAT - 1, usec / 1e6));
+	/* A batch larger than the stage (EXECs of thousands of commands)
+	   counts the rest at once, even if it is then run again. */
+	if (staging && nlat_stage < LAT_STAGE)
+		lat_stage[nlat_stage++] = (uint16_t)cell;
+	else
+		lat_add(cell);
+}
+
+void
+stats_command_lat(size_t idx, uint64_t lat[STATS_LAT])
+{
+	size_t	i, j;
+
+	memset(lat, 0, sizeof(uint64_t) * STATS_LAT);
+	if (stats == NULL || idx >= STATS_CMDS)
+		return;
+	for (i = 0; i < STATS_SLOTS; i++) {
+		if (stats->slot[i].cmd_calls[idx] == 0)
+			continue;	/* not touched: leave the page alone */
+		for (j = 0; j < STATS_LAT; j++)
+			lat[j] += __atomic_load_n(&stats->cmd_lat[i][idx][j],
+			    __ATOMIC_RELAXED);
 	}
-	STAT_ADD(lat[bucket(stats_lat_bounds, STATS_LAT - 1, usec / 1e6)], 1);
 }
 
 void

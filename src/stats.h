@@ -50,7 +50,6 @@ struct stats_slot {
 	uint64_t	wheel_moves;	/* far messages moved to near keys */
 	uint64_t	cmd_calls[STATS_CMDS];
 	uint64_t	cmd_usec[STATS_CMDS];
-	uint64_t	lat[STATS_LAT];		/* commands by duration */
 	uint64_t	late[STATS_LATE];	/* deliveries by lateness */
 	uint64_t	late_ms;		/* sum of lateness */
 };
@@ -93,6 +92,12 @@ struct stats_shared {
 	struct stats_env	env;
 	struct stats_flush	flush;
 	struct stats_slot	slot[STATS_SLOTS];
+	/*
+	 * Each command's runs by duration, per slot.  Not in stats_slot:
+	 * a batch stages only the cells it touched (stats.c), where the
+	 * slot's counters are all added up at every commit.
+	 */
+	uint64_t		cmd_lat[STATS_SLOTS][STATS_CMDS][STATS_LAT];
 };
 
 extern const double	stats_lat_bounds[STATS_LAT - 1];	/* seconds */
@@ -107,6 +112,8 @@ void	stats_sum(struct stats_slot *);	/* all slots added up */
 /* A new process in a slot: the gauges start again, the totals go on. */
 void	stats_reset_gauges(struct stats_slot *);
 void	stats_command(size_t idx, uint64_t usec);
+/* Command idx's runs by duration, all slots added up. */
+void	stats_command_lat(size_t idx, uint64_t lat[STATS_LAT]);
 /*
  * A batch's figures count only if it commits: between begin and commit
  * or abort, STAT_ADD goes to a private slot, added to the shared one at

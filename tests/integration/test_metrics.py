@@ -145,8 +145,21 @@ class MetricsTest(dqtest.TestCase):
         self.assertEqual(moved("dqd_messages_dead_lettered_total"), 1)
         self.assertGreaterEqual(moved("dqd_errors_total"), 1)
         self.assertEqual(moved("dqd_delivery_lateness_seconds_count"), 5)
-        self.assertGreaterEqual(moved("dqd_command_duration_seconds_count"),
-                                10)
+        # a histogram per command that ran, consistent with the counters
+        self.assertEqual(moved(
+            'dqd_command_duration_seconds_count{command="sadd"}'), 5)
+        self.assertEqual(moved(
+            'dqd_command_duration_seconds_bucket{command="spop",le="+Inf"}'),
+            2)
+        self.assertGreater(
+            after['dqd_command_duration_seconds_sum{command="qreserve"}'], 0)
+        for name in ("sadd", "spop", "qadd", "qreserve", "qack"):
+            self.assertEqual(
+                after['dqd_command_duration_seconds_count{command="%s"}'
+                      % name],
+                after['dqd_commands_total{command="%s"}' % name], name)
+        self.assertNotIn('dqd_command_duration_seconds_count{command="qpeek"}',
+                         after, "a command never run has no histogram")
         self.assertEqual(after['dqd_queue_messages{queue="q"}'], 2)
         self.assertEqual(after['dqd_queue_messages{queue="j:dead"}'], 1)
         self.assertEqual(after["dqd_workers"], 2)
