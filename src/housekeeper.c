@@ -137,8 +137,13 @@ queue_depth(void *arg, uint32_t qid, const void *name, size_t len,
 	d->n++;
 	d->messages += (uint64_t)c[STORE_C_MESSAGES];
 	if ((i = d->e->npublished) < STATS_QUEUES) {
-		snprintf(d->e->queue[i].name, sizeof(d->e->queue[i].name),
-		    "%.*s", (int)len, (const char *)name);
+		/* Bytes, NULs included; zeros after them (metrics.c). */
+		memset(d->e->queue[i].name, 0, sizeof(d->e->queue[i].name));
+		d->e->queue[i].cut = len > STATS_NAME_MAX;
+		d->e->queue[i].namelen = len > STATS_NAME_MAX ?
+		    STATS_NAME_MAX : (uint32_t)len;
+		memcpy(d->e->queue[i].name, name, d->e->queue[i].namelen);
+		d->e->queue[i].hash = (uint32_t)fnv1a(name, len);
 		d->e->queue[i].messages = c[STORE_C_MESSAGES];
 		d->e->queue[i].reserved = c[STORE_C_RESERVED];
 		d->e->npublished++;

@@ -281,20 +281,24 @@ utf8_char(const unsigned char *s)
  * series, so the value is one-to-one with the name: printable UTF-8 as it
  * is, a backslash doubled, any other byte (a control character, invalid
  * UTF-8) as \xHH.  The exposition format then escapes \ and " itself, so
- * a backslash of the name is written \\\\ and a byte 0x01 \\x01.
+ * a backslash of the name is written \\\\ and a byte 0x01 \\x01.  A
+ * name longer than STATS_NAME_MAX bytes is cut there and ends with
+ * "...#" and the hex hash of the whole name (the label of a name that
+ * short is shorter than that).  name is zero-filled past len.
  */
 static void
-label(struct buf *b, const char *name)
+label(struct buf *b, const char *name, size_t len, int cut, uint32_t hash)
 {
 	const unsigned char	*s = (const unsigned char *)name;
+	const unsigned char	*end = s + len;
 	size_t			 n;
 
-	while (*s != '\0') {
+	while (s < end) {
 		if (*s == '\\')
 			buf_append(b, "\\\\\\\\", 4);
 		else if (*s == '"')
 			buf_append(b, "\\\"", 2);
-		else if ((n = utf8_char(s)) > 0) {
+		else if ((n = utf8_char(s)) > 0 && n <= (size_t)(end - s)) {
 			buf_append(b, (const char *)s, n);
 			s += n;
 			continue;
@@ -302,6 +306,8 @@ label(struct buf *b, const char *name)
 			buf_appendf(b, "\\\\x%02x", *s);
 		s++;
 	}
+	if (cut)
+		buf_appendf(b, "...#%08x", (unsigned)hash);
 }
 
 /* One histogram's series; label is "" or `name="value"`. */
@@ -396,7 +402,8 @@ queue_gauge(struct buf *b, const struct stats_env *e, const char *name,
 	head(b, name, "gauge", help);
 	for (i = 0; i < e->npublished && i < STATS_QUEUES; i++) {
 		buf_appendf(b, "%s{queue=\"", name);
-		label(b, e->queue[i].name);
+		label(b, e->queue[i].name, e->queue[i].namelen,
+		    e->queue[i].cut, e->queue[i].hash);
 		buf_appendf(b, "\"} %lld\n", (long long)(reserved ?
 		    e->queue[i].reserved : e->queue[i].messages));
 	}

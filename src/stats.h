@@ -22,6 +22,7 @@
 #define STATS_LAT	10	/* command latency buckets, see stats.c */
 #define STATS_LATE	10	/* delivery lateness buckets */
 #define STATS_QUEUES	100	/* queues whose depth is published */
+#define STATS_NAME_MAX	120	/* bytes of a published queue name */
 
 struct stats_slot {
 	pid_t		pid;		/* 0: slot unused */
@@ -66,7 +67,10 @@ struct stats_env {
 	uint32_t	nqueues;		/* queues holding messages */
 	uint32_t	npublished;
 	struct {
-		char		name[128];
+		char		name[128];	/* the first namelen bytes */
+		uint32_t	namelen;	/* at most STATS_NAME_MAX */
+		uint32_t	hash;		/* of the whole name, if cut */
+		int		cut;		/* longer than STATS_NAME_MAX */
 		int64_t		messages;
 		int64_t		reserved;
 	} queue[STATS_QUEUES];

@@ -202,3 +202,15 @@ child_signals_setup(void (*fn)(int))
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 }
+
+uint64_t
+fnv1a(const void *data, size_t len)
+{
+	const unsigned char	*p = data;
+	uint64_t		 h = 1469598103934665603ULL;
+	size_t			 i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "stats.h"
+#include "util.h"
 #include "wake.h"
 
 static int		wake_fd = -1;	/* bound: we are woken through it */
@@ -69,13 +70,7 @@ wake_note_name(const void *name, size_t len)
 uint64_t
 wake_bit(const void *name, size_t len)
 {
-	const unsigned char	*p = name;
-	uint64_t		 h = 1469598103934665603ULL;	/* FNV-1a */
-	size_t			 i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	return 1ULL << (h % 64);
+	return 1ULL << (fnv1a(name, len) % 64);
 }
 
 void

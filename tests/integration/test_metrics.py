@@ -94,10 +94,13 @@ class MetricsTest(dqtest.TestCase):
                  "\u65e5\u672c \U0001f600".encode(), b"a\\x01", b"a\\\\",
                  b"a\\", b"bad\xff\xfe", b"cut\xc3", b"\xc3\xa9\xc3",
                  b"sur\xed\xa0\x80", b"over\xc0\xaf", b"nl\nx",
-                 b"tab\tx", b'q"t', b"del\x7f", b"\\x41", b"A"]
+                 b"tab\tx", b'q"t', b"del\x7f", b"\\x41", b"A",
+                 b"nul\x00a", b"nul\x00b"]
+        # past 120 bytes a name is cut and the hash of the whole follows
+        long_a, long_b = b"L" * 200 + b"a", b"L" * 200 + b"b"
         srv = self.start()
         r = srv.client()
-        for n in names:
+        for n in names + [long_a, long_b]:
             r.execute_command("SADD", n, "m", 0)
         time.sleep(2.5)         # the housekeeper publishes every 2 s
         text = scrape(self.mport)[2]
@@ -108,7 +111,12 @@ class MetricsTest(dqtest.TestCase):
             got = [queue_label(l) for l in text.splitlines()
                    if l.startswith(metric + "{")]
             self.assertEqual(len(got), len(set(got)), got)
-            self.assertEqual(sorted(unlabel(v) for v in got), sorted(names))
+            longs = [v for v in got if v.startswith("L" * 120)]
+            self.assertEqual(len(longs), 2, got)
+            for v in longs:
+                self.assertRegex(v, "^L{120}\\.\\.\\.#[0-9a-f]{8}$")
+            self.assertEqual(sorted(unlabel(v) for v in got
+                                    if v not in longs), sorted(names))
         lines = text.splitlines()
         # valid UTF-8 as it is; other bytes as \xHH, the backslash escaped
         # once more by the exposition format
