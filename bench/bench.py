@@ -667,6 +667,21 @@ def targets(res, args):
                     x["test"], x["durability"], fmtn(x["backlog"]),
                     fmt(x["value"], ""), peer, p[0]["setup"],
                     fmt(p[0]["value"], ""), r, need))
+    # At-least-once against at-least-once: beanstalkd's dequeue already
+    # is reserve + delete, so QRESERVE + QACK is the like-for-like pair.
+    for x in find(scenario="throughput", system="dqd",
+                  test="deq QRESERVE 100 + QACK, 50 conns"):
+        p = find(scenario="throughput", system="beanstalkd",
+                 test="deq SPOP 100, 50 conns", durability=x["durability"],
+                 backlog=x["backlog"])
+        if not p or not p[0]["value"]:
+            continue
+        r = x["value"] / p[0]["value"]
+        add(r >= 1.0, "deq at least once, 50 conns, %s, backlog %s: dqd "
+            "QRESERVE 100 + QACK %s/s vs beanstalkd (%s) reserve + delete "
+            "%s/s = %.2f, target >= 1.0" % (
+                x["durability"], fmtn(x["backlog"]), fmt(x["value"], ""),
+                p[0]["setup"], fmt(p[0]["value"], ""), r))
     backlogs = sorted({x["backlog"] for x in find(scenario="throughput",
                                                   system="dqd")})
     big = max(backlogs) if backlogs else 0
