@@ -186,6 +186,13 @@ section_replication(struct info *in)
 	    "master_repl_offset:0\r\nrepl_backlog_active:0\r\n\r\n");
 }
 
+/* Clients and tools ask whether they talk to a cluster node. */
+static void
+section_cluster(struct info *in)
+{
+	buf_appendf(&in->b, "# Cluster\r\ncluster_enabled:0\r\n\r\n");
+}
+
 static int
 count_queue(void *arg, uint32_t qid, const void *name, size_t len,
     const int64_t c[STORE_NCOUNTERS])
@@ -223,6 +230,7 @@ static const struct {
 	{ "persistence", section_persistence },
 	{ "stats", section_stats },
 	{ "replication", section_replication },
+	{ "cluster", section_cluster },
 	{ "keyspace", section_keyspace },
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))

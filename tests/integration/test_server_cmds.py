@@ -377,13 +377,14 @@ class ServerCmds(dqtest.TestCase):
         self.assertIn("\r\n", full)   # Redis' line ends
         secs = sections(full)
         for s in ("server", "clients", "memory", "persistence", "stats",
-                  "replication", "keyspace"):
+                  "replication", "cluster", "keyspace"):
             self.assertIn(s, secs, "INFO lacks section %s" % s)
         expected = {
             "server": ["redis_version", "tcp_port", "uptime_in_seconds",
                        "process_id"],
             "clients": ["connected_clients", "maxclients", "blocked_clients"],
             "memory": ["used_memory"],
+            "cluster": ["cluster_enabled"],
             "persistence": ["loading"],
             "stats": ["total_connections_received", "total_commands_processed",
                       "commits", "log_syncs", "cache_hit_ratio",
