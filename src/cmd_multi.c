@@ -23,6 +23,7 @@
 #include "cmd.h"
 #include "resp.h"
 #include "store.h"
+#include "worker.h"
 
 void
 multi_save(struct client *c)
@@ -134,6 +135,7 @@ exec_queued(struct client *c, const char *cmds, size_t len, size_t n)
 	resp_parser_init(&p, &lim);
 	reply_array(c, n);
 	c->flags |= CLIENT_EXEC;
+	store_isolate(server.store, 1);
 	while (off < len && r == STORE_OK) {
 		if (resp_parse(&p, cmds + off, len - off, &used) != RESP_OK) {
 			r = STORE_ERR;	/* cannot be: we encoded it */
@@ -143,6 +145,7 @@ exec_queued(struct client *c, const char *cmds, size_t len, size_t n)
 		r = cmd_execute(c, p.argc, p.argv, p.argvlen);
 	}
 	c->flags &= ~CLIENT_EXEC;
+	store_isolate(server.store, 0);
 	resp_parser_free(&p);
 	return r;
 }

@@ -415,7 +415,8 @@ get_counts(struct store *s, DB *db, uint32_t qid, uint32_t flags,
 	dbt_set(&val, vb, sizeof(vb));
 	val.ulen = sizeof(vb);
 	val.flags = DB_DBT_USERMEM;
-	r = st_rc(s, db->get(db, s->txn, &key, &val, flags), "counts get");
+	r = st_rc(s, db->get(db, s->txn, &key, &val, st_read_flags(s, flags)),
+	    "counts get");
 	if (r == STORE_NOTFOUND)
 		return STORE_OK;
 	/* Shorter records come from older versions: the rest is zero. */
@@ -684,7 +685,20 @@ st_cursor_open(struct store *s, DB *db, DBC **c, uint32_t flags)
 	*c = NULL;
 	if ((r = st_txn(s)) != 0 || (r = st_adds_flush(s)) != 0)
 		return r;
-	return st_rc(s, db->cursor(db, s->txn, c, flags), "cursor");
+	return st_rc(s, db->cursor(db, s->txn, c, st_read_flags(s, flags)),
+	    "cursor");
+}
+
+void
+store_isolate(struct store *s, int on)
+{
+	s->isolated = on;
+}
+
+uint32_t
+st_read_flags(const struct store *s, uint32_t flags)
+{
+	return s->isolated ? flags & ~(uint32_t)DB_READ_COMMITTED : flags;
 }
 
 int

@@ -97,6 +97,12 @@ void	store_abort(struct store *);
 /* durability "fsync": commits write the log to its file but leave the
    sync to the caller (flush.h); under "write" and "none", no change. */
 void	store_defer_sync(struct store *);
+/*
+ * While on, reads keep their locks until the transaction ends, where
+ * walks and counter reads otherwise let go page by page: the commands of
+ * an EXEC see one state of the data, whatever commits meanwhile.
+ */
+void	store_isolate(struct store *, int);
 
 /* Queues. */
 int	store_queue_find(struct store *, const void *, size_t, uint32_t *);

@@ -30,6 +30,7 @@ struct store {
 	int		 slot;		/* counter sub-database */
 	unsigned	 slot_bits;	/* process number in sequences */
 	uint32_t	 commit_flags;
+	int		 isolated;	/* store_isolate: no read-committed */
 	/*
 	 * Count changes are added up in memory during a transaction and
 	 * written once per queue at commit: one counter update per batch,
@@ -70,6 +71,8 @@ struct store {
 
 
 int	st_rc(struct store *, int, const char *);
+/* flags without DB_READ_COMMITTED while the store is isolated. */
+uint32_t st_read_flags(const struct store *, uint32_t);
 int	st_txn(struct store *);
 int	st_count_add(struct store *, uint32_t qid, int counter, int64_t);
 int	st_cursor_open(struct store *, DB *, DBC **, uint32_t);

@@ -364,7 +364,8 @@ msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 		dbt_set(val, s->rbuf, 0);
 		val->ulen = (uint32_t)s->rcap;
 		val->flags = DB_DBT_USERMEM;
-		ret = s->msgs->get(s->msgs, s->txn, &key, val, flags);
+		ret = s->msgs->get(s->msgs, s->txn, &key, val,
+		    st_read_flags(s, flags));
 		if (ret != DB_BUFFER_SMALL)
 			return st_rc(s, ret, "msgs get");
 		if (st_rbuf_reserve(s, val->size) != STORE_OK)
