@@ -248,13 +248,13 @@ const struct cmd cmd_table[] = {
 	{ "info", -1, 0, cmd_info, 0, 0, 0, "server", "0.1.0",
 	  "Information and statistics about the server",
 	  info_args },
-	{ "multi", 1, CMD_TXCTL | F, cmd_multi, 0, 0, 0, "transactions",
+	{ "multi", 1, CMD_TXCTL | F, cmd_multi, 0, 0, 0, "transaction",
 	  "0.1.0", "Queue the next commands until EXEC",
 	  NULL },
-	{ "exec", 1, CMD_TXCTL, cmd_exec, 0, 0, 0, "transactions", "0.1.0",
+	{ "exec", 1, CMD_TXCTL, cmd_exec, 0, 0, 0, "transaction", "0.1.0",
 	  "Run the queued commands in one transaction",
 	  NULL },
-	{ "discard", 1, CMD_TXCTL | F, cmd_discard, 0, 0, 0, "transactions",
+	{ "discard", 1, CMD_TXCTL | F, cmd_discard, 0, 0, 0, "transaction",
 	  "0.1.0", "Forget the queued commands",
 	  NULL },
 };
@@ -330,11 +330,11 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 		reply_error(c, "NOAUTH Authentication required.");
 		return STORE_OK;
 	}
+	c->last_cmd = cmd->name;
 	if ((c->flags & CLIENT_MULTI) && !(cmd->flags & CMD_TXCTL)) {
 		multi_queue(c, argc, argv, argvlen);
 		return STORE_OK;
 	}
-	c->last_cmd = cmd->name;
 	x.c = c;
 	x.argc = argc;
 	x.argv = argv;

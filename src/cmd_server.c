@@ -93,7 +93,9 @@ check_password(struct cmdctx *x, size_t ui, size_t pi)
 		    "your configuration is correct?");
 		return -1;
 	}
-	if ((ui != 0 && !eqcase(x->argv[ui], x->argvlen[ui], "default")) ||
+	/* User names are case-sensitive, as in Redis. */
+	if ((ui != 0 && !(x->argvlen[ui] == 7 &&
+	    memcmp(x->argv[ui], "default", 7) == 0)) ||
 	    (pass != NULL && !secret_eq(x->argv[pi], x->argvlen[pi], pass))) {
 		reply_error(x->c, "WRONGPASS invalid username-password pair "
 		    "or user is disabled.");
@@ -233,18 +235,23 @@ client_line(struct buf *b, const struct client *c)
 {
 	uint64_t	now = mono_ms();
 	size_t		amem = argv_mem(&c->parser);
+	int		multi = (c->flags & CLIENT_MULTI) != 0;
+	const char	*flags = multi ? "x" :
+			    (c->flags & CLIENT_BLOCKED) ? "b" : "N";
 
 	buf_appendf(b, "id=%llu addr=%s laddr=%s:%d fd=%d name=%s age=%llu "
-	    "idle=%llu flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
-	    "qbuf-free=%zu argv-mem=%zu multi-mem=0 rbs=%zu rbp=%zu obl=0 "
+	    "idle=%llu flags=%s db=0 sub=0 psub=0 ssub=0 multi=%lld qbuf=%zu "
+	    "qbuf-free=%zu argv-mem=%zu multi-mem=%zu rbs=%zu rbp=%zu obl=0 "
 	    "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
 	    "redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
 	    (unsigned long long)c->id, c->addr, server.cfg->bind,
 	    server.cfg->port, c->fd, c->name ? c->name : "",
 	    (unsigned long long)(now - c->created_ms) / 1000,
-	    (unsigned long long)(now - c->last_ms) / 1000,
-	    c->in.len, c->in.cap - c->in.len, amem, c->in.cap, c->in.cap,
-	    c->out.len, c->in.cap + c->out.cap + amem,
+	    (unsigned long long)(now - c->last_ms) / 1000, flags,
+	    multi ? (long long)c->multi_n : -1LL,
+	    c->in.len, c->in.cap - c->in.len, amem, c->multi.cap, c->in.cap,
+	    c->in.cap, c->out.len,
+	    c->in.cap + c->out.cap + c->multi.cap + amem,
 	    c->last_cmd ? c->last_cmd : "NULL",
 	    c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
 }

@@ -84,6 +84,12 @@ class Auth(dqtest.TestCase):
     def test_auth_default_user(self):
         v = self.exchange(("AUTH", "default", PASS), ("PING",))
         self.assertEqual(v, ["OK", "PONG"])
+        # user names are case-sensitive, as in Redis
+        v = self.exchange(("AUTH", "Default", PASS),
+                          ("HELLO", "2", "AUTH", "DEFAULT", PASS), ("PING",))
+        self.assertTrue(v[0].startswith("WRONGPASS"), v)
+        self.assertTrue(v[1].startswith("WRONGPASS"), v)
+        self.assertTrue(v[2].startswith("NOAUTH"), v)
 
     def test_auth_arity(self):
         v = self.exchange(("AUTH",), ("AUTH", "a", "b", "c"))
@@ -149,8 +155,9 @@ class NoPassword(dqtest.TestCase):
             resp_cmd("AUTH", "default", "") + resp_cmd("AUTH", "alice", "x") +
             resp_cmd("HELLO", "2", "AUTH", "default", "x") +
             resp_cmd("HELLO", "2", "AUTH", "alice", "x") +
+            resp_cmd("AUTH", "DEFAULT", "x") +
             resp_cmd("PING")))
-        self.assertEqual(len(v), 7)
+        self.assertEqual(len(v), 8)
         self.assertEqual(v[0], "ERR AUTH <password> called without any "
                          "password configured for the default user. Are "
                          "you sure your configuration is correct?")
@@ -160,7 +167,8 @@ class NoPassword(dqtest.TestCase):
         self.assertIsInstance(v[4], list)
         self.assertIn(b"proto", v[4])
         self.assertTrue(v[5].startswith("WRONGPASS"), v[5])
-        self.assertEqual(v[6], "PONG")
+        self.assertTrue(v[6].startswith("WRONGPASS"), v[6])
+        self.assertEqual(v[7], "PONG")
 
     def test_clients_with_credentials(self):
         """A client configured with user and password still works."""
