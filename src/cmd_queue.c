@@ -269,21 +269,6 @@ walk_total(void *arg, uint32_t qid, const void *name, size_t len,
 	return 0;
 }
 
-/* SCAN's walk gives names only: a bounded number of lookups. */
-static int
-walk_one(void *arg, const void *name, size_t len, uint32_t qid)
-{
-	struct walk	*w = arg;
-	int64_t		 c[STORE_NCOUNTERS];
-
-	if (w->pat != NULL && !glob_match(w->pat, w->patlen, name, len, 0))
-		return 0;
-	if ((w->r = store_queue_counters(server.store, qid, c)) != STORE_OK)
-		return 1;
-	return walk_total(arg, qid, name, len, c);
-}
-
-
 /* KEYS [pattern]: no pattern means "*", as the seed's clients send. */
 int
 cmd_keys(struct cmdctx *x)
@@ -364,7 +349,7 @@ cmd_scan(struct cmdctx *x)
 		}
 	}
 	scratch.len = 0;
-	r = store_queue_scan(server.store, &cursor, (size_t)count, walk_one,
+	r = store_queue_scan(server.store, &cursor, (size_t)count, walk_total,
 	    &w);
 	if (r == STORE_OK)
 		r = w.r;

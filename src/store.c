@@ -720,13 +720,18 @@ struct slot_walk {
 	int64_t		 v[STORE_NCOUNTERS];
 };
 
+/* flags DB_SET_RANGE: the first record at or after qid from. */
 static int
-slot_next(struct store *s, struct slot_walk *w, uint32_t flags)
+slot_next(struct store *s, struct slot_walk *w, uint32_t flags,
+    uint32_t from)
 {
-	DBT	key, val;
-	size_t	i;
+	unsigned char	kb[QID_LEN];
+	DBT		key, val;
+	size_t		i;
 
-	dbt_set(&key, NULL, 0);
+	be32_put(kb, from);
+	dbt_set(&key, flags == DB_SET_RANGE ? kb : NULL,
+	    flags == DB_SET_RANGE ? sizeof(kb) : 0);
 	dbt_set(&val, NULL, 0);
 	w->r = st_rc(s, w->c->get(w->c, &key, &val, flags), "counts next");
 	if (w->r != STORE_OK)
@@ -752,7 +757,7 @@ slots_sum(struct store *s, struct slot_walk *w, uint32_t qid,
 			if (w[i].qid == qid)
 				for (j = 0; j < STORE_NCOUNTERS; j++)
 					c[j] += w[i].v[j];
-			if ((r = slot_next(s, &w[i], DB_NEXT)) != STORE_OK)
+			if ((r = slot_next(s, &w[i], DB_NEXT, 0)) != STORE_OK)
 				return r;
 		}
 	}
@@ -763,38 +768,52 @@ slots_sum(struct store *s, struct slot_walk *w, uint32_t qid,
 }
 
 /*
- * Every queue in qid order with its counters: qnames.db and the slots'
- * sub-databases, all sorted by qid, are read side by side.  Sequential
- * pages and read locks let go as the cursors move: O(queues) for KEYS,
- * DBSIZE, INFO and the metrics, where a lookup in 16 slots per queue took
- * 6 s for 300,000 queues and ran the lock table out.
+ * Every queue in qid order from qid *from on with its counters, at most
+ * max of them; *from is then the qid to go on from, or 0 at the end.
+ * qnames.db and the slots' sub-databases, all sorted by qid, are read side
+ * by side: sequential pages, read locks let go as the cursors move.
+ * O(queues) for KEYS, DBSIZE, INFO and the metrics, where a lookup in 16
+ * slots per queue took 6 s for 300,000 queues and ran the lock table out.
  */
-int
-store_queue_totals(struct store *s, store_totals_fn fn, void *arg)
+static int
+totals_walk(struct store *s, uint64_t *from, size_t max, store_totals_fn fn,
+    void *arg)
 {
 	struct slot_walk	 w[STORE_SLOTS];
 	int64_t			 c[STORE_NCOUNTERS];
+	unsigned char		 kb[QID_LEN];
+	uint32_t		 start = (uint32_t)*from, qid;
 	DBC			*q;
 	DBT			 key, val;
-	size_t			 i;
+	size_t			 i, seen = 0;
 	int			 r;
 
 	memset(w, 0, sizeof(w));
+	*from = 0;
 	if ((r = st_txn(s)) != STORE_OK || (r = counts_flush(s)) != STORE_OK ||
 	    (r = st_cursor_open(s, s->qnames, &q, DB_READ_COMMITTED)) != 0)
 		return r;
 	for (i = 0; i < STORE_SLOTS && r == STORE_OK; i++)
 		if ((r = st_cursor_open(s, s->counts[i], &w[i].c,
 		    DB_READ_COMMITTED)) == STORE_OK)
-			r = slot_next(s, &w[i], DB_FIRST);
-	dbt_set(&key, NULL, 0);
+			r = slot_next(s, &w[i], DB_SET_RANGE, start);
+	be32_put(kb, start);
+	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, NULL, 0);
-	while (r == STORE_OK && (r = st_rc(s, q->get(q, &key, &val, DB_NEXT),
-	    "qnames next")) == STORE_OK) {
+	if (r == STORE_OK)
+		r = st_rc(s, q->get(q, &key, &val, DB_SET_RANGE),
+		    "qnames seek");
+	for (; r == STORE_OK; r = st_rc(s, q->get(q, &key, &val, DB_NEXT),
+	    "qnames next")) {
 		if (key.size != QID_LEN)
 			continue;
-		if ((r = slots_sum(s, w, be32_get(key.data), c)) != STORE_OK ||
-		    fn(arg, be32_get(key.data), val.data, val.size, c))
+		qid = be32_get(key.data);
+		if (seen++ == max) {
+			*from = qid;
+			break;
+		}
+		if ((r = slots_sum(s, w, qid, c)) != STORE_OK ||
+		    fn(arg, qid, val.data, val.size, c))
 			break;
 	}
 	if (r == STORE_NOTFOUND)
@@ -802,6 +821,14 @@ store_queue_totals(struct store *s, store_totals_fn fn, void *arg)
 	for (i = 0; i < STORE_SLOTS; i++)
 		r = st_cursor_close(s, w[i].c, r);
 	return st_cursor_close(s, q, r);
+}
+
+int
+store_queue_totals(struct store *s, store_totals_fn fn, void *arg)
+{
+	uint64_t	from = 0;
+
+	return totals_walk(s, &from, SIZE_MAX, fn, arg);
 }
 
 int
@@ -830,39 +857,13 @@ store_queue_name(struct store *s, uint32_t qid, char *buf, size_t bufsize,
 
 int
 store_queue_scan(struct store *s, uint64_t *cursor, size_t n,
-    int (*fn)(void *, const void *, size_t, uint32_t), void *arg)
+    store_totals_fn fn, void *arg)
 {
-	unsigned char	 kb[QID_LEN];
-	DBC		*c;
-	DBT		 key, val;
-	size_t		 seen = 0;
-	int		 r;
-
 	if (*cursor > UINT32_MAX) {
 		*cursor = 0;
 		return STORE_OK;
 	}
-	if ((r = st_cursor_open(s, s->qnames, &c, DB_READ_COMMITTED)) != 0)
-		return r;
-	be32_put(kb, (uint32_t)*cursor);
-	dbt_set(&key, kb, sizeof(kb));
-	dbt_set(&val, NULL, 0);
-	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "qnames seek");
-	*cursor = 0;
-	while (r == STORE_OK) {
-		if (key.size == QID_LEN) {
-			if (seen == n) {
-				*cursor = be32_get(key.data);
-				break;
-			}
-			seen++;
-			fn(arg, val.data, val.size, be32_get(key.data));
-		}
-		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "qnames next");
-	}
-	if (r == STORE_NOTFOUND)
-		r = STORE_OK;
-	return st_cursor_close(s, c, r);
+	return totals_walk(s, cursor, n, fn, arg);
 }
 
 static int

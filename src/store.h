@@ -122,7 +122,7 @@ int	store_queue_totals(struct store *, store_totals_fn, void *);
 /* Queues with qid >= *cursor, at most n; *cursor is set to the next qid
    to look at, or 0 when the scan is done. */
 int	store_queue_scan(struct store *, uint64_t *cursor, size_t n,
-	    int (*fn)(void *, const void *, size_t, uint32_t), void *);
+	    store_totals_fn, void *);
 
 int	store_queue_counters(struct store *, uint32_t,
 	    int64_t c[STORE_NCOUNTERS]);
