@@ -21,6 +21,8 @@
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
+#define INFO_EXACT_QUEUES	10000
+
 struct info {
 	struct buf		 b;
 	struct stats_slot	 sum;
@@ -207,6 +209,26 @@ count_queue(void *arg, uint32_t qid, const void *name, size_t len,
 	return 0;
 }
 
+/*
+ * The keyspace figures: exact, from one pass over the queues, while there
+ * are at most INFO_EXACT_QUEUES; past that the housekeeper's, at most
+ * 2 s old, so that INFO stays cheap (clients run it at every connect:
+ * the pass takes 0.3 s for 300,000 queues).
+ */
+static int
+keyspace(struct info *in)
+{
+	struct stats_env	e;
+
+	stats_env_read(&e);
+	if (e.updated_ms != 0 && e.nregistered > INFO_EXACT_QUEUES) {
+		in->nqueues = e.nqueues;
+		in->nmessages = e.nmessages;
+		return STORE_OK;
+	}
+	return store_queue_totals(server.store, count_queue, in);
+}
+
 static void
 section_keyspace(struct info *in)
 {
@@ -262,8 +284,7 @@ cmd_info(struct cmdctx *x)
 	if ((r = store_info(server.store, &in.si)) != STORE_OK)
 		return r;
 	if (wanted(x, "keyspace") &&
-	    (r = store_queue_totals(server.store, count_queue, &in)) !=
-	    STORE_OK) {
+	    (r = keyspace(&in)) != STORE_OK) {
 		buf_free(&in.b);
 		return r;
 	}

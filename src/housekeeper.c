@@ -119,7 +119,7 @@ compact_due(const struct config *cfg, uint64_t now)
 
 struct depths {
 	struct stats_env	*e;
-	uint32_t		 n;
+	uint32_t		 n, registered;
 	uint64_t		 messages;
 };
 
@@ -132,6 +132,7 @@ queue_depth(void *arg, uint32_t qid, const void *name, size_t len,
 	uint32_t	 i;
 
 	(void)qid;
+	d->registered++;
 	if (c[STORE_C_MESSAGES] <= 0)
 		return 0;
 	d->n++;
@@ -160,7 +161,7 @@ publish(struct store *s)
 {
 	struct stats_env	*e = &stats->env;
 	struct store_info	 si;
-	struct depths		 d = { e, 0, 0 };
+	struct depths		 d = { e, 0, 0, 0 };
 	int			 r;
 
 	if ((r = store_info(s, &si)) != STORE_OK)
@@ -178,6 +179,8 @@ publish(struct store *s)
 	r = store_queue_totals(s, queue_depth, &d);
 	store_abort(s);		/* read only */
 	e->nqueues = d.n;
+	e->nregistered = d.registered;
+	e->nmessages = d.messages;
 	e->updated_ms = now_ms();
 	__atomic_add_fetch(&e->version, 1, __ATOMIC_SEQ_CST);	/* even */
 	if (r == STORE_OK)
@@ -257,7 +260,11 @@ housekeeper_main(const struct config *cfg, int slot)
 		}
 		if (now >= next_publish) {
 			check(publish(s), "metrics");
-			next_publish = now + PUBLISH_MS;
+			/* A pass over many queues (0.3 s for 300,000) takes
+			   at most a tenth of the housekeeper's time. */
+			next_publish = mono_ms();
+			next_publish += next_publish - now > PUBLISH_MS / 10 ?
+			    10 * (next_publish - now) : PUBLISH_MS;
 		}
 		if (compact_due(cfg, now))
 			compact(s);

@@ -376,23 +376,6 @@ render_commands(struct buf *b, const struct stats_slot *s)
 	}
 }
 
-/* Copies the housekeeper's figures without tearing (a seqlock). */
-static void
-env_snapshot(struct stats_env *e)
-{
-	uint64_t	v1, v2;
-	int		tries;
-
-	for (tries = 0; tries < 100; tries++) {
-		v1 = __atomic_load_n(&stats->env.version, __ATOMIC_SEQ_CST);
-		memcpy(e, &stats->env, sizeof(*e));
-		v2 = __atomic_load_n(&stats->env.version, __ATOMIC_SEQ_CST);
-		if (v1 == v2 && (v1 & 1) == 0)
-			return;
-		usleep(100);
-	}
-}
-
 static void
 queue_gauge(struct buf *b, const struct stats_env *e, const char *name,
     const char *help, int reserved)
@@ -415,7 +398,7 @@ render_env(struct buf *b)
 	struct stats_env	e;
 	uint64_t		lookups;
 
-	env_snapshot(&e);
+	stats_env_read(&e);
 	lookups = e.cache_hit + e.cache_miss;
 	metric(b, "dqd_bdb_cache_bytes", "gauge",
 	    "Size of the Berkeley DB cache.", e.cache_bytes);

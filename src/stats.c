@@ -2,6 +2,7 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stats.h"
 #include "util.h"
@@ -193,4 +194,24 @@ void
 stats_wheel_moves(size_t n)
 {
 	STAT_ADD(wheel_moves, n);
+}
+
+/* A seqlock: the housekeeper's figures, never half of two versions. */
+void
+stats_env_read(struct stats_env *e)
+{
+	uint64_t	v1, v2;
+	int		tries;
+
+	memset(e, 0, sizeof(*e));
+	if (stats == NULL)
+		return;
+	for (tries = 0; tries < 100; tries++) {
+		v1 = __atomic_load_n(&stats->env.version, __ATOMIC_SEQ_CST);
+		memcpy(e, &stats->env, sizeof(*e));
+		v2 = __atomic_load_n(&stats->env.version, __ATOMIC_SEQ_CST);
+		if (v1 == v2 && (v1 & 1) == 0)
+			return;
+		usleep(100);
+	}
 }

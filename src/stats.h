@@ -65,6 +65,8 @@ struct stats_env {
 	uint64_t	deadlocks, lock_waits;
 	uint64_t	last_checkpoint;
 	uint32_t	nqueues;		/* queues holding messages */
+	uint32_t	nregistered;		/* queues in the registry */
+	uint64_t	nmessages;		/* messages in all queues */
 	uint32_t	npublished;
 	struct {
 		char		name[128];	/* the first namelen bytes */
@@ -129,6 +131,8 @@ void	stats_batch_abort(void);
 /* A message handed to a consumer: lateness and redelivery. */
 void	stats_delivery(uint64_t now_ms, uint64_t due_ms,
 	    uint32_t deliveries);
+/* The housekeeper's latest figures (metrics, INFO). */
+void	stats_env_read(struct stats_env *);
 /* Far messages moved (store_set_wheel_hook). */
 void	stats_wheel_moves(size_t);
 
