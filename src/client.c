@@ -11,6 +11,7 @@
 #include "client.h"
 #include "log.h"
 #include "stats.h"
+#include "util.h"
 
 #define READ_CHUNK	(64 * 1024)
 #define MAX_INLINE	(64 * 1024)
@@ -92,6 +93,7 @@ client_write(struct client *c)
 			return -1;
 		}
 		c->sent += n;
+		c->last_out_ms = mono_ms();
 		STAT_ADD(net_out, n);
 	}
 	if (c->sent == c->out.len) {

@@ -41,6 +41,8 @@ struct client {
 	char			*lib_ver;
 	uint64_t		 created_ms;
 	uint64_t		 last_ms;	/* last input, for timeout */
+	uint64_t		 last_out_ms;	/* last reply bytes written */
+	size_t			 outq;		/* kernel send queue, last look */
 	const char		*last_cmd;
 
 	struct buf		 in;

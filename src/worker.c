@@ -2,10 +2,13 @@
  * worker: accept, read, run a batch of commands in one transaction, commit,
  * then write the replies.  See worker.h.
  */
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+
+#include <linux/sockios.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -265,7 +268,7 @@ accept_one(int fd, const struct sockaddr_storage *ss)
 			close(fd);
 		return;
 	}
-	c->created_ms = c->last_ms = mono_ms();
+	c->created_ms = c->last_ms = c->last_out_ms = mono_ms();
 	if (cfg->requirepass == NULL)
 		c->flags |= CLIENT_AUTHED;
 	c->next = server.clients;
@@ -752,6 +755,25 @@ run_batch(void)
 	}
 }
 
+/*
+ * Whether a client with replies waiting for it is reading them: what the
+ * kernel still holds for it (sent or not, unacknowledged) changed since
+ * the last look.  Our own writes stop for as long as the socket's large
+ * send buffer stays full, even while a slow client drains it.
+ */
+static int
+reading_replies(struct client *c, uint64_t now)
+{
+	int	queued;
+
+	if (ioctl(c->fd, SIOCOUTQ, &queued) == -1 ||
+	    (size_t)queued == c->outq)
+		return 0;
+	c->outq = (size_t)queued;
+	c->last_out_ms = now;
+	return 1;
+}
+
 static void
 close_idle_clients(void)
 {
@@ -763,9 +785,14 @@ close_idle_clients(void)
 	limit = (uint64_t)server.cfg->timeout * 1000;
 	for (c = server.clients; c != NULL; c = next) {
 		next = c->next;
-		if (now - c->last_ms > limit && client_unsent(c) == 0 &&
+		/* Replies waiting for the client to read them do not keep
+		   it: only their progress does (a client that stopped
+		   reading stayed for ever). */
+		if (now - c->last_ms > limit && (client_unsent(c) == 0 ||
+		    (now - c->last_out_ms > limit &&
+		    !reading_replies(c, now))) &&
 		    !(c->flags & (CLIENT_PENDING | CLIENT_ARMED |
-		    CLIENT_BLOCKED))) {
+		    CLIENT_BLOCKED | CLIENT_HELD))) {
 			log_info("client %s idle for %d s, closing", c->addr,
 			    server.cfg->timeout);
 			free_client(c);

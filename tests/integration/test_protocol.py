@@ -249,6 +249,41 @@ class Limits(dqtest.TestCase):
         for s in (idle, never, busy):
             s.close()
 
+    def test_idle_timeout_of_a_client_that_stopped_reading(self):
+        """A client that asked for a large reply and reads none of it is
+        idle too (it stayed for ever: its unsent reply kept it), while one
+        reading a large reply slowly is not."""
+        srv = self.server(timeout=1)
+        r = srv.client()
+        body = "x" * 500000
+        for _ in range(60):     # a 30 MB QPEEK: more than socket buffers
+            r.execute_command("SADD", "big", body, 0)
+        stuck = srv.connect(timeout=10)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(resp_cmd("QPEEK", "big", 60))
+        slow = srv.connect(timeout=10)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(resp_cmd("QPEEK", "big", 60))
+        got, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < 4:
+            data = slow.recv(16384)             # about 40 kB/s
+            self.assertTrue(data, "the slow reader was disconnected")
+            got += len(data)
+            time.sleep(0.4)
+        # which of them the server closed, by their addresses in its log
+        with open(srv.log_file, errors="replace") as f:
+            log = f.read()
+
+        def closed(s):
+            return ("client 127.0.0.1:%d idle for 1 s, closing"
+                    % s.getsockname()[1]) in log
+        self.assertTrue(closed(stuck), "a client that reads nothing was "
+                        "kept\n" + log)
+        self.assertFalse(closed(slow), "a client reading slowly was closed")
+        self.assertGreater(got, 0)
+        for s in (stuck, slow):
+            s.close()
+
 
 if __name__ == "__main__":
     dqtest.main()
