@@ -138,6 +138,72 @@ class TestConfig(dqtest.TestCase):
                 r = run_t(self.write(name + ".conf", text))
                 self.assertEqual(r.returncode, 0, r)
 
+    def test_include_relative_to_the_file(self):
+        """@include "x" is relative to the main file's directory, not to
+        dqd's working directory (/var/lib/dqd under systemd); errors in
+        an included file name it as a path; a missing include is named;
+        an included directory is refused (libconfig's scanner exited the
+        process: a SIGHUP ended dqd)."""
+        etc = os.path.join(self.tmp, "etc")
+        os.mkdir(etc)
+        elsewhere = os.path.join(self.tmp, "cwd")
+        os.mkdir(elsewhere)
+        main = os.path.join(etc, "dqd.conf")
+        local = os.path.join(etc, "local.conf")
+        absinc = self.write("abs.conf", "timeout = 5;\n")
+        with open(main, "w") as f:
+            f.write('port = 7000;\n@include "local.conf"\n'
+                    '@include "%s"\n' % absinc)
+        with open(local, "w") as f:
+            f.write("workers = 3;\n")
+        for cwd, path in ((elsewhere, main), (self.tmp, "etc/dqd.conf"),
+                          (etc, "dqd.conf")):
+            with self.subTest(cwd=cwd, path=path):
+                r = subprocess.run([dqtest.DQD, "-t", "-c", path], cwd=cwd,
+                                   capture_output=True, timeout=10)
+                self.assertEqual(r.returncode, 0, r)
+        # dqctl -c reads it the same way
+        r = subprocess.run([os.path.join(os.path.dirname(dqtest.DQD),
+                                         "dqctl"), "-c", main, "-p", "1",
+                            "status"], cwd=elsewhere, capture_output=True,
+                           timeout=10)
+        self.assertNotIn(b"include", r.stderr)
+        # errors inside the included file: its path, line and key, the
+        # check for wrapped integers included
+        for text, key in (("workers = 3;\nbogus = 1;\n", "bogus"),
+                          ("\nworkers =\n 4294967299;\n", "workers")):
+            with open(local, "w") as f:
+                f.write(text)
+            r = subprocess.run([dqtest.DQD, "-t", "-c", "etc/dqd.conf"],
+                               cwd=self.tmp, capture_output=True,
+                               timeout=10)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("etc/local.conf:2: %s:" % key, r.stderr.decode())
+        os.unlink(local)
+        r = run_t(main)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s:2: cannot open include file %s: No such file"
+                      % (main, local), r.stderr.decode())
+        os.mkdir(local)
+        r = run_t(main)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("%s:2: cannot include %s: Is a directory"
+                      % (main, local), r.stderr.decode())
+        # the same file on SIGHUP: refused, and the server goes on
+        srv = self.server(workers=1)
+        srv.extra = '@include "%s"\n' % local
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        self.assertIn("Is a directory",
+                      self.wait_log(srv, "reload failed").split(
+                          "reload failed", 1)[1])
+        time.sleep(0.3)
+        self.assertTrue(srv.running(), "SIGHUP ended dqd")
+        self.assertTrue(srv.client().ping())
+        srv.extra = ""
+        srv.write_config()
+        srv.stop()
+
     def test_cross_key_errors_name_the_line(self):
         """Protected mode and the metrics port: file, line and key."""
         port = dqtest.free_port()
