@@ -213,6 +213,25 @@ class DqctlTest(dqtest.TestCase):
             self.assertIn("cannot connect", err)
             self.assertEqual(out, "")
 
+    def test_server_full(self):
+        """A server at maxclients answers the connection with an error
+        and closes it: dqctl said "refused the password" (exit 4) or
+        "INFO: unexpected reply" (exit 1)."""
+        srv = self.server(workers=1, maxclients=2, requirepass="pw")
+        held = [srv.connect() for _ in range(2)]
+        for s in held:
+            s.sendall(dqtest.resp_cmd("AUTH", "pw"))
+            self.assertEqual(dqtest.read_raw(s, replies=1), b"+OK\r\n")
+        for args in (["-a", "pw", "status"], ["status"],
+                     ["-a", "pw", "queues"], ["-a", "pw", "stat", "q"]):
+            with self.subTest(args=args):
+                rc, out, err = dqctl(*self.srv_args(srv), *args)
+                self.assertEqual(rc, EX_UNREACH, err)
+                self.assertIn("maxclients", err)
+                self.assertNotIn("password", err)
+        for s in held:
+            s.close()
+
     def test_bad_input(self):
         cases = [
             ([], EX_USAGE),
