@@ -24,6 +24,22 @@ def run_t(conf_path, timeout=10):
                           stdin=subprocess.DEVNULL)
 
 
+def fd_targets(pid):
+    """What the open descriptors of pid point to."""
+    d = "/proc/%d/fd" % pid
+    out = []
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return out
+    for n in names:
+        try:
+            out.append(os.readlink(os.path.join(d, n)))
+        except OSError:
+            pass
+    return out
+
+
 class TestConfig(dqtest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="dqtest-conf-")
@@ -346,11 +362,19 @@ class TestConfig(dqtest.TestCase):
         rotated = srv.log_file + ".1"
         os.rename(srv.log_file, rotated)
         os.kill(srv.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 5
-        while (not os.path.exists(srv.log_file) and
-               time.monotonic() < deadline):
-            time.sleep(0.02)
-        time.sleep(0.5)      # the children look at their flags every 100 ms
+        # The children look at their flags every 100 ms; on a loaded
+        # machine that can take longer: wait until no process writes to
+        # the rotated file any more (a fixed sleep made this test flaky).
+        pids = [srv.pid] + srv.worker_pids()
+        self.assertEqual(len(pids), 5, "master, housekeeper, flusher, "
+                         "2 workers: %r" % pids)
+        deadline = time.monotonic() + 10
+        while True:
+            stale = [p for p in pids if rotated in fd_targets(p)]
+            if not stale or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(stale, [], "still writing to the rotated log")
         srv.stop()
         with open(srv.log_file) as f:
             new = f.read()
