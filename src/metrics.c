@@ -119,6 +119,28 @@ metrics_pollfds(struct pollfd *p, int max)
 	return n;
 }
 
+/*
+ * A free slot, else the one of the oldest connection still waiting for its
+ * request: a scraper sends its request at once, so connections that stay
+ * silent must not keep the scrapers out.  -1: every slot is answering.
+ */
+static int
+free_slot(void)
+{
+	int	i, old = -1;
+
+	for (i = 0; i < METRICS_CONNS; i++) {
+		if (conns[i].fd == -1)
+			return i;
+		if (conns[i].out.len == 0 && (old == -1 ||
+		    conns[i].deadline < conns[old].deadline))
+			old = i;
+	}
+	if (old != -1)
+		conn_close(&conns[old]);
+	return old;
+}
+
 static void
 accept_conns(void)
 {
@@ -126,9 +148,7 @@ accept_conns(void)
 
 	while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) != -1) {
-		for (i = 0; i < METRICS_CONNS && conns[i].fd != -1; i++)
-			;
-		if (i == METRICS_CONNS) {
+		if ((i = free_slot()) == -1) {
 			close(fd);	/* busy: the scraper tries again */
 			continue;
 		}

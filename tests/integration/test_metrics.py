@@ -360,6 +360,32 @@ class MetricsTest(dqtest.TestCase):
         for s in idle + [half]:
             s.close()
 
+    def test_idle_connections_do_not_lock_out_scrapers(self):
+        """More silent connections than the master serves at once (8):
+        each new connection took a free slot or was closed unanswered,
+        so a few idle sockets kept Prometheus out for 5 s at a time,
+        again and again.  A connection still waiting for its request now
+        gives its slot to a newcomer."""
+        self.start()
+        idle = []
+        for i in range(40):
+            s = socket.create_connection(("127.0.0.1", self.mport))
+            if i % 2:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            idle.append(s)
+        time.sleep(0.3)     # the master has accepted them all
+        t0 = time.monotonic()
+        for _ in range(3):
+            try:
+                status, _, text = scrape(self.mport)
+            except OSError as e:
+                self.fail("scrape refused behind idle connections: %r" % e)
+            self.assertEqual(status, 200)
+            self.assertIn("dqd_up 1", text)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        for s in idle:
+            s.close()
+
     def test_disabled_by_default(self):
         srv = self.server(workers=1)
         self.assertTrue(srv.client().ping())
