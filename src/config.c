@@ -79,7 +79,8 @@ static const struct key metrics_keys[] = {
 /* Every string member, so that copy and free cannot forget one. */
 static const size_t str_fields[] = {
 	OFF(path), OFF(bind), OFF(data_dir), OFF(requirepass), OFF(pidfile),
-	OFF(log_file), OFF(metrics_bind)
+	OFF(log_file), OFF(metrics_bind), OFF(bind_origin),
+	OFF(metrics_port_origin)
 };
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 #define NSTR		NELEM(str_fields)
@@ -832,17 +833,28 @@ read_file(struct ctx *c, config_t *lc, char *dir, size_t dirlen,
 	return ok ? 0 : -1;
 }
 
-/* The lines config_check() names when it refuses a combination. */
-static void
-note_lines(struct config *cfg, const config_t *lc)
+/* "FILE:LINE" of the setting at path, or NULL: absent or no memory. */
+static char *
+origin_of(const struct ctx *c, const config_t *lc, const char *path)
 {
 	const config_setting_t	*s;
+	char			 file[PATH_MAX], at[PATH_MAX + 16];
 
-	s = config_lookup(lc, "bind");
-	cfg->bind_line = s != NULL ? config_setting_source_line(s) : 0;
-	s = config_lookup(lc, "metrics.port");
-	cfg->metrics_port_line = s != NULL ?
-	    config_setting_source_line(s) : 0;
+	if ((s = config_lookup(lc, path)) == NULL)
+		return NULL;
+	source_file(c, config_setting_source_file(s), file, sizeof(file));
+	snprintf(at, sizeof(at), "%s:%u", file, config_setting_source_line(s));
+	return dq_strdup(at);
+}
+
+/* Where the keys config_check() names come from. */
+static void
+note_origins(const struct ctx *c, struct config *cfg, const config_t *lc)
+{
+	dq_free(cfg->bind_origin);
+	cfg->bind_origin = origin_of(c, lc, "bind");
+	dq_free(cfg->metrics_port_origin);
+	cfg->metrics_port_origin = origin_of(c, lc, "metrics.port");
 }
 
 /*
@@ -878,7 +890,7 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	else if (rc == -2)
 		rc = -1;
 	else if ((rc = apply(&c, &tmp, config_root_setting(&lc))) == 0)
-		note_lines(&tmp, &lc);
+		note_origins(&c, &tmp, &lc);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(&tmp);
@@ -943,14 +955,14 @@ same_bind(const char *a, const char *b)
 
 /* "FILE:LINE: ", "FILE: " or "": where a key of cfg came from. */
 static const char *
-origin(const struct config *cfg, unsigned int line, char *buf, size_t len)
+origin(const struct config *cfg, const char *at, char *buf, size_t len)
 {
-	if (cfg->path == NULL)
-		return "";
-	if (line == 0)
+	if (at != NULL)
+		snprintf(buf, len, "%s: ", at);
+	else if (cfg->path != NULL)
 		snprintf(buf, len, "%s: ", cfg->path);
 	else
-		snprintf(buf, len, "%s:%u: ", cfg->path, line);
+		return "";
 	return buf;
 }
 
@@ -964,7 +976,7 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->bind == NULL || cfg->data_dir == NULL ||
 	    cfg->metrics_bind == NULL) {
 		errf(err, errlen, "%sout of memory",
-		    origin(cfg, 0, where, sizeof(where)));
+		    origin(cfg, NULL, where, sizeof(where)));
 		return -1;
 	}
 	if (cfg->requirepass == NULL && cfg->protected_mode &&
@@ -973,7 +985,7 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 		    "on %s, which is not a loopback address, without a "
 		    "password; set requirepass, or set protected_mode = false "
 		    "to let any host in without one",
-		    origin(cfg, cfg->bind_line, where, sizeof(where)),
+		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
 		    cfg->bind);
 		return -1;
 	}
@@ -981,7 +993,7 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 	    same_bind(cfg->bind, cfg->metrics_bind)) {
 		errf(err, errlen, "%smetrics.port: %d is the server's own "
 		    "port on %s; choose another port for metrics",
-		    origin(cfg, cfg->metrics_port_line, where, sizeof(where)),
+		    origin(cfg, cfg->metrics_port_origin, where, sizeof(where)),
 		    cfg->port, cfg->metrics_bind);
 		return -1;
 	}

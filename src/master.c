@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "flush.h"
 #include "housekeeper.h"
 #include "log.h"
@@ -739,7 +740,9 @@ keep_running(struct config *n)
 	n->cache_size_mb = cfg->cache_size_mb;
 	n->metrics_port = cfg->metrics_port;
 	/* Not the file's lines: those values did not come from it. */
-	n->bind_line = n->metrics_port_line = 0;
+	dq_free(n->bind_origin);
+	dq_free(n->metrics_port_origin);
+	n->bind_origin = n->metrics_port_origin = NULL;
 	if (config_check(n, err, sizeof(err)) == -1) {
 		log_warnx("reload failed, keeping the running configuration: "
 		    "dqd stays on %s:%d until a restart: %s", cfg->bind,

@@ -236,6 +236,26 @@ class TestConfig(dqtest.TestCase):
         self.assertIn("%s:4: metrics.port: %d is the server's own port"
                       % (p, port), r.stderr.decode())
 
+    def test_cross_key_errors_name_the_included_file(self):
+        """A bind or metrics.port set in an @include file: the message
+        named the main file with the included file's line."""
+        port = dqtest.free_port()
+        os.mkdir(os.path.join(self.tmp, "conf.d"))
+        inc = self.write("conf.d/net.conf", "\n\nbind = \"0.0.0.0\";\n")
+        p = self.write("main.conf", "port = %d;\n@include \"conf.d/net.conf\"\n"
+                       % port)
+        r = run_t(p)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s:3: bind: protected mode" % inc, r.stderr.decode())
+        inc = self.write("conf.d/metrics.conf",
+                         "metrics = {\n  port = %d;\n};\n" % port)
+        p = self.write("main2.conf", "port = %d;\n\n\n\n"
+                       "@include \"conf.d/metrics.conf\"\n" % port)
+        r = run_t(p)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("%s:2: metrics.port: %d is the server's own port"
+                      % (inc, port), r.stderr.decode())
+
     def test_syntax_errors(self):
         for name, text, line in [("nosemi_value", "port = ;\n", 1),
                                  ("brace", "port = 7000;\nmetrics = {\n", 3),
