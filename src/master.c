@@ -481,6 +481,10 @@ child_died(int slot, pid_t pid, int status)
 	__atomic_compare_exchange_n(&stats->flush.pid, &fpid, 0, 0,
 	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	ch->pid = 0;
+	/* A stop signal to the whole group (pkill, killall) reaches the
+	   children before the master tells them: they stopped, no crash. */
+	if (got_stop)
+		ch->stopping = 1;
 	if (ch->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		log_info("%s %d (pid %d) stopped", what, slot, (int)pid);
 		ch->kind = K_NONE;

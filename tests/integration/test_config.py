@@ -406,6 +406,29 @@ class TestConfig(dqtest.TestCase):
                              % (who, new))
         self.assertNotRegex(old, r"(?m)stopped$")
 
+    def test_sigterm_to_every_process_is_a_clean_stop(self):
+        """kill -TERM to the whole process group (pkill, killall, a
+        shell's job control, timeout(1)) reaches the children too: the
+        ones the master had not told to stop yet were taken for crashed
+        ("exited with status 0", "next start in 200 ms", a failchk run
+        and a restart counted) instead of stopped."""
+        for n in range(3):
+            srv = self.server(workers=2, durability="fsync",
+                              log_level="info")
+            srv.client().execute_command("SADD", "q", "m", "0")
+            pids = [srv.pid] + srv.worker_pids()
+            self.assertEqual(len(pids), 5, pids)
+            for p in pids:
+                os.kill(p, signal.SIGTERM)
+            rc = srv.proc.wait(30)
+            log = srv.logs()
+            self.assertEqual(rc, 0, log)
+            for bad in ("exited with status", "next start in", "failchk",
+                        "killed", "by force"):
+                self.assertNotIn(bad, log)
+            self.assertRegex(log, r"(?m)\* stopped$")
+            srv.cleanup()
+
     def wait_log(self, srv, text, timeout=10):
         """Waits until text is in srv's log; returns the log."""
         deadline = time.monotonic() + timeout
