@@ -169,6 +169,16 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	raise_nofile();
+	/*
+	 * A service manager waiting for READY=1 (systemd Type=notify,
+	 * start-stop-daemon --notify-await) tracks the process it started:
+	 * detaching would leave it a dead main process.
+	 */
+	if (cfg->daemonize && getenv("NOTIFY_SOCKET") != NULL) {
+		log_notice("NOTIFY_SOCKET is set: staying in the foreground "
+		    "for the service manager (daemonize ignored)");
+		cfg->daemonize = 0;
+	}
 	if (cfg->daemonize)
 		ready_fd = daemonize();
 	return master_main(cfg, debug, ready_fd);

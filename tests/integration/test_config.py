@@ -565,6 +565,40 @@ class TestConfig(dqtest.TestCase):
             time.sleep(0.05)
         self.assertFalse(dqtest.pid_alive(pid))
 
+    def test_daemonize_under_a_service_manager(self):
+        """daemonize = true under systemd's Type=notify (NOTIFY_SOCKET
+        set): the process systemd started exited and READY=1 came from
+        its child, which NotifyAccess=main rejects; systemd then killed
+        the service.  dqd now stays in the foreground there, as
+        redis-server does when supervised."""
+        sock_path = os.path.join(self.tmp, "notify")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(ns.close)
+        ns.bind(sock_path)
+        ns.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        port = dqtest.free_port()
+        p = self.daemon_conf(port)
+        env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+        proc = subprocess.Popen([dqtest.DQD, "-c", p], env=env,
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        self.addCleanup(self.kill_daemon, proc.pid)
+        ns.settimeout(30)
+        msg, anc, _, _ = ns.recvmsg(4096, socket.CMSG_SPACE(12))
+        self.assertIn(b"READY=1", msg)
+        sender = None
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                sender = int.from_bytes(data[:4], sys.byteorder)
+        self.assertEqual(sender, proc.pid, "READY=1 not from the main pid")
+        time.sleep(0.3)
+        self.assertIsNone(proc.poll(), "the main process exited")
+        with open(os.path.join(self.tmp, "dqd.pid")) as f:
+            self.assertEqual(int(f.read()), proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(30), 0)
+
     @staticmethod
     def kill_daemon(pid):
         if dqtest.pid_alive(pid):
