@@ -1,5 +1,6 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,6 +35,7 @@
 #define STOP_MS		10000	/* SIGTERM, then SIGKILL */
 #define QUICK_DEATH_MS	2000	/* a death this soon after start counts */
 #define MAX_BACKOFF_MS	30000
+#define FD_RESERVE	32	/* a worker's own descriptors, besides clients */
 
 enum kind { K_NONE, K_WORKER, K_HOUSEKEEPER, K_FLUSHER };
 static const char *const kind_names[] = { "-", "worker", "housekeeper",
@@ -682,6 +684,35 @@ same_str(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/*
+ * One worker may hold every client: past what RLIMIT_NOFILE leaves once its
+ * own descriptors (databases, log, sockets) are open, accept(2) would fail
+ * with EMFILE instead of refusing the client with Redis' error.  So
+ * maxclients is lowered to fit, as Redis does.
+ */
+static void
+fit_maxclients(struct config *c)
+{
+	struct rlimit	rl;
+	rlim_t		fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return;
+	fit = rl.rlim_cur > FD_RESERVE * 2 ? rl.rlim_cur - FD_RESERVE :
+	    rl.rlim_cur / 2;
+	if (fit < 1)
+		fit = 1;
+	if ((rlim_t)c->maxclients <= fit)
+		return;
+	log_warnx("maxclients %d needs %d open files, but the limit is %llu: "
+	    "maxclients is lowered to %llu (raise the limit with ulimit -n, "
+	    "or LimitNOFILE= under systemd)", c->maxclients,
+	    c->maxclients + FD_RESERVE, (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)fit);
+	c->maxclients = (int)fit;
+}
+
 /* The file's configuration, checked; NULL (logged) if it is refused. */
 static struct config *
 reload_load(void)
@@ -803,6 +834,7 @@ reload(void)
 		free(n);
 		return;
 	}
+	fit_maxclients(n);
 	forget_waiting();
 	/* Old workers keep their clients for a while (worker.c). */
 	signal_all(SIGQUIT, K_WORKER);
@@ -895,6 +927,7 @@ master_main(struct config *c, int dbg, int rfd)
 	}
 	if (metrics_open(cfg) == -1)
 		log_warnx("running without the metrics endpoint");
+	fit_maxclients(cfg);
 	detach_stdio();
 	start_pool();
 	log_notice("ready to accept connections on %s:%d (%d workers, "

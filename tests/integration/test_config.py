@@ -429,6 +429,48 @@ class TestConfig(dqtest.TestCase):
             self.assertRegex(log, r"(?m)\* stopped$")
             srv.cleanup()
 
+    def test_maxclients_fits_the_open_file_limit(self):
+        """maxclients above what RLIMIT_NOFILE allows: the worker's
+        accept(2) failed with EMFILE in a busy loop (hundreds of
+        thousands of log lines a second) and clients hung or were reset.
+        maxclients is now lowered to fit, with a warning, so that the
+        clients past it get Redis' error."""
+        import resource
+        srv = self.server(start=False, workers=1, maxclients=500)
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+        with open(srv.stderr_file, "ab") as err:
+            srv.proc = subprocess.Popen([dqtest.DQD, "-c", srv.conf_file],
+                                        stdin=subprocess.DEVNULL,
+                                        stdout=err, stderr=err,
+                                        cwd=srv.tmp, preexec_fn=low_limit)
+        srv.wait_ready()
+        got = {}
+        socks = []
+        for _ in range(150):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            socks.append(s)
+            try:
+                s.sendall(b"PING\r\n")
+                r = dqtest.read_raw(s, timeout=5, replies=1)
+            except OSError as e:
+                r = repr(e).encode()
+            got[r] = got.get(r, 0) + 1
+        for s in socks:
+            s.close()
+        self.assertEqual(set(got), {b"+PONG\r\n",
+                                    b"-ERR max number of clients reached"
+                                    b"\r\n"}, got)
+        log = srv.logs()
+        self.assertNotIn("Too many open files", log)
+        self.assertRegex(log, r"maxclients 500 .* lowered to \d+")
+        r = srv.client()
+        n = int(r.config_get("maxclients")["maxclients"])
+        self.assertLess(n, 128)
+        self.assertGreater(n, 50)
+        srv.stop()
+
     def wait_log(self, srv, text, timeout=10):
         """Waits until text is in srv's log; returns the log."""
         deadline = time.monotonic() + timeout
