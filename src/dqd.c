@@ -94,7 +94,6 @@ daemonize(void)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
-	log_stderr_too(1);
 	return p[1];
 }
 
@@ -168,6 +167,9 @@ main(int argc, char *argv[])
 		free(cfg);
 		return 1;
 	}
+	/* Until it is ready, whatever stops the start is said on stderr
+	   too, whose reader (a terminal, systemd) waits for the outcome. */
+	log_stderr_too(1);
 	raise_nofile();
 	/*
 	 * A service manager waiting for READY=1 (systemd Type=notify,

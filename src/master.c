@@ -869,6 +869,7 @@ detach_stdio(void)
 {
 	int	fd;
 
+	log_stderr_too(0);	/* from now on, the log only */
 	if (ready_fd == -1)
 		return;
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
@@ -876,7 +877,6 @@ detach_stdio(void)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
-	log_stderr_too(0);
 }
 
 static void

@@ -641,6 +641,41 @@ class TestConfig(dqtest.TestCase):
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(30), 0)
 
+    def test_failed_start_in_the_foreground_says_why(self):
+        """In the foreground (systemd, start-stop-daemon, a terminal) with
+        log_file set, a start that failed said nothing on stderr: the
+        reason was only in the file, or lost with syslog and no syslog
+        daemon.  Start-up warnings now go to stderr as well."""
+        busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        for target in (os.path.join(self.tmp, "dqd.log"), "syslog"):
+            with self.subTest(log_file=target):
+                p = self.write("fg.conf", dqtest.conf_text({
+                    "port": busy.getsockname()[1], "workers": 1,
+                    "data_dir": os.path.join(self.tmp, "d"),
+                    "log_file": target}))
+                r = subprocess.run([dqtest.DQD, "-c", p],
+                                   capture_output=True, timeout=30,
+                                   stdin=subprocess.DEVNULL)
+                err = r.stderr.decode(errors="replace")
+                self.assertEqual(r.returncode, 1, err)
+                self.assertRegex(err, r"(?m)^dqd: cannot listen on "
+                                 r"127\.0\.0\.1:\d+: Address already in use$")
+        # once ready, the log file only (a warning: a refused reload)
+        srv = self.server(workers=1)
+        self.assertTrue(srv.client().ping())
+        srv.extra = "bogus = 1;\n"
+        srv.write_config()
+        os.kill(srv.pid, signal.SIGHUP)
+        self.wait_log(srv, "reload failed")
+        srv.extra = ""
+        srv.write_config()
+        srv.stop()
+        with open(srv.stderr_file) as f:
+            self.assertNotIn("dqd:", f.read().replace(dqtest.DQD, ""))
+
     @staticmethod
     def kill_daemon(pid):
         if dqtest.pid_alive(pid):
