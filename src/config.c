@@ -713,6 +713,22 @@ include_name(const struct ctx *c, const char *file, int line, char *buf,
 	return 0;
 }
 
+/* A UTF-8 byte order mark, which some Windows editors write, at the start. */
+static int
+starts_with_bom(const char *path)
+{
+	unsigned char	 b[3];
+	FILE		*fp;
+	int		 bom;
+
+	if ((fp = fopen(path, "re")) == NULL)
+		return 0;
+	bom = fread(b, 1, 3, fp) == 3 && b[0] == 0xef && b[1] == 0xbb &&
+	    b[2] == 0xbf;
+	fclose(fp);
+	return bom;
+}
+
 static int
 parse_error(const struct ctx *c, const config_t *lc, int read_errno)
 {
@@ -733,6 +749,10 @@ parse_error(const struct ctx *c, const config_t *lc, int read_errno)
 	    sizeof(inc)) == 0)
 		errf(c->err, c->errlen, "%s:%d: cannot open include file%s",
 		    file, config_error_line(lc), inc);
+	else if (config_error_line(lc) == 1 && starts_with_bom(file))
+		errf(c->err, c->errlen, "%s:1: syntax error: the file starts "
+		    "with a byte order mark (U+FEFF); save it as UTF-8 without "
+		    "one", file);
 	/* libconfig's text is often just "syntax error": say it once. */
 	else if (strcmp(text, "syntax error") == 0)
 		errf(c->err, c->errlen, "%s:%d: syntax error", file,

@@ -256,6 +256,17 @@ class TestConfig(dqtest.TestCase):
         self.assertIn("%s:2: metrics.port: %d is the server's own port"
                       % (inc, port), r.stderr.decode())
 
+    def test_byte_order_mark(self):
+        """A file saved with a UTF-8 BOM (Windows editors) was a bare
+        "syntax error" on line 1: the message now names the cause."""
+        p = os.path.join(self.tmp, "bom.conf")
+        with open(p, "wb") as f:
+            f.write(b"\xef\xbb\xbfport = 7000;\n")
+        r = run_t(p)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("%s:1: syntax error: the file starts with a byte "
+                      "order mark" % p, r.stderr.decode())
+
     def test_syntax_errors(self):
         for name, text, line in [("nosemi_value", "port = ;\n", 1),
                                  ("brace", "port = 7000;\nmetrics = {\n", 3),
