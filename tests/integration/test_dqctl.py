@@ -338,6 +338,15 @@ class DqctlTest(dqtest.TestCase):
         self.assertEqual(rc, EX_ERR)
         self.assertIn("inside the data directory", err)
         self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "sub")))
+        # the parent must exist (README and dqctl(8) create it first)
+        nested = os.path.join(tmp, "dqd", "2026-11-24")
+        rc, out, err = dqctl("-d", srv.data_dir, "backup", nested)
+        self.assertEqual(rc, EX_ERR)
+        self.assertIn("cannot create %s" % nested, err)
+        self.assertFalse(os.path.exists(os.path.join(tmp, "dqd")))
+        os.mkdir(os.path.join(tmp, "dqd"), 0o700)
+        rc, out, err = dqctl("-d", srv.data_dir, "backup", nested)
+        self.assertEqual(rc, 0, err)
 
     def test_verify_checkpoint_running_and_stopped(self):
         srv = self.server()
