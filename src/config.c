@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -175,9 +176,14 @@ bad(struct ctx *c, const config_setting_t *s, const char *name,
 static long
 online_cpus(void)
 {
-	long	n;
+	cpu_set_t	set;
+	long		n;
 
-	n = sysconf(_SC_NPROCESSORS_ONLN);
+	/* The CPUs this process may run on (taskset, cpusets), as nproc. */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
 	/* The pool is capped like an explicit setting is. */

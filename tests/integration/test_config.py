@@ -482,6 +482,24 @@ class TestConfig(dqtest.TestCase):
         self.assertGreater(n, 50)
         srv.stop()
 
+    def test_workers_follow_the_cpu_affinity(self):
+        """workers = 0 is one per CPU: the CPUs dqd may run on (taskset,
+        docker --cpuset-cpus, systemd CPUAffinity=), as nproc(1) counts
+        them, not every CPU of the machine."""
+        if len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("needs 2 CPUs")
+        srv = self.server(start=False, workers=0)
+        cpu = min(os.sched_getaffinity(0))
+        with open(srv.stderr_file, "ab") as err:
+            srv.proc = subprocess.Popen(
+                [dqtest.DQD, "-c", srv.conf_file], stdin=subprocess.DEVNULL,
+                stdout=err, stderr=err, cwd=srv.tmp,
+                preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        srv.wait_ready()
+        self.assertEqual(srv.client().config_get("workers"),
+                         {"workers": "1"})
+        srv.stop()
+
     def wait_log(self, srv, text, timeout=10):
         """Waits until text is in srv's log; returns the log."""
         deadline = time.monotonic() + timeout
