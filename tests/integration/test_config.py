@@ -340,7 +340,8 @@ class TestConfig(dqtest.TestCase):
             self.assertEqual(r.execute_command("SADD", "q", "m", 0), 1)
             self.assertEqual(r.spop("q"), b"m")
             info = r.info("server")
-            self.assertEqual(info.get("workers"), min(len(os.sched_getaffinity(0)), 256), info)
+            self.assertEqual(info.get("workers"),
+                             min(len(os.sched_getaffinity(0)), 256), info)
             dqtest.close_client(r)
             self.assertTrue(os.path.isdir(os.path.join(cwd, "dqd-data")),
                             os.listdir(cwd))
