@@ -5,7 +5,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,7 +80,8 @@ static const struct key metrics_keys[] = {
 /* Every string member, so that copy and free cannot forget one. */
 static const size_t str_fields[] = {
 	OFF(path), OFF(bind), OFF(data_dir), OFF(requirepass), OFF(pidfile),
-	OFF(log_file), OFF(metrics_bind)
+	OFF(log_file), OFF(metrics_bind), OFF(bind_origin),
+	OFF(metrics_port_origin)
 };
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 #define NSTR		NELEM(str_fields)
@@ -91,6 +94,7 @@ static const char *const level_names[] = {
 /* Where the file being loaded reports its errors. */
 struct ctx {
 	const char	*path;
+	const char	*dir;		/* of path; NULL: the working directory */
 	char		*err;
 	size_t		 errlen;
 };
@@ -130,19 +134,35 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * A file name as libconfig recorded it (relative to the directory of the
+ * main file, see read_file()) as a path from the working directory: the
+ * main file as it was given, an included file under that directory.
+ */
+static void
+source_file(const struct ctx *c, const char *name, char *buf, size_t len)
+{
+	if (name == NULL)
+		snprintf(buf, len, "%s", c->path);
+	else if (c->dir == NULL || name[0] == '/')
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "%s%s%s", c->dir,
+		    strcmp(c->dir, "/") == 0 ? "" : "/", name);
+}
+
 /* "FILE:LINE: KEY: message"; always returns -1 for the caller to pass on. */
 static int
 bad(struct ctx *c, const config_setting_t *s, const char *name,
     const char *fmt, ...)
 {
 	va_list		 ap;
-	const char	*file;
+	char		 file[PATH_MAX];
 	int		 n;
 
 	if (c->errlen == 0)
 		return -1;
-	if ((file = config_setting_source_file(s)) == NULL)
-		file = c->path;
+	source_file(c, config_setting_source_file(s), file, sizeof(file));
 	n = snprintf(c->err, c->errlen, "%s:%u: %s: ", file,
 	    config_setting_source_line(s), name);
 	if (n < 0 || (size_t)n >= c->errlen)
@@ -156,9 +176,14 @@ bad(struct ctx *c, const config_setting_t *s, const char *name,
 static long
 online_cpus(void)
 {
-	long	n;
+	cpu_set_t	set;
+	long		n;
 
-	n = sysconf(_SC_NPROCESSORS_ONLN);
+	/* The CPUs this process may run on (taskset, cpusets), as nproc. */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
 	/* The pool is capped like an explicit setting is. */
@@ -317,19 +342,22 @@ skip_blank(const char *p)
  * the value may be lines further down); NULL if it cannot be read.
  */
 static char *
-text_from_line(const config_setting_t *s, char *buf, size_t len)
+text_from_line(const struct ctx *c, const config_setting_t *s, char *buf,
+    size_t len)
 {
 	FILE		*fp;
-	const char	*file;
+	char		 file[PATH_MAX];
 	unsigned int	 n;
 	size_t		 got;
-	int		 c;
+	int		 ch;
 
-	if ((file = config_setting_source_file(s)) == NULL ||
-	    (fp = fopen(file, "re")) == NULL)
+	if (config_setting_source_file(s) == NULL)
+		return NULL;
+	source_file(c, config_setting_source_file(s), file, sizeof(file));
+	if ((fp = fopen(file, "re")) == NULL)
 		return NULL;
 	for (n = config_setting_source_line(s); n > 1; n--)
-		while ((c = getc(fp)) != '\n' && c != EOF)
+		while ((ch = getc(fp)) != '\n' && ch != EOF)
 			;
 	got = fread(buf, 1, len - 1, fp);
 	fclose(fp);
@@ -379,8 +407,8 @@ literal_after(const char *p, size_t klen, long long *v, int *fits,
  * on the setting's line; a file we cannot read is trusted.
  */
 static int
-int_wrapped(const config_setting_t *s, const char *key, long long v,
-    char *lit, size_t litlen)
+int_wrapped(const struct ctx *c, const config_setting_t *s, const char *key,
+    long long v, char *lit, size_t litlen)
 {
 	char		 text[4096];
 	const char	*p, *eol;
@@ -388,7 +416,7 @@ int_wrapped(const config_setting_t *s, const char *key, long long v,
 	long long	 got;
 	int		 found = 0, fits;
 
-	if ((p = text_from_line(s, text, sizeof(text))) == NULL)
+	if ((p = text_from_line(c, s, text, sizeof(text))) == NULL)
 		return 0;
 	if ((eol = strchr(text, '\n')) == NULL)
 		eol = text + strlen(text);
@@ -420,7 +448,7 @@ set_int(struct ctx *c, struct config *cfg, const struct key *k,
 		return bad(c, s, name, "must be %s, not %s", allowed,
 		    describe(s, buf, sizeof(buf)));
 	v = config_setting_get_int64(s);
-	if (int_wrapped(s, k->name, v, buf, sizeof(buf)))
+	if (int_wrapped(c, s, k->name, v, buf, sizeof(buf)))
 		return bad(c, s, name, "must be %s, not %s", allowed, buf);
 	if (v < k->min || v > k->max)
 		return bad(c, s, name, "must be %s, not %lld", allowed, v);
@@ -659,41 +687,200 @@ readable(const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * libconfig does not say which include it could not open: the name in the
+ * directive on that line, as a path from the working directory, and why.
+ */
 static int
-parse_error(const config_t *lc, const char *path, char *err, size_t errlen)
+include_name(const struct ctx *c, const char *file, int line, char *buf,
+    size_t len)
 {
-	const char	*file, *text;
+	char	 text[1024], path[PATH_MAX];
+	char	*p, *q;
+	FILE	*fp;
+	int	 e;
+
+	if ((fp = fopen(file, "re")) == NULL)
+		return -1;
+	while (line-- > 0 && fgets(text, sizeof(text), fp) != NULL)
+		;
+	fclose(fp);
+	if (line >= 0 || (p = strstr(text, "@include")) == NULL ||
+	    (p = strchr(p, '"')) == NULL || (q = strchr(++p, '"')) == NULL)
+		return -1;
+	*q = '\0';
+	source_file(c, p, path, sizeof(path));
+	if ((fp = fopen(path, "re")) != NULL) {
+		fclose(fp);
+		e = EIO;
+	} else
+		e = errno;
+	snprintf(buf, len, " %s: %s", path, strerror(e));
+	return 0;
+}
+
+/* A UTF-8 byte order mark, which some Windows editors write, at the start. */
+static int
+starts_with_bom(const char *path)
+{
+	unsigned char	 b[3];
+	FILE		*fp;
+	int		 bom;
+
+	if ((fp = fopen(path, "re")) == NULL)
+		return 0;
+	bom = fread(b, 1, 3, fp) == 3 && b[0] == 0xef && b[1] == 0xbb &&
+	    b[2] == 0xbf;
+	fclose(fp);
+	return bom;
+}
+
+static int
+parse_error(const struct ctx *c, const config_t *lc, int read_errno)
+{
+	const char	*text;
+	char		 file[PATH_MAX], inc[PATH_MAX + 64];
 
 	if (config_error_type(lc) != CONFIG_ERR_PARSE) {
-		errf(err, errlen, "%s: %s", path, errno != 0 ?
-		    strerror(errno) : "cannot read the file");
+		errf(c->err, c->errlen, "%s: %s", c->path, read_errno != 0 ?
+		    strerror(read_errno) : "cannot read the file");
 		return -1;
 	}
-	if ((file = config_error_file(lc)) == NULL)
-		file = path;
+	source_file(c, config_error_file(lc), file, sizeof(file));
 	if ((text = config_error_text(lc)) == NULL)
 		text = "";
+	inc[0] = '\0';
+	if (strcmp(text, "cannot open include file") == 0 &&
+	    include_name(c, file, config_error_line(lc), inc,
+	    sizeof(inc)) == 0)
+		errf(c->err, c->errlen, "%s:%d: cannot open include file%s",
+		    file, config_error_line(lc), inc);
+	else if (config_error_line(lc) == 1 && starts_with_bom(file))
+		errf(c->err, c->errlen, "%s:1: syntax error: the file starts "
+		    "with a byte order mark (U+FEFF); save it as UTF-8 without "
+		    "one", file);
 	/* libconfig's text is often just "syntax error": say it once. */
-	if (strcmp(text, "syntax error") == 0)
-		errf(err, errlen, "%s:%d: syntax error", file,
+	else if (strcmp(text, "syntax error") == 0)
+		errf(c->err, c->errlen, "%s:%d: syntax error", file,
 		    config_error_line(lc));
 	else
-		errf(err, errlen, "%s:%d: syntax error: %s", file,
+		errf(c->err, c->errlen, "%s:%d: syntax error: %s", file,
 		    config_error_line(lc), text);
 	return -1;
 }
 
-/* The lines config_check() names when it refuses a combination. */
-static void
-note_lines(struct config *cfg, const config_t *lc)
+/*
+ * libconfig 1.5's scanner exits the process ("input in flex scanner
+ * failed") when an @include names a directory: a SIGHUP would end dqd.
+ * So the directives are followed here first (file is a path from the
+ * working directory), as deep as libconfig goes; -1 with the message.
+ */
+static int
+includes_ok(const struct ctx *c, const char *file, int depth)
+{
+	struct stat	 st;
+	char		 line[1024], path[PATH_MAX];
+	char		*p, *q;
+	FILE		*fp;
+	int		 n = 0, rc = 0;
+
+	if (depth > 10 || (fp = fopen(file, "re")) == NULL)
+		return 0;	/* libconfig says what is wrong */
+	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		n++;
+		p = line + strspn(line, " \t");
+		if (strncmp(p, "@include", 8) != 0 ||
+		    (p = strchr(p, '"')) == NULL ||
+		    (q = strchr(++p, '"')) == NULL)
+			continue;
+		*q = '\0';
+		source_file(c, p, path, sizeof(path));
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			errf(c->err, c->errlen, "%s:%d: cannot include %s: %s",
+			    file, n, path, strerror(EISDIR));
+			rc = -1;
+		} else if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			rc = includes_ok(c, path, depth + 1);
+	}
+	fclose(fp);
+	return rc;
+}
+
+/*
+ * libconfig 1.5 opens an @include path as it is written, from the working
+ * directory (and its include_dir breaks absolute paths), so the file is
+ * read from its own directory: a relative include is then relative to the
+ * main file, whatever the working directory (/var/lib/dqd under systemd).
+ * The names libconfig records are relative to that directory (c->dir).
+ * 0; -1: libconfig's error (*read_errno if it is not a parse error);
+ * -2: the message is in c->err.
+ */
+static int
+read_file(struct ctx *c, config_t *lc, char *dir, size_t dirlen,
+    int *read_errno)
+{
+	const char	*slash = strrchr(c->path, '/');
+	int		 cwd, ok, e;
+
+	*read_errno = 0;
+	c->dir = NULL;
+	if (slash != NULL) {
+		snprintf(dir, dirlen, "%.*s", slash == c->path ? 1 :
+		    (int)(slash - c->path), c->path);
+		c->dir = dir;
+	}
+	if (includes_ok(c, c->path, 0) == -1)
+		return -2;
+	if (slash == NULL) {
+		errno = 0;
+		ok = config_read_file(lc, c->path) == CONFIG_TRUE;
+		*read_errno = errno;
+		return ok ? 0 : -1;
+	}
+	if ((cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    chdir(dir) == -1) {
+		e = errno;
+		if (cwd != -1)
+			close(cwd);
+		errf(c->err, c->errlen, "%s: %s", dir, strerror(e));
+		return -2;
+	}
+	errno = 0;
+	ok = config_read_file(lc, slash + 1) == CONFIG_TRUE;
+	*read_errno = errno;
+	if (fchdir(cwd) == -1) {
+		e = errno;
+		close(cwd);
+		errf(c->err, c->errlen, "cannot return to the working "
+		    "directory: %s", strerror(e));
+		return -2;
+	}
+	close(cwd);
+	return ok ? 0 : -1;
+}
+
+/* "FILE:LINE" of the setting at path, or NULL: absent or no memory. */
+static char *
+origin_of(const struct ctx *c, const config_t *lc, const char *path)
 {
 	const config_setting_t	*s;
+	char			 file[PATH_MAX], at[PATH_MAX + 16];
 
-	s = config_lookup(lc, "bind");
-	cfg->bind_line = s != NULL ? config_setting_source_line(s) : 0;
-	s = config_lookup(lc, "metrics.port");
-	cfg->metrics_port_line = s != NULL ?
-	    config_setting_source_line(s) : 0;
+	if ((s = config_lookup(lc, path)) == NULL)
+		return NULL;
+	source_file(c, config_setting_source_file(s), file, sizeof(file));
+	snprintf(at, sizeof(at), "%s:%u", file, config_setting_source_line(s));
+	return dq_strdup(at);
+}
+
+/* Where the keys config_check() names come from. */
+static void
+note_origins(const struct ctx *c, struct config *cfg, const config_t *lc)
+{
+	dq_free(cfg->bind_origin);
+	cfg->bind_origin = origin_of(c, lc, "bind");
+	dq_free(cfg->metrics_port_origin);
+	cfg->metrics_port_origin = origin_of(c, lc, "metrics.port");
 }
 
 /*
@@ -704,9 +891,10 @@ int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct config	 tmp;
-	struct ctx	 c = { path, err, errlen };
+	struct ctx	 c = { path, NULL, err, errlen };
 	config_t	 lc;
-	int		 rc;
+	char		 dir[PATH_MAX];
+	int		 rc, e;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -723,11 +911,12 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	config_init(&lc);
-	errno = 0;
-	if (config_read_file(&lc, path) != CONFIG_TRUE)
-		rc = parse_error(&lc, path, err, errlen);
+	if ((rc = read_file(&c, &lc, dir, sizeof(dir), &e)) == -1)
+		rc = parse_error(&c, &lc, e);
+	else if (rc == -2)
+		rc = -1;
 	else if ((rc = apply(&c, &tmp, config_root_setting(&lc))) == 0)
-		note_lines(&tmp, &lc);
+		note_origins(&c, &tmp, &lc);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(&tmp);
@@ -792,14 +981,14 @@ same_bind(const char *a, const char *b)
 
 /* "FILE:LINE: ", "FILE: " or "": where a key of cfg came from. */
 static const char *
-origin(const struct config *cfg, unsigned int line, char *buf, size_t len)
+origin(const struct config *cfg, const char *at, char *buf, size_t len)
 {
-	if (cfg->path == NULL)
-		return "";
-	if (line == 0)
+	if (at != NULL)
+		snprintf(buf, len, "%s: ", at);
+	else if (cfg->path != NULL)
 		snprintf(buf, len, "%s: ", cfg->path);
 	else
-		snprintf(buf, len, "%s:%u: ", cfg->path, line);
+		return "";
 	return buf;
 }
 
@@ -813,7 +1002,7 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->bind == NULL || cfg->data_dir == NULL ||
 	    cfg->metrics_bind == NULL) {
 		errf(err, errlen, "%sout of memory",
-		    origin(cfg, 0, where, sizeof(where)));
+		    origin(cfg, NULL, where, sizeof(where)));
 		return -1;
 	}
 	if (cfg->requirepass == NULL && cfg->protected_mode &&
@@ -822,7 +1011,7 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 		    "on %s, which is not a loopback address, without a "
 		    "password; set requirepass, or set protected_mode = false "
 		    "to let any host in without one",
-		    origin(cfg, cfg->bind_line, where, sizeof(where)),
+		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
 		    cfg->bind);
 		return -1;
 	}
@@ -830,7 +1019,7 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 	    same_bind(cfg->bind, cfg->metrics_bind)) {
 		errf(err, errlen, "%smetrics.port: %d is the server's own "
 		    "port on %s; choose another port for metrics",
-		    origin(cfg, cfg->metrics_port_line, where, sizeof(where)),
+		    origin(cfg, cfg->metrics_port_origin, where, sizeof(where)),
 		    cfg->port, cfg->metrics_bind);
 		return -1;
 	}

@@ -56,9 +56,12 @@ struct config {
 	int		 min_free_disk_mb;	/* 64: enqueues refused below */
 	char		*metrics_bind;	/* "127.0.0.1" */
 	int		 metrics_port;	/* 0: no metrics endpoint */
-	/* Where in path config_check() points; 0: not from the file. */
-	unsigned int	 bind_line;
-	unsigned int	 metrics_port_line;
+	/*
+	 * "FILE:LINE" that config_check() names (the main file or an
+	 * included one); NULL: not from the file.
+	 */
+	char		*bind_origin;
+	char		*metrics_port_origin;
 };
 
 void	config_defaults(struct config *);

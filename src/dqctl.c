@@ -458,6 +458,11 @@ check_reply(redisReply *r)
 		fail(EX_UNREACH, "lost the connection to %s:%d: %s", host, port,
 		    rc->errstr[0] ? rc->errstr : "no reply");
 	held = r;
+	/* Sent at once to a connection over the limit, which is closed. */
+	if (is_error(r, "ERR max number of clients"))
+		fail(EX_UNREACH, "%s:%d refused the connection: it has "
+		    "maxclients clients already (see maxclients in dqd.conf)",
+		    host, port);
 	if (is_error(r, "NOAUTH"))
 		fail(EX_AUTH, "%s:%d needs a password: give it with -a or in "
 		    "DQCTL_AUTH (or -c with the server's dqd.conf)", host, port);

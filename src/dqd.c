@@ -94,7 +94,6 @@ daemonize(void)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
-	log_stderr_too(1);
 	return p[1];
 }
 
@@ -168,7 +167,20 @@ main(int argc, char *argv[])
 		free(cfg);
 		return 1;
 	}
+	/* Until it is ready, whatever stops the start is said on stderr
+	   too, whose reader (a terminal, systemd) waits for the outcome. */
+	log_stderr_too(1);
 	raise_nofile();
+	/*
+	 * A service manager waiting for READY=1 (systemd Type=notify,
+	 * start-stop-daemon --notify-await) tracks the process it started:
+	 * detaching would leave it a dead main process.
+	 */
+	if (cfg->daemonize && getenv("NOTIFY_SOCKET") != NULL) {
+		log_notice("NOTIFY_SOCKET is set: staying in the foreground "
+		    "for the service manager (daemonize ignored)");
+		cfg->daemonize = 0;
+	}
 	if (cfg->daemonize)
 		ready_fd = daemonize();
 	return master_main(cfg, debug, ready_fd);

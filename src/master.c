@@ -1,5 +1,6 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "flush.h"
 #include "housekeeper.h"
 #include "log.h"
@@ -33,6 +35,7 @@
 #define STOP_MS		10000	/* SIGTERM, then SIGKILL */
 #define QUICK_DEATH_MS	2000	/* a death this soon after start counts */
 #define MAX_BACKOFF_MS	30000
+#define FD_RESERVE	32	/* a worker's own descriptors, besides clients */
 
 enum kind { K_NONE, K_WORKER, K_HOUSEKEEPER, K_FLUSHER };
 static const char *const kind_names[] = { "-", "worker", "housekeeper",
@@ -480,6 +483,10 @@ child_died(int slot, pid_t pid, int status)
 	__atomic_compare_exchange_n(&stats->flush.pid, &fpid, 0, 0,
 	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	ch->pid = 0;
+	/* A stop signal to the whole group (pkill, killall) reaches the
+	   children before the master tells them: they stopped, no crash. */
+	if (got_stop)
+		ch->stopping = 1;
 	if (ch->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		log_info("%s %d (pid %d) stopped", what, slot, (int)pid);
 		ch->kind = K_NONE;
@@ -677,6 +684,35 @@ same_str(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/*
+ * One worker may hold every client: past what RLIMIT_NOFILE leaves once its
+ * own descriptors (databases, log, sockets) are open, accept(2) would fail
+ * with EMFILE instead of refusing the client with Redis' error.  So
+ * maxclients is lowered to fit, as Redis does.
+ */
+static void
+fit_maxclients(struct config *c)
+{
+	struct rlimit	rl;
+	rlim_t		fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return;
+	fit = rl.rlim_cur > FD_RESERVE * 2 ? rl.rlim_cur - FD_RESERVE :
+	    rl.rlim_cur / 2;
+	if (fit < 1)
+		fit = 1;
+	if ((rlim_t)c->maxclients <= fit)
+		return;
+	log_warnx("maxclients %d needs %d open files, but the limit is %llu: "
+	    "maxclients is lowered to %llu (raise the limit with ulimit -n, "
+	    "or LimitNOFILE= under systemd)", c->maxclients,
+	    c->maxclients + FD_RESERVE, (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)fit);
+	c->maxclients = (int)fit;
+}
+
 /* The file's configuration, checked; NULL (logged) if it is refused. */
 static struct config *
 reload_load(void)
@@ -739,7 +775,9 @@ keep_running(struct config *n)
 	n->cache_size_mb = cfg->cache_size_mb;
 	n->metrics_port = cfg->metrics_port;
 	/* Not the file's lines: those values did not come from it. */
-	n->bind_line = n->metrics_port_line = 0;
+	dq_free(n->bind_origin);
+	dq_free(n->metrics_port_origin);
+	n->bind_origin = n->metrics_port_origin = NULL;
 	if (config_check(n, err, sizeof(err)) == -1) {
 		log_warnx("reload failed, keeping the running configuration: "
 		    "dqd stays on %s:%d until a restart: %s", cfg->bind,
@@ -796,6 +834,7 @@ reload(void)
 		free(n);
 		return;
 	}
+	fit_maxclients(n);
 	forget_waiting();
 	/* Old workers keep their clients for a while (worker.c). */
 	signal_all(SIGQUIT, K_WORKER);
@@ -830,6 +869,7 @@ detach_stdio(void)
 {
 	int	fd;
 
+	log_stderr_too(0);	/* from now on, the log only */
 	if (ready_fd == -1)
 		return;
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
@@ -837,7 +877,6 @@ detach_stdio(void)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
-	log_stderr_too(0);
 }
 
 static void
@@ -888,6 +927,7 @@ master_main(struct config *c, int dbg, int rfd)
 	}
 	if (metrics_open(cfg) == -1)
 		log_warnx("running without the metrics endpoint");
+	fit_maxclients(cfg);
 	detach_stdio();
 	start_pool();
 	log_notice("ready to accept connections on %s:%d (%d workers, "

@@ -119,6 +119,28 @@ metrics_pollfds(struct pollfd *p, int max)
 	return n;
 }
 
+/*
+ * A free slot, else the one of the oldest connection still waiting for its
+ * request: a scraper sends its request at once, so connections that stay
+ * silent must not keep the scrapers out.  -1: every slot is answering.
+ */
+static int
+free_slot(void)
+{
+	int	i, old = -1;
+
+	for (i = 0; i < METRICS_CONNS; i++) {
+		if (conns[i].fd == -1)
+			return i;
+		if (conns[i].out.len == 0 && (old == -1 ||
+		    conns[i].deadline < conns[old].deadline))
+			old = i;
+	}
+	if (old != -1)
+		conn_close(&conns[old]);
+	return old;
+}
+
 static void
 accept_conns(void)
 {
@@ -126,9 +148,7 @@ accept_conns(void)
 
 	while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) != -1) {
-		for (i = 0; i < METRICS_CONNS && conns[i].fd != -1; i++)
-			;
-		if (i == METRICS_CONNS) {
+		if ((i = free_slot()) == -1) {
 			close(fd);	/* busy: the scraper tries again */
 			continue;
 		}
@@ -140,23 +160,41 @@ accept_conns(void)
 	}
 }
 
+/* "/metrics" or "/", with a query or not, then the end of the path. */
+static int
+metrics_path(const char *p)
+{
+	size_t	n;
+
+	if (strncmp(p, "/metrics", 8) == 0)
+		n = 8;
+	else if (*p == '/')
+		n = 1;
+	else
+		return 0;
+	return strchr(" ?\r\n", p[n]) != NULL && p[n] != '\0';
+}
+
+/*
+ * GET, and HEAD as HTTP requires of every server (RFC 9110 9.1): the same
+ * status and headers, no body.
+ */
 static void
 respond(struct mconn *c)
 {
-	struct buf	body;
+	struct buf	 body;
 	const char	*status = "200 OK", *allow = "";
-	int		ok;
+	int		 head, ok = 0;
 
 	buf_init(&body, 0);
-	ok = strncmp(c->req, "GET /metrics ", 13) == 0 ||
-	    strncmp(c->req, "GET /metrics?", 13) == 0 ||
-	    strncmp(c->req, "GET / ", 6) == 0;
-	if (!ok && strncmp(c->req, "GET ", 4) == 0)
-		status = "404 Not Found";
-	else if (!ok) {
+	head = strncmp(c->req, "HEAD ", 5) == 0;
+	if (!head && strncmp(c->req, "GET ", 4) != 0) {
 		status = "405 Method Not Allowed";
-		allow = "Allow: GET\r\n";	/* RFC 9110 requires it */
-	}
+		allow = "Allow: GET, HEAD\r\n";	/* RFC 9110 requires it */
+	} else if (!metrics_path(c->req + (head ? 5 : 4)))
+		status = "404 Not Found";
+	else
+		ok = 1;
 	if (!ok)
 		buf_appendf(&body, "%s\n", status);
 	else if (metrics_render(&body) == -1) {
@@ -166,7 +204,7 @@ respond(struct mconn *c)
 	if (buf_appendf(&c->out, "HTTP/1.0 %s\r\n%sContent-Type: text/plain; "
 	    "version=0.0.4; charset=utf-8\r\nContent-Length: %zu\r\n"
 	    "Connection: close\r\n\r\n", status, allow, body.len) == -1 ||
-	    buf_append(&c->out, body.data, body.len) == -1)
+	    (!head && buf_append(&c->out, body.data, body.len) == -1))
 		c->out.len = 0;
 	buf_free(&body);
 }

@@ -5,7 +5,8 @@
  * (stats.h) and what the housekeeper publishes about the environment.  The
  * master never opens the environment and must never block, so scrapers are
  * served with non-blocking sockets from its poll loop, at most
- * METRICS_CONNS at once, each with a deadline.
+ * METRICS_CONNS at once, each with a deadline; a connection still waiting
+ * for its request gives its slot to a newcomer.
  */
 #ifndef DQ_METRICS_H
 #define DQ_METRICS_H

@@ -213,6 +213,25 @@ class DqctlTest(dqtest.TestCase):
             self.assertIn("cannot connect", err)
             self.assertEqual(out, "")
 
+    def test_server_full(self):
+        """A server at maxclients answers the connection with an error
+        and closes it: dqctl said "refused the password" (exit 4) or
+        "INFO: unexpected reply" (exit 1)."""
+        srv = self.server(workers=1, maxclients=2, requirepass="pw")
+        held = [srv.connect() for _ in range(2)]
+        for s in held:
+            s.sendall(dqtest.resp_cmd("AUTH", "pw"))
+            self.assertEqual(dqtest.read_raw(s, replies=1), b"+OK\r\n")
+        for args in (["-a", "pw", "status"], ["status"],
+                     ["-a", "pw", "queues"], ["-a", "pw", "stat", "q"]):
+            with self.subTest(args=args):
+                rc, out, err = dqctl(*self.srv_args(srv), *args)
+                self.assertEqual(rc, EX_UNREACH, err)
+                self.assertIn("maxclients", err)
+                self.assertNotIn("password", err)
+        for s in held:
+            s.close()
+
     def test_bad_input(self):
         cases = [
             ([], EX_USAGE),
@@ -319,6 +338,15 @@ class DqctlTest(dqtest.TestCase):
         self.assertEqual(rc, EX_ERR)
         self.assertIn("inside the data directory", err)
         self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "sub")))
+        # the parent must exist (README and dqctl(8) create it first)
+        nested = os.path.join(tmp, "dqd", "2026-11-24")
+        rc, out, err = dqctl("-d", srv.data_dir, "backup", nested)
+        self.assertEqual(rc, EX_ERR)
+        self.assertIn("cannot create %s" % nested, err)
+        self.assertFalse(os.path.exists(os.path.join(tmp, "dqd")))
+        os.mkdir(os.path.join(tmp, "dqd"), 0o700)
+        rc, out, err = dqctl("-d", srv.data_dir, "backup", nested)
+        self.assertEqual(rc, 0, err)
 
     def test_verify_checkpoint_running_and_stopped(self):
         srv = self.server()

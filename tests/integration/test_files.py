@@ -33,6 +33,17 @@ class FilesTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, "%s: %s" % (page, p.stdout))
             print("mandoc -Tlint %s: clean" % page)
 
+    def test_man_pages_groff_clean(self):
+        """man(1) formats with groff: not a warning with -ww either (an
+        empty .Qq before punctuation made groff's mdoc warn)."""
+        groff = need("groff")
+        for page in ("dqd.8", "dqd.conf.5", "dqctl.8"):
+            p = subprocess.run([groff, "-mdoc", "-ww", "-z",
+                                os.path.join(SRCDIR, "man", page)],
+                               capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stderr), (0, ""), page)
+            print("groff -ww %s: clean" % page)
+
     def test_systemd_unit_verifies(self):
         analyze = need("systemd-analyze")
         unit = os.path.join(BUILDDIR, "etc", "dqd.service")

@@ -225,6 +225,30 @@ class InitdTest(unittest.TestCase):
     def test_daemonize(self):
         self.lifecycle(daemonize=True)
 
+    def test_daemonize_true_with_the_default_mode(self):
+        """DAEMONIZE=no (start-stop-daemon --background --notify-await)
+        but daemonize = true in dqd.conf, an easy mix-up: dqd detached
+        from the process whose pid start-stop-daemon wrote, so status
+        said "not running but the pidfile exists" and stop found nothing
+        to stop.  dqd now stays in the foreground when NOTIFY_SOCKET is
+        set."""
+        s = InitScript(daemonize=False)
+        self.addCleanup(s.cleanup)
+        s.write_conf("daemonize = true;\n")
+        rc, out = s.run("start")
+        self.assertEqual(rc, 0, out + s.logs())
+        pid = s.pid()
+        time.sleep(0.5)
+        rc, out = s.run("status")
+        self.assertEqual(rc, 0, out + s.logs())
+        self.assertTrue(s.client().ping())
+        self.assertEqual(s.client().info("server")["process_id"], pid)
+        kids = dqtest.children_of(pid)
+        rc, out = s.run("stop")
+        self.assertEqual(rc, 0, out)
+        for p in [pid] + kids:
+            self.assertFalse(dqtest.pid_alive(p), "pid %d left" % p)
+
     def test_logrotate_default_setup(self):
         """The shipped logrotate file rotates the log of the shipped
         default setup (DAEMONIZE=no, log_file = "": standard error goes to

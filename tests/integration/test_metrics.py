@@ -86,6 +86,85 @@ class MetricsTest(dqtest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         print("promtool check metrics: ok, %d lines" % len(text.splitlines()))
 
+    def test_python_client_parses_every_family(self):
+        """Prometheus' own Python parser (Debian's
+        python3-prometheus-client) reads the output; every family SPEC 6
+        names is there with HELP and TYPE; histogram buckets rise to +Inf
+        and match _count."""
+        try:
+            from prometheus_client.parser import \
+                text_string_to_metric_families
+        except ImportError:
+            self.fail("python3-prometheus-client is needed by this test")
+        srv = self.start()
+        r = srv.client()
+        r.execute_command("QADD", "j", "a", 0, "b", 0)
+        got = r.execute_command("QRESERVE", "j", 2, 60000)
+        r.execute_command("QACK", "j", got[0][0])
+        r.execute_command("SADD", 'q"\\', "x", 0)
+        r.execute_command("SPOP", 'q"\\')
+        time.sleep(2.5)         # the housekeeper publishes every 2 s
+        text = scrape(self.mport)[2]
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        spec = {    # SPEC 6: what the endpoint must show
+            "commands by name": "dqd_commands",
+            "enqueued": "dqd_messages_enqueued",
+            "delivered": "dqd_messages_delivered",
+            "acked": "dqd_messages_acked",
+            "redelivered": "dqd_messages_redelivered",
+            "connections": "dqd_connections",
+            "connected": "dqd_connected_clients",
+            "errors": "dqd_errors",
+            "queue depths": "dqd_queue_messages",
+            "worker restarts": "dqd_worker_restarts",
+            "bdb cache": "dqd_bdb_cache_hit_ratio",
+            "bdb cache bytes": "dqd_bdb_cache_bytes",
+            "bdb locks": "dqd_bdb_lock_waits",
+            "bdb log": "dqd_bdb_log_bytes",
+            "latency histograms": "dqd_command_duration_seconds"}
+        for what, name in spec.items():
+            self.assertIn(name, fams, what)
+        self.assertEqual(fams["dqd_command_duration_seconds"].type,
+                         "histogram")
+        self.assertEqual(fams["dqd_commands"].type, "counter")
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                base = line.split("{")[0].split(" ")[0]
+                self.assertTrue(
+                    "# TYPE %s " % base in text or any(
+                        "# TYPE %s " % base[:-len(x)] in text
+                        for x in ("_bucket", "_sum", "_count")
+                        if base.endswith(x)), line)
+        for f in fams.values():
+            self.assertTrue(f.documentation, f.name)
+            if f.type != "histogram":
+                continue
+            series = {}
+            for s in f.samples:
+                key = tuple(sorted((k, v) for k, v in s.labels.items()
+                                   if k != "le"))
+                series.setdefault(key, {"b": [], "count": None})
+                if s.name.endswith("_bucket"):
+                    series[key]["b"].append((float(s.labels["le"]),
+                                             s.value))
+                elif s.name.endswith("_count"):
+                    series[key]["count"] = s.value
+            self.assertTrue(series or f.name ==
+                            "dqd_command_duration_seconds", f.name)
+            for key, v in series.items():
+                les = [le for le, _ in v["b"]]
+                counts = [n for _, n in v["b"]]
+                self.assertEqual(les, sorted(les), (f.name, key))
+                self.assertEqual(counts, sorted(counts), (f.name, key))
+                self.assertEqual(les[-1], float("inf"), (f.name, key))
+                self.assertEqual(counts[-1], v["count"], (f.name, key))
+        depth = {s.labels["queue"]: s.value
+                 for s in fams["dqd_queue_messages"].samples}
+        self.assertEqual(depth.get("j"), 1, depth)
+        cmds = {s.labels["command"]: s.value
+                for s in fams["dqd_commands"].samples}
+        self.assertEqual(cmds["qack"], 1)
+
     def test_queue_labels_one_to_one(self):
         """Every queue name gives its own queue label, and the name can be
         read back from it: "dup\\x01" and "dup\\x02" were both "dup?", a
@@ -227,7 +306,7 @@ class MetricsTest(dqtest.TestCase):
             scrape(self.mport, "/nope")
         self.assertEqual(e.exception.code, 404)
         # another method: 405 with the Allow header HTTP requires
-        for method in ("POST", "HEAD", "PUT"):
+        for method in ("POST", "PUT", "DELETE"):
             with self.subTest(method=method):
                 s = socket.create_connection(("127.0.0.1", self.mport))
                 s.sendall(b"%s /metrics HTTP/1.0\r\n\r\n" % method.encode())
@@ -236,13 +315,36 @@ class MetricsTest(dqtest.TestCase):
                 lines = head.split(b"\r\n")
                 self.assertEqual(lines[0],
                                  b"HTTP/1.0 405 Method Not Allowed", head)
-                self.assertIn(b"Allow: GET", lines[1:], head)
+                self.assertIn(b"Allow: GET, HEAD", lines[1:], head)
         req = urllib.request.Request("http://127.0.0.1:%d/metrics"
                                      % self.mport, data=b"x", method="POST")
         with self.assertRaises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=5)
         self.assertEqual(e.exception.code, 405)
-        self.assertEqual(e.exception.headers.get("Allow"), "GET")
+        self.assertEqual(e.exception.headers.get("Allow"), "GET, HEAD")
+        # HEAD, which every HTTP server must support (RFC 9110 9.1): the
+        # status and headers of GET, and no body (it was a 405 with one)
+        for path, status in ((b"/metrics", b"200 OK"),
+                             (b"/nope", b"404 Not Found")):
+            with self.subTest(head=path):
+                s = socket.create_connection(("127.0.0.1", self.mport))
+                s.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+                got = dqtest.read_raw(s, timeout=3)
+                s.close()
+                head, _, body = got.partition(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                self.assertEqual(lines[0], b"HTTP/1.0 " + status, got)
+                self.assertEqual(body, b"", got)
+                length = [int(l.split(b":")[1]) for l in lines
+                          if l.lower().startswith(b"content-length:")]
+                self.assertEqual(len(length), 1, got)
+                self.assertGreater(length[0], 0 if status[:3] == b"404"
+                                   else 1000)
+        req = urllib.request.Request("http://127.0.0.1:%d/metrics"
+                                     % self.mport, method="HEAD")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.read(), b"")
         # Scrapers that connect and say nothing: the master goes on
         # serving others and supervising.
         idle = [socket.create_connection(("127.0.0.1", self.mport))
@@ -256,6 +358,32 @@ class MetricsTest(dqtest.TestCase):
         self.assertLess(time.monotonic() - t0, 1.0)
         self.assertTrue(srv.client().ping())
         for s in idle + [half]:
+            s.close()
+
+    def test_idle_connections_do_not_lock_out_scrapers(self):
+        """More silent connections than the master serves at once (8):
+        each new connection took a free slot or was closed unanswered,
+        so a few idle sockets kept Prometheus out for 5 s at a time,
+        again and again.  A connection still waiting for its request now
+        gives its slot to a newcomer."""
+        self.start()
+        idle = []
+        for i in range(40):
+            s = socket.create_connection(("127.0.0.1", self.mport))
+            if i % 2:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            idle.append(s)
+        time.sleep(0.3)     # the master has accepted them all
+        t0 = time.monotonic()
+        for _ in range(3):
+            try:
+                status, _, text = scrape(self.mport)
+            except OSError as e:
+                self.fail("scrape refused behind idle connections: %r" % e)
+            self.assertEqual(status, 200)
+            self.assertIn("dqd_up 1", text)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        for s in idle:
             s.close()
 
     def test_disabled_by_default(self):
