@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 # redis-py, promtool from the prometheus package, systemd-analyze).
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config \
 libdb5.3-dev libconfig-dev libhiredis-dev libcriterion-dev"
-TEST_PKGS="redis-tools python3 python3-redis procps mandoc curl prometheus logrotate \
+TEST_PKGS="redis-tools python3 python3-redis python3-prometheus-client procps mandoc curl prometheus logrotate \
 systemd"
 
 as_root() {
