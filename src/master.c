@@ -930,8 +930,9 @@ master_main(struct config *c, int dbg, int rfd)
 	fit_maxclients(cfg);
 	detach_stdio();
 	start_pool();
-	log_notice("ready to accept connections on %s:%d (%d workers, "
+	log_notice("ready to accept connections on %s:%d (%d worker%s, "
 	    "durability %s)", cfg->bind, cfg->port, cfg->workers,
+	    cfg->workers == 1 ? "" : "s",
 	    config_durability_name(cfg->durability));
 	tell_ready();
 	for (;;) {
