@@ -128,14 +128,20 @@ valid_client_name(const char *s, size_t len)
 	return 1;
 }
 
+static void
+reply_bad_name(struct client *c)
+{
+	reply_error(c, "ERR Client names cannot contain spaces, newlines or "
+	    "special characters.");
+}
+
 static int
 set_name(struct cmdctx *x, size_t i)
 {
 	char	*name = NULL;
 
 	if (!valid_client_name(x->argv[i], x->argvlen[i])) {
-		reply_error(x->c, "ERR Client names cannot contain spaces, "
-		    "newlines or special characters.");
+		reply_bad_name(x->c);
 		return -1;
 	}
 	if (x->argvlen[i] > 0 &&
@@ -192,7 +198,13 @@ cmd_hello(struct cmdctx *x)
 			auth = i + 1;
 			i += 2;
 		} else if (arg_eq(x, i, "setname") && i + 1 < x->argc) {
+			/* Checked before AUTH, as in Redis: a refused HELLO
+			   must not have authenticated the connection. */
 			setname = ++i;
+			if (!valid_client_name(x->argv[i], x->argvlen[i])) {
+				reply_bad_name(x->c);
+				return STORE_OK;
+			}
 		} else {
 			reply_error(x->c, "ERR Syntax error in HELLO option "
 			    "'%.*s'", (int)(x->argvlen[i] > 32 ? 32 :

@@ -116,6 +116,23 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(replies[1], b"myname")
         s.close()
 
+    def test_hello_refused_leaves_the_connection_as_it_was(self):
+        # As Redis: SETNAME is checked before AUTH, so a HELLO that fails
+        # on its SETNAME has not authenticated the connection either.
+        srv = self.server(requirepass="pw")
+        s = srv.connect()
+        data = srv.raw(resp_cmd("HELLO", "2", "AUTH", "default", "pw",
+                                "SETNAME", "bad name") +
+                       resp_cmd("PING") + resp_cmd("CLIENT", "GETNAME"),
+                       sock=s)
+        v = dqtest.resp_parse_all(data)
+        s.close()
+        self.assertEqual(len(v), 3, data)
+        self.assertTrue(v[0].startswith("ERR Client names cannot contain"),
+                        v[0])
+        self.assertTrue(v[1].startswith("NOAUTH"), v[1])
+        self.assertTrue(v[2].startswith("NOAUTH"), v[2])
+
     def test_client(self):
         s = self.srv.connect()
         s.sendall(resp_cmd("CLIENT", "ID") + resp_cmd("CLIENT", "GETNAME") +
