@@ -320,6 +320,12 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	}
 	if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
 	    (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+		if (cmd->proc == cmd_exec && (c->flags & CLIENT_MULTI)) {
+			/* As Redis: EXEC refused ends the transaction. */
+			multi_abort(c, "wrong number of arguments for 'exec' "
+			    "command");
+			return STORE_OK;
+		}
 		multi_refused(c);
 		reply_error(c, "ERR wrong number of arguments for '%s' command",
 		    cmd->name);

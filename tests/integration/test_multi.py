@@ -81,6 +81,22 @@ class Multi(dqtest.ServerCase):
             "ERR EXEC without MULTI",
             "ERR wrong number of arguments for 'multi' command", "0"])
 
+    def test_exec_with_arguments_ends_the_transaction(self):
+        # As Redis: a refused EXEC answers EXECABORT with the reason and
+        # discards the transaction, whose commands never run.
+        out = resp_parse_all(self.srv.raw(
+            resp_cmd("MULTI") + resp_cmd("SADD", "q", "m", 0) +
+            resp_cmd("EXEC", "x") + resp_cmd("EXEC") +
+            resp_cmd("SCARD", "q") + resp_cmd("MULTI") +
+            resp_cmd("DISCARD", "x") + resp_cmd("EXEC")))
+        self.assertEqual([text(v) for v in out], [
+            "OK", "QUEUED",
+            "EXECABORT Transaction discarded because of: wrong number of "
+            "arguments for 'exec' command",
+            "ERR EXEC without MULTI", "0", "OK",
+            "ERR wrong number of arguments for 'discard' command",
+            "EXECABORT Transaction discarded because of previous errors."])
+
     def test_blocking_commands_do_not_wait(self):
         t0 = time.monotonic()
         p = self.r.pipeline()
