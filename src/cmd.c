@@ -114,11 +114,20 @@ static const struct cmdarg setinfo_args[] = {
 	TOKEN("LIB-NAME", "libname", "string", 0),
 	TOKEN("LIB-VER", "libver", "string", 0), END
 };
+static const struct cmdarg client_types[] = {
+	PURE("NORMAL", "normal"), PURE("MASTER", "master"),
+	PURE("REPLICA", "replica"), PURE("PUBSUB", "pubsub"), END
+};
+static const struct cmdarg client_list_args[] = {
+	GROUP("TYPE", "client-type", "oneof", OPT, client_types),
+	TOKEN("ID", "client-id", "integer", OPT | MULT), END
+};
 static const struct cmdarg client_subs[] = {
 	TOKEN("SETNAME", "connection-name", "string", 0),
 	PURE("GETNAME", "getname"), PURE("ID", "id"),
 	GROUP("SETINFO", "attr", "oneof", 0, setinfo_args),
-	PURE("INFO", "info"), PURE("LIST", "list"),
+	PURE("INFO", "info"),
+	GROUP("LIST", "list", "block", 0, client_list_args),
 	GROUP("NO-EVICT", "no-evict", "oneof", 0, onoff_args),
 	GROUP("NO-TOUCH", "no-touch", "oneof", 0, onoff_args),
 	PURE("HELP", "help"), END
@@ -129,8 +138,17 @@ static const struct cmdarg client_args[] = {
 static const struct cmdarg names_arg[] = {
 	ARG("command-name", "string", OPT | MULT), END
 };
+static const struct cmdarg filterby_args[] = {
+	TOKEN("MODULE", "module-name", "string", 0),
+	TOKEN("ACLCAT", "category", "string", 0),
+	TOKEN("PATTERN", "pattern", "pattern", 0), END
+};
+static const struct cmdarg command_list_args[] = {
+	GROUP("FILTERBY", "filterby", "oneof", OPT, filterby_args), END
+};
 static const struct cmdarg command_subs[] = {
-	PURE("COUNT", "count"), PURE("LIST", "list"),
+	PURE("COUNT", "count"),
+	GROUP("LIST", "list", "block", 0, command_list_args),
 	GROUP("INFO", "info", "block", 0, names_arg),
 	GROUP("DOCS", "docs", "block", 0, names_arg),
 	PURE("HELP", "help"), END
