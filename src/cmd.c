@@ -14,6 +14,7 @@
 #include "worker.h"
 
 #define MAX_QUEUE_NAME	4096
+#define UNKNOWN_SHOWN	128	/* bytes of an unknown command echoed back */
 
 #define W	CMD_WRITE
 #define R	CMD_READONLY
@@ -293,20 +294,23 @@ static void
 reply_unknown(struct client *c, size_t argc, const char **argv,
     const size_t *argvlen)
 {
-	char	args[256], name[64];
-	size_t	i, off = 0;
+	char	args[UNKNOWN_SHOWN + 4], name[UNKNOWN_SHOWN + 1];
+	size_t	i, off = 0, left;
 	int	n;
 
+	/* As Redis: the name and the arguments up to 128 bytes each. */
 	args[0] = '\0';
-	for (i = 1; i < argc && off < sizeof(args) - 1; i++) {
+	for (i = 1; i < argc && off < UNKNOWN_SHOWN; i++) {
+		left = UNKNOWN_SHOWN - off;
 		n = snprintf(args + off, sizeof(args) - off, "'%.*s' ",
-		    (int)(argvlen[i] > 64 ? 64 : argvlen[i]), argv[i]);
+		    (int)(argvlen[i] > left ? left : argvlen[i]), argv[i]);
 		if (n < 0)
 			break;
 		off += (size_t)n;
 	}
 	snprintf(name, sizeof(name), "%.*s",
-	    (int)(argvlen[0] > 48 ? 48 : argvlen[0]), argv[0]);
+	    (int)(argvlen[0] > UNKNOWN_SHOWN ? UNKNOWN_SHOWN : argvlen[0]),
+	    argv[0]);
 	reply_error(c, "ERR unknown command '%s', with args beginning with: "
 	    "%s", name, args);
 }

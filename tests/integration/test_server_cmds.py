@@ -519,6 +519,11 @@ class ServerCmds(dqtest.TestCase):
         raw = self.srv.raw(resp_cmd("FLUSHALL"))
         self.assertEqual(raw, b"-ERR unknown command 'FLUSHALL', with args "
                               b"beginning with: \r\n")
+        # as Redis: up to 128 bytes of the name, and of the arguments
+        raw = self.srv.raw(resp_cmd("N" * 200, "a" * 100, "b" * 50, "c"))
+        self.assertEqual(raw, b"-ERR unknown command '" + b"N" * 128 +
+                         b"', with args beginning with: '" + b"a" * 100 +
+                         b"' '" + b"b" * 25 + b"' \r\n")
         # the connection stays open after the error
         s = self.srv.connect()
         s.sendall(resp_cmd("NOSUCH") + resp_cmd("PING"))
