@@ -370,6 +370,12 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	x.now = now_ms();
 	t0 = usec_now();
 	r = cmd->proc(&x);
+	if (r == CMD_BLOCKED) {
+		/* It runs again when woken: it counts once, on the run that
+		   answers (a BSPOP that timed out counted 4 times). */
+		STAT_ADD(commands, -1);
+		return r;
+	}
 	idx = (size_t)(cmd - cmd_table);
 	stats_command(idx, usec_now() - t0);
 	return r;

@@ -203,6 +203,32 @@ class Bspop(Base):
         self.assertGreaterEqual(time.monotonic() - t0, 0.2)
 
 
+class Counted(Base):
+    server_kw = dict(workers=1)
+
+    def commands(self):
+        """total_commands_processed, the INFO asking included."""
+        return int(self.r.info("stats")["total_commands_processed"])
+
+    def test_a_blocking_command_counts_once(self):
+        """A blocked command runs again when woken; each run was counted
+        as a command (a BSPOP that timed out counted 4 times, one served
+        after a wait 3 or more)."""
+        c = self.srv.client()
+        for args, reply in ((("BSPOP", "q", "0.3"), None),
+                            (("QRESERVE", "q", 1, 1000, "BLOCK", 300), [])):
+            with self.subTest(cmd=args[0]):
+                n = self.commands()
+                self.assertEqual(c.execute_command(*args), reply)
+                self.assertEqual(self.commands() - n, 2)
+        n = self.commands()
+        call = Call(c, "BSPOP", "other", "q", 5)
+        time.sleep(0.3)
+        self.x("SADD", "q", "m", 0)
+        self.assertEqual(call.result(), [b"q", b"m"])
+        self.assertEqual(self.commands() - n, 3)
+
+
 class QreserveBlock(Base):
 
     def test_timeout_and_forever(self):
