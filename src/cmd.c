@@ -334,7 +334,6 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	size_t			 idx;
 	int			 r;
 
-	STAT_ADD(commands, 1);
 	if ((cmd = cmd_lookup(argv[0], argvlen[0])) == NULL) {
 		multi_refused(c);
 		reply_unknown(c, argc, argv, argvlen);
@@ -370,12 +369,14 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	x.now = now_ms();
 	t0 = usec_now();
 	r = cmd->proc(&x);
-	if (r == CMD_BLOCKED) {
-		/* It runs again when woken: it counts once, on the run that
-		   answers (a BSPOP that timed out counted 4 times). */
-		STAT_ADD(commands, -1);
+	/*
+	 * As in Redis, a command counts when it runs: not when refused or
+	 * queued by MULTI, and a blocking command that waits, which runs
+	 * again when woken, once, on the run that answers.
+	 */
+	if (r == CMD_BLOCKED)
 		return r;
-	}
+	STAT_ADD(commands, 1);
 	idx = (size_t)(cmd - cmd_table);
 	stats_command(idx, usec_now() - t0);
 	return r;

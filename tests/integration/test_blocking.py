@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
+import redis  # noqa: E402
 
 LATE_MS = 50          # a blocked consumer may be this late, never early
 SETTLE = 0.15         # time for a consumer to reach the blocked state
@@ -227,6 +228,21 @@ class Counted(Base):
         self.x("SADD", "q", "m", 0)
         self.assertEqual(call.result(), [b"q", b"m"])
         self.assertEqual(self.commands() - n, 3)
+
+    def test_commands_count_when_they_run(self):
+        """As Redis: a command queued by MULTI counts when EXEC runs it
+        (it counted twice), a refused one not at all."""
+        c = self.srv.client()
+        n = self.commands()
+        p = c.pipeline()
+        p.execute_command("SADD", "q", "a", 0)
+        p.execute_command("BSPOP", "q", 0)
+        self.assertEqual(p.execute(), [1, [b"q", b"a"]])
+        self.assertEqual(self.commands() - n, 1 + 4)   # MULTI, 2, EXEC
+        n = self.commands()
+        for args in (("NOSUCH",), ("SADD", "q"), ("MULTI", "x")):
+            self.assertRaises(redis.ResponseError, c.execute_command, *args)
+        self.assertEqual(self.commands() - n, 1)
 
 
 class QreserveBlock(Base):
