@@ -14,6 +14,7 @@
 #include "worker.h"
 
 #define MAX_QUEUE_NAME	4096
+#define UNKNOWN_SHOWN	128	/* bytes of an unknown command echoed back */
 
 #define W	CMD_WRITE
 #define R	CMD_READONLY
@@ -114,11 +115,20 @@ static const struct cmdarg setinfo_args[] = {
 	TOKEN("LIB-NAME", "libname", "string", 0),
 	TOKEN("LIB-VER", "libver", "string", 0), END
 };
+static const struct cmdarg client_types[] = {
+	PURE("NORMAL", "normal"), PURE("MASTER", "master"),
+	PURE("REPLICA", "replica"), PURE("PUBSUB", "pubsub"), END
+};
+static const struct cmdarg client_list_args[] = {
+	GROUP("TYPE", "client-type", "oneof", OPT, client_types),
+	TOKEN("ID", "client-id", "integer", OPT | MULT), END
+};
 static const struct cmdarg client_subs[] = {
 	TOKEN("SETNAME", "connection-name", "string", 0),
 	PURE("GETNAME", "getname"), PURE("ID", "id"),
 	GROUP("SETINFO", "attr", "oneof", 0, setinfo_args),
-	PURE("INFO", "info"), PURE("LIST", "list"),
+	PURE("INFO", "info"),
+	GROUP("LIST", "list", "block", 0, client_list_args),
 	GROUP("NO-EVICT", "no-evict", "oneof", 0, onoff_args),
 	GROUP("NO-TOUCH", "no-touch", "oneof", 0, onoff_args),
 	PURE("HELP", "help"), END
@@ -129,8 +139,17 @@ static const struct cmdarg client_args[] = {
 static const struct cmdarg names_arg[] = {
 	ARG("command-name", "string", OPT | MULT), END
 };
+static const struct cmdarg filterby_args[] = {
+	TOKEN("MODULE", "module-name", "string", 0),
+	TOKEN("ACLCAT", "category", "string", 0),
+	TOKEN("PATTERN", "pattern", "pattern", 0), END
+};
+static const struct cmdarg command_list_args[] = {
+	GROUP("FILTERBY", "filterby", "oneof", OPT, filterby_args), END
+};
 static const struct cmdarg command_subs[] = {
-	PURE("COUNT", "count"), PURE("LIST", "list"),
+	PURE("COUNT", "count"),
+	GROUP("LIST", "list", "block", 0, command_list_args),
 	GROUP("INFO", "info", "block", 0, names_arg),
 	GROUP("DOCS", "docs", "block", 0, names_arg),
 	PURE("HELP", "help"), END
@@ -275,20 +294,23 @@ static void
 reply_unknown(struct client *c, size_t argc, const char **argv,
     const size_t *argvlen)
 {
-	char	args[256], name[64];
-	size_t	i, off = 0;
+	char	args[UNKNOWN_SHOWN + 4], name[UNKNOWN_SHOWN + 1];
+	size_t	i, off = 0, left;
 	int	n;
 
+	/* As Redis: the name and the arguments up to 128 bytes each. */
 	args[0] = '\0';
-	for (i = 1; i < argc && off < sizeof(args) - 1; i++) {
+	for (i = 1; i < argc && off < UNKNOWN_SHOWN; i++) {
+		left = UNKNOWN_SHOWN - off;
 		n = snprintf(args + off, sizeof(args) - off, "'%.*s' ",
-		    (int)(argvlen[i] > 64 ? 64 : argvlen[i]), argv[i]);
+		    (int)(argvlen[i] > left ? left : argvlen[i]), argv[i]);
 		if (n < 0)
 			break;
 		off += (size_t)n;
 	}
 	snprintf(name, sizeof(name), "%.*s",
-	    (int)(argvlen[0] > 48 ? 48 : argvlen[0]), argv[0]);
+	    (int)(argvlen[0] > UNKNOWN_SHOWN ? UNKNOWN_SHOWN : argvlen[0]),
+	    argv[0]);
 	reply_error(c, "ERR unknown command '%s', with args beginning with: "
 	    "%s", name, args);
 }
@@ -312,7 +334,6 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	size_t			 idx;
 	int			 r;
 
-	STAT_ADD(commands, 1);
 	if ((cmd = cmd_lookup(argv[0], argvlen[0])) == NULL) {
 		multi_refused(c);
 		reply_unknown(c, argc, argv, argvlen);
@@ -320,6 +341,12 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	}
 	if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
 	    (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+		if (cmd->proc == cmd_exec && (c->flags & CLIENT_MULTI)) {
+			/* As Redis: EXEC refused ends the transaction. */
+			multi_abort(c, "wrong number of arguments for 'exec' "
+			    "command");
+			return STORE_OK;
+		}
 		multi_refused(c);
 		reply_error(c, "ERR wrong number of arguments for '%s' command",
 		    cmd->name);
@@ -342,6 +369,14 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	x.now = now_ms();
 	t0 = usec_now();
 	r = cmd->proc(&x);
+	/*
+	 * As in Redis, a command counts when it runs: not when refused or
+	 * queued by MULTI, and a blocking command that waits, which runs
+	 * again when woken, once, on the run that answers.
+	 */
+	if (r == CMD_BLOCKED)
+		return r;
+	STAT_ADD(commands, 1);
 	idx = (size_t)(cmd - cmd_table);
 	stats_command(idx, usec_now() - t0);
 	return r;

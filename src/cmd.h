@@ -116,6 +116,8 @@ void	multi_save(struct client *);
 void	multi_restore(struct client *);
 void	multi_settle(struct client *);
 void	multi_refused(struct client *);
+/* EXEC itself refused: -EXECABORT with the reason, the queue forgotten. */
+void	multi_abort(struct client *, const char *why);
 void	multi_queue(struct client *, size_t argc, const char **argv,
 	    const size_t *argvlen);
 

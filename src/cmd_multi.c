@@ -94,6 +94,13 @@ multi_end(struct client *c)
 	c->multi_n = 0;
 }
 
+void
+multi_abort(struct client *c, const char *why)
+{
+	multi_end(c);
+	reply_error(c, "EXECABORT Transaction discarded because of: %s", why);
+}
+
 int
 cmd_multi(struct cmdctx *x)
 {

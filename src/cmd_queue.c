@@ -27,6 +27,9 @@ reply_scratch_array(struct client *c, size_t n)
 	if (buf_append(&c->out, scratch.data, scratch.len) == -1)
 		c->flags |= CLIENT_CLOSE_ASAP;
 	scratch.len = 0;
+	/* A large KEYS or SCAN reply does not keep its memory. */
+	if (scratch.cap > REPLY_CAP / 4)
+		buf_free(&scratch);
 }
 
 /*

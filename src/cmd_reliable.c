@@ -17,6 +17,13 @@
 #include "worker.h"
 
 #define REPLY_CAP	(64 * 1024 * 1024)
+/*
+ * Messages one QRESERVE leases at most.  Each moves in msgs.db, ids.db and
+ * leases.db, in one transaction: about 400,000 small ones ran the lock
+ * table (20,000 locks, shared by all processes) out, and the command
+ * failed with "Cannot allocate memory" (other clients' commands could too).
+ */
+#define RESERVE_MAX	100000
 
 static struct buf	items;		/* elements of a reply being built */
 
@@ -245,7 +252,7 @@ cmd_qreserve(struct cmdctx *x)
 	items.len = 0;
 	memset(&t, 0, sizeof(t));
 	t.now = x->now;
-	t.max = (size_t)count;
+	t.max = count > RESERVE_MAX ? RESERVE_MAX : (size_t)count;
 	t.lease_ms = (uint64_t)lease;
 	t.max_deliveries = (uint32_t)server.cfg->max_deliveries;
 	t.fn = collect_reserved;

@@ -5,6 +5,7 @@
  */
 #include <sys/utsname.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "client.h"
 #include "cmd.h"
 #include "config.h"
+#include "glob.h"
 #include "resp.h"
 #include "stats.h"
 #include "store.h"
@@ -128,14 +130,20 @@ valid_client_name(const char *s, size_t len)
 	return 1;
 }
 
+static void
+reply_bad_name(struct client *c)
+{
+	reply_error(c, "ERR Client names cannot contain spaces, newlines or "
+	    "special characters.");
+}
+
 static int
 set_name(struct cmdctx *x, size_t i)
 {
 	char	*name = NULL;
 
 	if (!valid_client_name(x->argv[i], x->argvlen[i])) {
-		reply_error(x->c, "ERR Client names cannot contain spaces, "
-		    "newlines or special characters.");
+		reply_bad_name(x->c);
 		return -1;
 	}
 	if (x->argvlen[i] > 0 &&
@@ -192,7 +200,13 @@ cmd_hello(struct cmdctx *x)
 			auth = i + 1;
 			i += 2;
 		} else if (arg_eq(x, i, "setname") && i + 1 < x->argc) {
+			/* Checked before AUTH, as in Redis: a refused HELLO
+			   must not have authenticated the connection. */
 			setname = ++i;
+			if (!valid_client_name(x->argv[i], x->argvlen[i])) {
+				reply_bad_name(x->c);
+				return STORE_OK;
+			}
 		} else {
 			reply_error(x->c, "ERR Syntax error in HELLO option "
 			    "'%.*s'", (int)(x->argvlen[i] > 32 ? 32 :
@@ -291,19 +305,84 @@ client_setinfo(struct cmdctx *x)
 }
 
 static void
-reply_client_list(struct cmdctx *x, int all)
+reply_client_info(struct cmdctx *x)
+{
+	struct buf	 b;
+
+	buf_init(&b, 0);
+	client_line(&b, x->c);
+	reply_bulk(x->c, b.data, b.len);
+	buf_free(&b);
+}
+
+/* Whether CLIENT LIST's ID filter, if any, names this client. */
+static int
+client_listed(const struct cmdctx *x, uint64_t cid)
+{
+	long long	id;
+	size_t		i;
+
+	if (x->argc <= 3 || !arg_eq(x, 2, "id"))
+		return 1;
+	for (i = 3; i < x->argc; i++)
+		if (parse_ll(x->argv[i], x->argvlen[i], &id) == 0 &&
+		    (uint64_t)id == cid)
+			return 1;
+	return 0;
+}
+
+/*
+ * CLIENT LIST [TYPE type | ID id [id ...]], as Redis 7: every client of
+ * this worker is of type normal; ids are checked before anything is sent.
+ */
+static void
+client_list(struct cmdctx *x)
 {
 	struct buf	 b;
 	struct client	*c;
+	long long	 id;
+	size_t		 i;
+	int		 none = 0;
 
+	if (x->argc == 4 && arg_eq(x, 2, "type")) {
+		if (!arg_eq(x, 3, "normal") && !arg_eq(x, 3, "master") &&
+		    !arg_eq(x, 3, "replica") && !arg_eq(x, 3, "slave") &&
+		    !arg_eq(x, 3, "pubsub")) {
+			reply_error(x->c, "ERR Unknown client type '%.*s'",
+			    (int)(x->argvlen[3] > 32 ? 32 : x->argvlen[3]),
+			    x->argv[3]);
+			return;
+		}
+		none = !arg_eq(x, 3, "normal");
+	} else if (x->argc > 3 && arg_eq(x, 2, "id")) {
+		for (i = 3; i < x->argc; i++)
+			if (parse_ll(x->argv[i], x->argvlen[i], &id) == -1) {
+				reply_error(x->c, "ERR Invalid client ID");
+				return;
+			}
+	} else if (x->argc != 2) {
+		reply_syntax_error(x->c);
+		return;
+	}
 	buf_init(&b, 0);
-	if (all) {
-		for (c = server.clients; c != NULL; c = c->next)
+	for (c = server.clients; c != NULL && !none; c = c->next)
+		if (client_listed(x, c->id))
 			client_line(&b, c);
-	} else
-		client_line(&b, x->c);
 	reply_bulk(x->c, b.data, b.len);
 	buf_free(&b);
+}
+
+/* CLIENT NO-EVICT|NO-TOUCH ON|OFF: accepted and ignored. */
+static void
+client_onoff(struct cmdctx *x, const char *sub)
+{
+	if (x->argc != 3)
+		reply_error(x->c, "ERR wrong number of arguments for 'client|%s' "
+		    "command", sub);
+	else if (arg_eq(x, 2, "on") || arg_eq(x, 2, "off"))
+		reply_ok(x->c);
+	else
+		reply_syntax_error(x->c);
 }
 
 /*
@@ -335,9 +414,10 @@ static const char *const client_help[] = {
 	"    Return the ID of the current connection.",
 	"INFO",
 	"    Return information about the current client connection.",
-	"LIST",
+	"LIST [TYPE <type>] [ID <id> [<id> ...]]",
 	"    Return information about the connections served by the same",
-	"    worker process as the current one.",
+	"    worker process as the current one, all of type NORMAL, or those",
+	"    of the given ids.",
 	"NO-EVICT (ON|OFF)",
 	"    Accepted and ignored: dqd evicts no clients.",
 	"NO-TOUCH (ON|OFF)",
@@ -381,11 +461,13 @@ cmd_client(struct cmdctx *x)
 		return client_setinfo(x);
 	else if (arg_eq(x, 1, "info")) {
 		if (!client_wrong_args(x, 2, "info"))
-			reply_client_list(x, 0);
+			reply_client_info(x);
 	} else if (arg_eq(x, 1, "list"))
-		reply_client_list(x, 1);
-	else if (arg_eq(x, 1, "no-evict") || arg_eq(x, 1, "no-touch"))
-		reply_ok(x->c);
+		client_list(x);
+	else if (arg_eq(x, 1, "no-evict"))
+		client_onoff(x, "no-evict");
+	else if (arg_eq(x, 1, "no-touch"))
+		client_onoff(x, "no-touch");
 	else if (arg_eq(x, 1, "help")) {
 		if (!client_wrong_args(x, 2, "help"))
 			reply_help(x->c, "CLIENT", client_help);
@@ -532,7 +614,7 @@ command_subset(struct cmdctx *x, int docs)
 		else if (!docs && cmd != NULL)
 			reply_command_info(x->c, cmd);
 		else if (!docs)
-			reply_nil_array(x->c);
+			reply_nil(x->c);	/* Redis' null, $-1 */
 	}
 }
 
@@ -541,7 +623,7 @@ static const char *const command_help[] = {
 	"    Return details about all commands.",
 	"COUNT",
 	"    Return the total number of commands in this server.",
-	"LIST",
+	"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
 	"    Return a list of all commands in this server.",
 	"INFO [<command-name> ...]",
 	"    Return details about multiple commands.",
@@ -554,11 +636,61 @@ static const char *const command_help[] = {
 	NULL
 };
 
+/* Whether COMMAND LIST's filter, if any, keeps this command. */
+static int
+command_listed(const struct cmdctx *x, const struct cmd *cmd)
+{
+	if (x->argc == 2)
+		return 1;
+	if (arg_eq(x, 3, "pattern"))
+		return glob_match(x->argv[4], x->argvlen[4], cmd->name,
+		    strlen(cmd->name), 1);
+	if (arg_eq(x, 3, "aclcat"))
+		return eqcase(x->argv[4], x->argvlen[4], cmd->group);
+	return 0;		/* MODULE: there are none */
+}
+
+/* COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern] */
+static void
+command_list(struct cmdctx *x)
+{
+	size_t	i, n = 0;
+
+	if (x->argc != 2 && (x->argc != 5 || !arg_eq(x, 2, "filterby") ||
+	    !(arg_eq(x, 3, "module") || arg_eq(x, 3, "aclcat") ||
+	    arg_eq(x, 3, "pattern")))) {
+		reply_syntax_error(x->c);
+		return;
+	}
+	for (i = 0; i < cmd_count; i++)
+		n += command_listed(x, &cmd_table[i]);
+	reply_array(x->c, n);
+	for (i = 0; i < cmd_count; i++)
+		if (command_listed(x, &cmd_table[i]))
+			reply_bulkstr(x->c, cmd_table[i].name);
+}
+
+/* Redis 7's errors for a subcommand: its arity, or an unknown one. */
+static void
+command_bad_sub(struct cmdctx *x, int known)
+{
+	char	sub[33];
+	size_t	i, n = x->argvlen[1] > 32 ? 32 : x->argvlen[1];
+
+	for (i = 0; i < n; i++)
+		sub[i] = (char)tolower((unsigned char)x->argv[1][i]);
+	sub[n] = '\0';
+	if (known)
+		reply_error(x->c, "ERR wrong number of arguments for "
+		    "'command|%s' command", sub);
+	else
+		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try COMMAND "
+		    "HELP.", (int)n, x->argv[1]);
+}
+
 int
 cmd_command(struct cmdctx *x)
 {
-	size_t	i;
-
 	if (x->argc == 1)
 		command_subset(x, 0);
 	else if (arg_eq(x, 1, "count") && x->argc == 2)
@@ -567,16 +699,13 @@ cmd_command(struct cmdctx *x)
 		command_subset(x, 0);
 	else if (arg_eq(x, 1, "docs"))
 		command_subset(x, 1);
-	else if (arg_eq(x, 1, "list") && x->argc == 2) {
-		reply_array(x->c, cmd_count);
-		for (i = 0; i < cmd_count; i++)
-			reply_bulkstr(x->c, cmd_table[i].name);
-	} else if (arg_eq(x, 1, "help") && x->argc == 2)
+	else if (arg_eq(x, 1, "list"))
+		command_list(x);
+	else if (arg_eq(x, 1, "help") && x->argc == 2)
 		reply_help(x->c, "COMMAND", command_help);
 	else
-		reply_error(x->c, "ERR unknown subcommand or wrong number of "
-		    "arguments for '%.*s'. Try COMMAND HELP.",
-		    (int)(x->argvlen[1] > 32 ? 32 : x->argvlen[1]), x->argv[1]);
+		command_bad_sub(x, arg_eq(x, 1, "count") ||
+		    arg_eq(x, 1, "help"));
 	return STORE_OK;
 }
 

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
+import redis  # noqa: E402
 
 LATE_MS = 50          # a blocked consumer may be this late, never early
 SETTLE = 0.15         # time for a consumer to reach the blocked state
@@ -201,6 +202,47 @@ class Bspop(Base):
         t0 = time.monotonic()
         self.assertEqual(self.srv.cli("BSPOP", "q", "0.2").strip(), "")
         self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+
+
+class Counted(Base):
+    server_kw = dict(workers=1)
+
+    def commands(self):
+        """total_commands_processed, the INFO asking included."""
+        return int(self.r.info("stats")["total_commands_processed"])
+
+    def test_a_blocking_command_counts_once(self):
+        """A blocked command runs again when woken; each run was counted
+        as a command (a BSPOP that timed out counted 4 times, one served
+        after a wait 3 or more)."""
+        c = self.srv.client()
+        for args, reply in ((("BSPOP", "q", "0.3"), None),
+                            (("QRESERVE", "q", 1, 1000, "BLOCK", 300), [])):
+            with self.subTest(cmd=args[0]):
+                n = self.commands()
+                self.assertEqual(c.execute_command(*args), reply)
+                self.assertEqual(self.commands() - n, 2)
+        n = self.commands()
+        call = Call(c, "BSPOP", "other", "q", 5)
+        time.sleep(0.3)
+        self.x("SADD", "q", "m", 0)
+        self.assertEqual(call.result(), [b"q", b"m"])
+        self.assertEqual(self.commands() - n, 3)
+
+    def test_commands_count_when_they_run(self):
+        """As Redis: a command queued by MULTI counts when EXEC runs it
+        (it counted twice), a refused one not at all."""
+        c = self.srv.client()
+        n = self.commands()
+        p = c.pipeline()
+        p.execute_command("SADD", "q", "a", 0)
+        p.execute_command("BSPOP", "q", 0)
+        self.assertEqual(p.execute(), [1, [b"q", b"a"]])
+        self.assertEqual(self.commands() - n, 1 + 4)   # MULTI, 2, EXEC
+        n = self.commands()
+        for args in (("NOSUCH",), ("SADD", "q"), ("MULTI", "x")):
+            self.assertRaises(redis.ResponseError, c.execute_command, *args)
+        self.assertEqual(self.commands() - n, 1)
 
 
 class QreserveBlock(Base):

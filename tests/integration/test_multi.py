@@ -4,6 +4,7 @@ node-redis' multi()) send MULTI ... EXEC; the commands between must run
 together or not at all, with Redis' replies."""
 
 import os
+import re
 import sys
 import threading
 import time
@@ -80,6 +81,22 @@ class Multi(dqtest.ServerCase):
             "OK", "ERR MULTI calls can not be nested", "QUEUED", "OK",
             "ERR EXEC without MULTI",
             "ERR wrong number of arguments for 'multi' command", "0"])
+
+    def test_exec_with_arguments_ends_the_transaction(self):
+        # As Redis: a refused EXEC answers EXECABORT with the reason and
+        # discards the transaction, whose commands never run.
+        out = resp_parse_all(self.srv.raw(
+            resp_cmd("MULTI") + resp_cmd("SADD", "q", "m", 0) +
+            resp_cmd("EXEC", "x") + resp_cmd("EXEC") +
+            resp_cmd("SCARD", "q") + resp_cmd("MULTI") +
+            resp_cmd("DISCARD", "x") + resp_cmd("EXEC")))
+        self.assertEqual([text(v) for v in out], [
+            "OK", "QUEUED",
+            "EXECABORT Transaction discarded because of: wrong number of "
+            "arguments for 'exec' command",
+            "ERR EXEC without MULTI", "0", "OK",
+            "ERR wrong number of arguments for 'discard' command",
+            "EXECABORT Transaction discarded because of previous errors."])
 
     def test_blocking_commands_do_not_wait(self):
         t0 = time.monotonic()
@@ -199,13 +216,16 @@ class Multi(dqtest.ServerCase):
 
     def test_client_list_shows_the_transaction(self):
         s = self.srv.connect()
+        info = resp_parse_all(self.srv.raw(resp_cmd("INFO", "server"),
+                                           sock=s))[0].decode()
+        pid = int(re.search(r"worker_pid:(\d+)", info).group(1))
         self.srv.raw(resp_cmd("CLIENT", "SETNAME", "tx") + resp_cmd("MULTI") +
                      resp_cmd("SADD", "m", "x", 0) + resp_cmd("SCARD", "m"),
                      sock=s)
-        mine = [c for c in self.r.client_list() if c["name"] == "tx"]
-        if not mine:        # served by the other worker
-            mine = [c for c in redis_on_worker_of(self.srv, s)
-                    if c["name"] == "tx"]
+        # CLIENT LIST shows one worker's clients: ask s's own worker (s
+        # itself would only queue the command)
+        mine = [c for c in client_on_worker(self.srv, pid).client_list()
+                if c["name"] == "tx"]
         self.assertEqual(len(mine), 1)
         c = mine[0]
         self.assertEqual((c["flags"], c["multi"], c["cmd"]), ("x", "2",
@@ -265,12 +285,14 @@ class Multi(dqtest.ServerCase):
         self.assertEqual(self.x("SCARD", "iso:a"), 4 * 1500)
 
 
-def redis_on_worker_of(srv, sock):
-    """CLIENT LIST as seen from the worker serving the raw socket."""
-    out = srv.raw(resp_cmd("CLIENT", "LIST"), sock=sock)
-    text = resp_parse_all(out)[-1].decode()
-    return [dict(kv.split("=", 1) for kv in line.split(" "))
-            for line in text.splitlines() if line]
+def client_on_worker(srv, pid, tries=100):
+    """A redis-py client served by the worker with this pid."""
+    for _ in range(tries):
+        c = srv.client()
+        if dqtest.worker_of(c) == pid:
+            return c
+        dqtest.close_client(c)
+    raise AssertionError("no connection reached worker %d" % pid)
 
 
 def text(v):

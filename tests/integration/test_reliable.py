@@ -265,6 +265,26 @@ class Reserve(Base):
         self.x("QADD", "h", "x", 0)
         self.assertEqual(len(self.x("QRESERVE", "h", 10 ** 9, MAX_DELAY)), 1)
 
+    def test_qreserve_huge_count(self):
+        """QRESERVE q 1000000 over 400,000 small messages ran Berkeley
+        DB's lock table out and failed ("Cannot allocate memory"): one
+        QRESERVE leases at most 100,000 messages, the rest stay due."""
+        r = self.srv.client(socket_timeout=120)
+        args = []
+        for i in range(200000):
+            args += ["m%d" % i, i % 1000]
+        for _ in range(2):
+            self.assertEqual(r.execute_command("SADD", "big", *args), 200000)
+        time.sleep(1.1)
+        v = r.execute_command("QRESERVE", "big", 1000000, 60000)
+        self.assertEqual(len(v), 100000)
+        self.assertEqual(v[0][2], 1)
+        st = dict(zip(*[iter(r.execute_command("QSTAT", "big"))] * 2))
+        self.assertEqual((st[b"reserved"], st[b"ready"]), (100000, 300000))
+        self.assertEqual(r.execute_command("QACK", "big",
+                                           *[m[0] for m in v]), 100000)
+        self.assertEqual(r.scard("big"), 300000)
+
     def test_qreserve_bad_input(self):
         self.x("QADD", "q", "m", 0)
         for args in (("QRESERVE", "q", 1), ("QRESERVE", "q")):

@@ -116,6 +116,23 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(replies[1], b"myname")
         s.close()
 
+    def test_hello_refused_leaves_the_connection_as_it_was(self):
+        # As Redis: SETNAME is checked before AUTH, so a HELLO that fails
+        # on its SETNAME has not authenticated the connection either.
+        srv = self.server(requirepass="pw")
+        s = srv.connect()
+        data = srv.raw(resp_cmd("HELLO", "2", "AUTH", "default", "pw",
+                                "SETNAME", "bad name") +
+                       resp_cmd("PING") + resp_cmd("CLIENT", "GETNAME"),
+                       sock=s)
+        v = dqtest.resp_parse_all(data)
+        s.close()
+        self.assertEqual(len(v), 3, data)
+        self.assertTrue(v[0].startswith("ERR Client names cannot contain"),
+                        v[0])
+        self.assertTrue(v[1].startswith("NOAUTH"), v[1])
+        self.assertTrue(v[2].startswith("NOAUTH"), v[2])
+
     def test_client(self):
         s = self.srv.connect()
         s.sendall(resp_cmd("CLIENT", "ID") + resp_cmd("CLIENT", "GETNAME") +
@@ -158,6 +175,40 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(r.client_getname(), "pyname")
         self.assertIsInstance(r.client_id(), int)
         self.assertTrue(any(c.get("name") == "pyname" for c in r.client_list()))
+
+    def test_client_list_filters_and_on_off(self):
+        """As Redis 7.2: CLIENT LIST [TYPE t] [ID id ...], other arguments
+        a syntax error; NO-EVICT and NO-TOUCH take exactly ON or OFF."""
+        r = self.srv.client()
+        cid = r.client_id()
+        x = r.execute_command
+        mine = x("CLIENT", "LIST", "ID", "1", str(cid)).decode()
+        self.assertEqual(mine.count("\n"), 1, mine)
+        self.assertTrue(mine.startswith("id=%d " % cid), mine)
+        self.assertEqual(x("CLIENT", "LIST", "ID", "1"), b"")
+        self.assertIn("id=%d " % cid,
+                      x("CLIENT", "LIST", "TYPE", "normal").decode())
+        self.assertEqual(x("CLIENT", "LIST", "type", "PUBSUB"), b"")
+        self.assertEqual(x("CLIENT", "LIST", "TYPE", "replica"), b"")
+        self.assertEqual(self.r.client_list(_type="normal")[0]["resp"], "2")
+        for args, err in ((("garbage",), "syntax error"),
+                          (("ID",), "syntax error"),
+                          (("TYPE", "normal", "x"), "syntax error"),
+                          (("TYPE", "bogus"), "Unknown client type 'bogus'"),
+                          (("ID", "1", "x"), "Invalid client ID")):
+            with self.subTest(args=args):
+                self.assertRaisesMsg(err, x, "CLIENT", "LIST", *args)
+        for sub in ("NO-EVICT", "no-touch"):
+            with self.subTest(sub=sub):
+                self.assertEqual(x("CLIENT", sub, "on"), b"OK")
+                self.assertEqual(x("CLIENT", sub, "OFF"), b"OK")
+                self.assertRaisesMsg("syntax error", x, "CLIENT", sub,
+                                     "maybe")
+                for args in ((), ("on", "x")):
+                    self.assertRaisesMsg(
+                        "wrong number of arguments for 'client|%s' "
+                        "command" % sub.lower(), x, "CLIENT", sub, *args)
+        self.assertTrue(r.ping())
 
     # Redis 7.2's CLIENT LIST fields, in its order
     CLIENT_FIELDS = ["id", "addr", "laddr", "fd", "name", "age", "idle",
@@ -214,6 +265,35 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(len(alldocs), 2 * len(v))
         # redis-cli fetches COMMAND DOCS for hints; redis-py's helper
         self.assertEqual(self.r.command_count(), len(v))
+
+    def test_command_subcommands_as_redis(self):
+        # An unknown command in COMMAND INFO is Redis' null ($-1), not a
+        # null array.
+        self.assertTrue(self.srv.raw(resp_cmd("COMMAND", "INFO", "nosuch",
+                                              "ping")).startswith(
+            b"*2\r\n$-1\r\n*10\r\n$4\r\nping\r\n"))
+        for args, err in ((("COUNT", "x"), "-ERR wrong number of arguments "
+                           "for 'command|count' command"),
+                          (("help", "x"), "-ERR wrong number of arguments "
+                           "for 'command|help' command"),
+                          (("NOSUCH",), "-ERR unknown subcommand 'NOSUCH'. "
+                           "Try COMMAND HELP."),
+                          (("LIST", "x"), "-ERR syntax error"),
+                          (("LIST", "FILTERBY", "NAME", "x"),
+                           "-ERR syntax error")):
+            with self.subTest(args=args):
+                self.assertEqual(self.assertErrRaw(self.srv, err, "COMMAND",
+                                                   *args), err + "\r\n")
+        self.assertEqual(self.cmd("COMMAND", "LIST", "FILTERBY", "PATTERN",
+                                  "q[a-d]*"),
+                         [b"qadd", b"qack", b"qcancel"])
+        self.assertEqual(self.cmd("COMMAND", "LIST", "filterby", "aclcat",
+                                  "TRANSACTION"),
+                         [b"multi", b"exec", b"discard"])
+        self.assertEqual(self.cmd("COMMAND", "LIST", "FILTERBY", "MODULE",
+                                  "x"), [])
+        self.assertEqual(len(self.cmd("COMMAND", "LIST")),
+                         self.cmd("COMMAND", "COUNT"))
 
     def test_help(self):
         """CLIENT, COMMAND and CONFIG HELP answer as in Redis: an array of
@@ -439,6 +519,11 @@ class ServerCmds(dqtest.TestCase):
         raw = self.srv.raw(resp_cmd("FLUSHALL"))
         self.assertEqual(raw, b"-ERR unknown command 'FLUSHALL', with args "
                               b"beginning with: \r\n")
+        # as Redis: up to 128 bytes of the name, and of the arguments
+        raw = self.srv.raw(resp_cmd("N" * 200, "a" * 100, "b" * 50, "c"))
+        self.assertEqual(raw, b"-ERR unknown command '" + b"N" * 128 +
+                         b"', with args beginning with: '" + b"a" * 100 +
+                         b"' '" + b"b" * 25 + b"' \r\n")
         # the connection stays open after the error
         s = self.srv.connect()
         s.sendall(resp_cmd("NOSUCH") + resp_cmd("PING"))
