@@ -334,7 +334,13 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 	socklen_t		len;
 	int			i, fd;
 
-	for (i = 0; i < ACCEPT_BURST && fair_share_left(); i++) {
+	/*
+	 * The first connection is always taken: the kernel woke this worker
+	 * alone for it, and one that finds itself over its share only now
+	 * (another worker's clients just left) would otherwise leave it in
+	 * the backlog, unseen by the others until the next connection.
+	 */
+	for (i = 0; i < ACCEPT_BURST && (i == 0 || fair_share_left()); i++) {
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -285,5 +285,50 @@ class Limits(dqtest.TestCase):
             s.close()
 
 
+class Accept(dqtest.TestCase):
+    """Connections are spread over the workers, and none is left waiting
+    in the listen backlog when the worker the kernel wakes is over its
+    share."""
+
+    def worker_of(self, srv):
+        s = srv.connect()
+        s.sendall(resp_cmd("INFO", "server"))
+        t0 = time.monotonic()
+        data = dqtest.read_raw(s, timeout=3, replies=1)
+        took = time.monotonic() - t0
+        pid = None
+        for line in data.decode(errors="replace").split("\r\n"):
+            if line.startswith("worker_pid:"):
+                pid = int(line.split(":")[1])
+        return s, pid, took
+
+    def test_no_connection_stranded(self):
+        srv = self.server(workers=2)
+        time.sleep(1.2)   # both workers up, the start-up probe gone
+        rounds = 0
+        for _ in range(30):
+            socks = {}
+            for _ in range(12):
+                s, pid, took = self.worker_of(srv)
+                self.assertIsNotNone(pid, "no answer in %.1f s" % took)
+                socks.setdefault(pid, []).append(s)
+            if len(socks) == 2:
+                rounds += 1
+                # The worker with fewer clients loses them all: the other
+                # is now over its share, and may not have noticed yet.
+                small = min(socks, key=lambda p: len(socks[p]))
+                for s in socks.pop(small):
+                    s.close()
+                s, pid, took = self.worker_of(srv)
+                s.close()
+                self.assertIsNotNone(pid, "new connection unanswered "
+                                     "for %.1f s" % took)
+            for ss in socks.values():
+                for s in ss:
+                    s.close()
+            time.sleep(0.15)
+        self.assertGreater(rounds, 10, "connections were not spread")
+
+
 if __name__ == "__main__":
     dqtest.main()
