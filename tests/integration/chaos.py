@@ -166,7 +166,7 @@ def body_uid(body):
 
 class Msg:
     __slots__ = ("uid", "queue", "kind", "send", "delay", "status", "id",
-                 "poison", "size", "retried")
+                 "poison", "size", "retried", "ackrecv")
 
     def __init__(self, uid, queue, kind, send, delay, poison, size):
         self.uid, self.queue, self.kind = uid, queue, kind
@@ -175,6 +175,7 @@ class Msg:
         self.id = None
         self.size = size
         self.retried = False    # a QPUT sent again: it was replaced
+        self.ackrecv = None     # when the enqueue's reply came
 
 
 class Delivery:
@@ -194,6 +195,10 @@ class Ledger:
         self.msgs = {}
         self.deliv = {}         # uid -> [Delivery]
         self.acked = {}         # uid -> recv time of the first QACK -> 1
+        self.cancelled = {}     # uid -> recv time of QCANCEL -> 1, or None
+                                # when the reply was lost
+        self.dels = {}          # d-queue -> [(DEL sent, DEL recv)]
+        self.recent_puts = []   # (queue, id, uid) for the canceller
         self.spop_lost = 0      # messages lost SPOP replies may have taken
         self.problems = []
         self.counts = {}        # op -> n
@@ -494,6 +499,10 @@ class Load:
         if v == 1:
             self.mark([m], "acked")
             led.count("qput")
+            with led.lock:
+                led.recent_puts.append((queue, m.id, m.uid))
+                if len(led.recent_puts) > 2000:
+                    del led.recent_puts[:1000]
         elif isinstance(v, RespErr):
             self.mark([m], "refused")
             if "max number of clients" in v:
@@ -686,6 +695,102 @@ class Load:
             elif v != 0:
                 led.problem("QACK reply %r" % (v,))
 
+    # DEL and QCANCEL -----------------------------------------------------
+    def deleter(self, tid):
+        """Fills the queues d:0..2, takes from them, and deletes them now
+        and then: nothing acknowledged before a DEL was sent may come out
+        after its reply."""
+        rnd = random.Random(self.a.seed * 1000 + 800 + tid)
+        led, conn, n = self.led, None, 0
+        while not self.stop.is_set():
+            if conn is None:
+                conn = self.connect(rnd)
+                if conn is None:
+                    break
+            q = "d:%d" % rnd.randrange(3)
+            x = rnd.random()
+            try:
+                if x < 0.6:
+                    n += 1
+                    m = Msg("d%d-%d" % (tid, n), q, "d", now_ms(),
+                            rnd.choice((0, 0, 50, 1500)), False, 50)
+                    led.produced([m])
+                    v = conn.call("SADD", q, make_body(m.uid, m.size),
+                                  m.delay)
+                    if v == 1:
+                        with led.lock:
+                            m.status, m.ackrecv = "acked", now_ms()
+                    elif isinstance(v, RespErr) and "max number" in v:
+                        self.mark([m], "refused")
+                        raise ConnectionError(v)
+                    else:
+                        led.problem("SADD %s: %r" % (q, v))
+                elif x < 0.95:
+                    sent = now_ms()
+                    v = conn.call("SPOP", q, 5)
+                    recv = now_ms()
+                    if isinstance(v, RespErr):
+                        if "max number" in v:
+                            raise ConnectionError(v)
+                        led.problem("SPOP %s: %s" % (q, v))
+                        continue
+                    for b in v:
+                        self.got_body(b, Delivery(q, sent, recv))
+                else:
+                    sent = now_ms()
+                    v = conn.call("DEL", q)
+                    if v in (0, 1):
+                        with led.lock:
+                            led.dels.setdefault(q, []).append(
+                                (sent, now_ms()))
+                        led.count("del")
+                    elif isinstance(v, RespErr) and "max number" in v:
+                        raise ConnectionError(v)
+                    else:
+                        led.problem("DEL %s: %r" % (q, v))
+            except NET_ERRORS:
+                conn.close()
+                conn = None
+                time.sleep(0.02)
+        if conn is not None:
+            conn.close()
+
+    def canceller(self, tid):
+        """QCANCELs messages QPUT put: none may come out after the reply
+        said 1."""
+        rnd = random.Random(self.a.seed * 1000 + 850 + tid)
+        led, conn = self.led, None
+        while not self.stop.is_set():
+            time.sleep(0.02)
+            with led.lock:
+                if not led.recent_puts:
+                    continue
+                q, mid, uid = led.recent_puts.pop(
+                    rnd.randrange(len(led.recent_puts)))
+            if conn is None:
+                conn = self.connect(rnd)
+                if conn is None:
+                    break
+            try:
+                v = conn.call("QCANCEL", q, mid)
+            except NET_ERRORS:
+                with led.lock:
+                    led.cancelled.setdefault(uid, None)
+                conn.close()
+                conn = None
+                continue
+            if v == 1:
+                with led.lock:
+                    led.cancelled[uid] = now_ms()
+                led.count("qcancel")
+            elif isinstance(v, RespErr) and "max number" in v:
+                conn.close()
+                conn = None
+            elif v != 0:
+                led.problem("QCANCEL reply %r" % (v,))
+        if conn is not None:
+            conn.close()
+
     # nasty clients -------------------------------------------------------
     def half_commands(self, tid):
         rnd = random.Random(self.a.seed * 1000 + 900 + tid)
@@ -749,6 +854,7 @@ class Load:
         spec = ([(self.producer, i) for i in range(a.producers)] +
                 [(self.spop_consumer, i) for i in range(a.consumers)] +
                 [(self.reserve_consumer, i) for i in range(a.consumers)])
+        spec += [(self.deleter, 0), (self.canceller, 0)]
         if a.nasty:
             spec += [(self.half_commands, 0), (self.non_reader, 0)]
         for fn, i in spec:
@@ -812,6 +918,8 @@ class Chaos:
             what = "flood"
         else:
             what = "nothing"
+        if a.only:
+            what = a.only
         if what in ("worker", "housekeeper", "flusher"):
             pid = self.pick(what)
             if pid is None:
@@ -912,7 +1020,7 @@ def drain(args, srv, led, load):
         got = 0
         while True:
             sent = now_ms()
-            if q.startswith("s:"):
+            if q.startswith("s:") or q.startswith("d:"):
                 v = c.call("SPOP", q, 500)
                 recv = now_ms()
                 for b in v:
@@ -964,7 +1072,10 @@ def check(args, led):
         ds = led.deliv.get(uid, [])
         if m.status == "refused" and ds:
             p("%s was refused (%s) but delivered" % (uid, m.queue))
-        if m.status == "acked" and not ds:
+        if m.kind == "d":
+            check_deleted(led, uid, m, ds)
+            continue
+        if m.status == "acked" and not ds and uid not in led.cancelled:
             if m.kind == "s":
                 missing_s += 1
             else:
@@ -998,6 +1109,23 @@ def check(args, led):
                 missing_r=missing_r, early=early, after_ack=after_ack)
 
 
+def check_deleted(led, uid, m, ds):
+    """A d-queue message: once; never after a DEL sent after its SADD was
+    answered; otherwise delivered unless a DEL may have taken it."""
+    p = led.problem
+    if len(ds) > 1:
+        p("%s delivered %d times" % (uid, len(ds)))
+    dels = led.dels.get(m.queue, [])
+    for d in ds:
+        for sent, recv in dels:
+            if m.ackrecv is not None and m.ackrecv < sent and d.sent > recv:
+                p("%s (%s) delivered at %.0f after a DEL sent at %.0f, "
+                  "answered at %.0f" % (uid, m.queue, d.recv, sent, recv))
+                break
+        if d.recv < int(m.send) + m.delay - 1:
+            p("%s delivered early" % uid)
+
+
 def check_redeliveries(led, uid, m, ds):
     """A reliable message's deliveries, in the server's order: the
     delivery count goes up by one at each (more when a reply was lost)."""
@@ -1009,7 +1137,11 @@ def check_redeliveries(led, uid, m, ds):
     ds = sorted(ds, key=lambda d: (d.dead, d.count or 0))
     prev = None
     dead_seen = False
+    cancel = led.cancelled.get(uid)
     for d in ds:
+        if cancel is not None and d.sent > cancel:
+            p("%s delivered (QRESERVE sent %.0f) after QCANCEL answered 1 "
+              "at %.0f" % (uid, d.sent, cancel))
         if m.id is not None and d.id is not None and d.id != m.id:
             p("%s delivered with id %r, enqueued with %r" % (uid, d.id,
                                                               m.id))
@@ -1079,6 +1211,8 @@ def main(argv=None):
     ap.add_argument("--chaos-max", type=float, default=4.0)
     ap.add_argument("--crash-ratio", type=float, default=0.08)
     ap.add_argument("--no-chaos", action="store_true")
+    ap.add_argument("--only", help="one chaos action: worker, newborn, "
+                    "housekeeper, flusher, reload, everything, flood")
     ap.add_argument("--nasty", action="store_true",
                     help="half commands, a non-reader, connection floods")
     ap.add_argument("--big-ratio", type=float, default=0.002)
