@@ -933,7 +933,7 @@ class Chaos:
                 if pid2 is not None and pid2 != pid:
                     os.kill(pid2, signal.SIGKILL)
                     self.led.count("kill_worker")
-            self.outage("kill -9 of a %s" % what, 2.0)
+            self.outage("kill -9 of a %s" % what, a.outage_limit)
         elif what == "newborn":
             # A worker killed as it starts: inside DB_ENV->open, the
             # first registration in the thread table, DB->open...
@@ -956,11 +956,12 @@ class Chaos:
                     self.led.count("kill_newborn")
                     break
                 time.sleep(0.002)
-            self.outage("kill -9 of a worker as it started", 2.0)
+            self.outage("kill -9 of a worker as it started",
+                        a.outage_limit)
         elif what == "reload":
             os.kill(self.srv.proc.pid, signal.SIGHUP)
             self.led.count("reload")
-            self.outage("SIGHUP", 2.0)
+            self.outage("SIGHUP", a.outage_limit)
         elif what == "everything":
             self.srv.kill_all()
             self.led.count("kill_everything")
@@ -1195,8 +1196,8 @@ def log_summary(path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dqd", default="./dqd")
-    ap.add_argument("--dqctl", default="./dqctl")
+    ap.add_argument("--dqd", default=os.environ.get("DQD") or "./dqd")
+    ap.add_argument("--dqctl", default=os.environ.get("DQCTL") or "./dqctl")
     ap.add_argument("--dir", default="/var/tmp/dqd-chaos")
     ap.add_argument("--port", type=int, default=7300)
     ap.add_argument("--durability", default="fsync",
@@ -1221,6 +1222,9 @@ def main(argv=None):
     ap.add_argument("--wheel-ms", type=int, default=500)
     ap.add_argument("--checkpoint-s", type=int, default=3)
     ap.add_argument("--flush-ms", type=int, default=200)
+    ap.add_argument("--outage-limit", type=float, default=2.0,
+                    help="seconds without service after a kill that "
+                    "count as a problem (SPEC 3: 2)")
     ap.add_argument("--keep", action="store_true", help="keep --dir")
     a = ap.parse_args(argv)
 

@@ -30,7 +30,9 @@ class ChaosTest(dqtest.TestCase):
                 "--durability", durability, "--duration", str(seconds),
                 "--producers", "3", "--consumers", "2", "--queues", "4",
                 "--chaos-min", "0.5", "--chaos-max", "1.5",
-                "--crash-ratio", "0.1", "--keep"] + list(extra)
+                "--crash-ratio", "0.1", "--keep",
+                # a loaded machine: the data rules are what counts here
+                "--outage-limit", "6"] + list(extra)
         rc = chaos.main(argv)
         if rc != 0:
             with open(os.path.join(tmp, "run", "dqd.log"),
