@@ -237,6 +237,8 @@ class Server:
         self.port = args.port
         self.starts = 0
         self.lock = threading.Lock()
+        self.kinds = {}         # pid -> kind, from the log
+        self.log_off = 0
 
     def write_conf(self):
         a = self.a
@@ -272,14 +274,20 @@ class Server:
 
     def children(self):
         """{pid: kind} of the master's live children, from its log."""
-        kinds = {}
+        # Read on from where the last call stopped: the log grows to
+        # megabytes, and reading it all in a loop starves every thread.
+        kinds = self.kinds
         try:
-            with open(self.log, errors="replace") as f:
-                for m in re.finditer(r"(worker|housekeeper|flusher) \d+ "
-                                     r"started, pid (\d+)", f.read()):
-                    kinds[int(m.group(2))] = m.group(1)
+            with open(self.log, "rb") as f:
+                f.seek(self.log_off)
+                text = f.read()
         except OSError:
-            pass
+            text = b""
+        end = text.rfind(b"\n") + 1
+        self.log_off += end
+        for m in re.finditer(rb"(worker|housekeeper|flusher) \d+ "
+                             rb"started, pid (\d+)", text[:end]):
+            kinds[int(m.group(2))] = m.group(1).decode()
         live = {}
         for pid in children_of(self.proc.pid):
             live[pid] = kinds.get(pid, "?")
@@ -909,7 +917,8 @@ class Chaos:
         elif x < 0.57:
             what = "housekeeper"
         elif x < 0.69:
-            what = "flusher" if a.durability == "fsync" else "worker"
+            what = "flusher" if a.durability == "fsync" or a.flip \
+                else "worker"
         elif x < 0.79:
             what = "reload"
         elif x < 0.79 + a.crash_ratio:
@@ -955,10 +964,14 @@ class Chaos:
                     os.kill(new[0], signal.SIGKILL)
                     self.led.count("kill_newborn")
                     break
-                time.sleep(0.002)
+                time.sleep(0.003)
             self.outage("kill -9 of a worker as it started",
                         a.outage_limit)
         elif what == "reload":
+            if a.flip:
+                a.durability = "write" if a.durability == "fsync" \
+                    else "fsync"
+                self.srv.write_conf()
             os.kill(self.srv.proc.pid, signal.SIGHUP)
             self.led.count("reload")
             self.outage("SIGHUP", a.outage_limit)
@@ -1222,6 +1235,8 @@ def main(argv=None):
     ap.add_argument("--wheel-ms", type=int, default=500)
     ap.add_argument("--checkpoint-s", type=int, default=3)
     ap.add_argument("--flush-ms", type=int, default=200)
+    ap.add_argument("--flip", action="store_true",
+                    help="each reload switches durability fsync <-> write")
     ap.add_argument("--outage-limit", type=float, default=2.0,
                     help="seconds without service after a kill that "
                     "count as a problem (SPEC 3: 2)")
