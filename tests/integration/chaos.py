@@ -1015,6 +1015,16 @@ def drain(args, srv, led, load):
     """Waits for delays and leases, checks the counts, takes everything."""
     time.sleep(3.6)     # delays (3 s), leases (3 s) and QNACK (0.5 s)
     c = Conn(srv.port, 60)
+    # Every client of the load is gone: this one is all that is left
+    # (maxclients counts on the figure).
+    for _ in range(100):
+        info = c.call("INFO", "clients").decode()
+        n = int(re.search(r"connected_clients:(-?\d+)", info).group(1))
+        if n == 1:
+            break
+        time.sleep(0.05)
+    else:
+        led.problem("INFO connected_clients %d with one client left" % n)
     queues = [x.decode() for x in c.call("KEYS", "*")]
     queues = [q for q in queues if not q.startswith("junk:")]
     before, taken = {}, {}
