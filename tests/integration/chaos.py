@@ -975,6 +975,25 @@ class Chaos:
             os.kill(self.srv.proc.pid, signal.SIGHUP)
             self.led.count("reload")
             self.outage("SIGHUP", a.outage_limit)
+        elif what == "master" or (what == "everything" and
+                                  rnd.random() < 0.3):
+            # The children follow (PR_SET_PDEATHSIG: SIGTERM, a clean
+            # stop); the next dqd waits for the data directory's lock.
+            kids = children_of(self.srv.proc.pid)
+            os.kill(self.srv.proc.pid, signal.SIGKILL)
+            self.srv.proc.wait(20)
+            self.led.count("kill_master")
+            deadline = time.monotonic() + 30
+            while any(pid_alive(p) for p in kids):
+                if time.monotonic() > deadline:
+                    self.led.problem("children of a killed master still "
+                                     "alive after 30 s")
+                    break
+                time.sleep(0.05)
+            took = self.srv.start()
+            self.led.count("restarts")
+            self.events.append("restart after the master took %.2f s"
+                               % took)
         elif what == "everything":
             self.srv.kill_all()
             self.led.count("kill_everything")
