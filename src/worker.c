@@ -43,6 +43,7 @@
 #define DRAIN_MS	2000		/* replies' grace period at stop */
 #define RETIRE_MS	60000		/* old clients' grace after a reload */
 #define SPIN_US		50		/* polling, no sleep, after a batch */
+#define ACCEPT_PAUSE_MS	100		/* out of descriptors: accept later */
 
 struct server		 server;
 static size_t		 batch_ncmds;
@@ -54,6 +55,8 @@ static size_t		 batch_ncmds;
  */
 static size_t		 batch_budget = BATCH_MAX_CMDS;
 static int		 accepting;	/* listening socket in our epoll set */
+static uint64_t		 accept_paused_until;	/* mono ms, after EMFILE */
+static uint64_t		 accept_warned_ms;	/* mono ms, its last warning */
 static int		 live_workers = 1;
 static uint64_t		 next_block_check = UINT64_MAX;	/* mono ms */
 static int		 blocked_changed;
@@ -305,7 +308,8 @@ fair_share_left(void)
 static void
 balance_accept(void)
 {
-	int	want = fair_share_left() && !server.stop && !retire_deadline;
+	int	want = fair_share_left() && !server.stop && !retire_deadline &&
+	    mono_ms() >= accept_paused_until;
 
 	if (want == accepting)
 		return;
@@ -315,6 +319,25 @@ balance_accept(void)
 		return;
 	}
 	accepting = want;
+}
+
+/*
+ * Out of file descriptors: the connection stays in the listen backlog and
+ * the socket, level-triggered, would wake this worker again at once, for
+ * ever.  So it leaves the socket alone for a moment (nginx's accept
+ * pause; the loop wakes every CRON_MS to take it back), and says so once
+ * a second at most.
+ */
+static void
+pause_accept(void)
+{
+	uint64_t	now = mono_ms();
+
+	if (now - accept_warned_ms >= 1000) {
+		log_warn("accept (connections wait in the backlog)");
+		accept_warned_ms = now;
+	}
+	accept_paused_until = now + ACCEPT_PAUSE_MS;
 }
 
 static void
@@ -345,10 +368,12 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR &&
+			if (errno == EMFILE || errno == ENFILE)
+				pause_accept();
+			else if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept");
-			return;
+			break;
 		}
 		accept_one(fd, &ss);
 	}

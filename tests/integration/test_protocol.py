@@ -4,6 +4,7 @@ fragmented and pipelined input, size limits, maxclients, idle timeout."""
 
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -328,6 +329,52 @@ class Accept(dqtest.TestCase):
                     s.close()
             time.sleep(0.15)
         self.assertGreater(rounds, 10, "connections were not spread")
+
+
+class OutOfDescriptors(dqtest.TestCase):
+    def test_emfile_pauses_accepting(self):
+        """A worker out of file descriptors leaves new connections in the
+        backlog for a moment instead of spinning on accept(2) and logging
+        each try (it spun at 100 % CPU, 120,000 log lines a second); once
+        descriptors are back it serves them."""
+        srv = self.server(workers=1)
+        s = srv.connect()
+        s.sendall(resp_cmd("INFO", "server"))
+        info = dqtest.read_raw(s, replies=1).decode()
+        s.close()
+        pid = int([x for x in info.split("\r\n")
+                   if x.startswith("worker_pid:")][0].split(":")[1])
+        time.sleep(0.2)
+        nfd = len(os.listdir("/proc/%d/fd" % pid))
+        soft = "--nofile=%d:" % (nfd + 3)
+        subprocess.check_call(["prlimit", "--pid", str(pid), soft])
+        conns = []
+        try:
+            conns = [srv.connect() for _ in range(20)]
+
+            def cpu():
+                f = open("/proc/%d/stat" % pid).read().split(")")[-1]
+                return sum(int(x) for x in f.split()[11:13])
+            c0 = cpu()
+            time.sleep(1.5)
+            ticks = cpu() - c0
+            with open(srv.log_file) as f:
+                warnings = f.read().count("connections wait in the backlog")
+            print("\n  worker CPU out of descriptors: %d ticks in 1.5 s, "
+                  "%d warnings" % (ticks, warnings))
+            self.assertLess(ticks, 40)
+            self.assertGreaterEqual(warnings, 1)
+            self.assertLessEqual(warnings, 3)
+        finally:
+            for c in conns:
+                c.close()
+            subprocess.check_call(["prlimit", "--pid", str(pid),
+                                   "--nofile=1024:"])
+        c = srv.connect()
+        c.sendall(resp_cmd("PING"))
+        self.assertEqual(dqtest.read_raw(c, timeout=3, replies=1),
+                         b"+PONG\r\n")
+        c.close()
 
 
 if __name__ == "__main__":
