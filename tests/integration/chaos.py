@@ -42,6 +42,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dqtest import children_of, pid_alive  # noqa: E402
+
 MAX_DELIVERIES = 4
 
 
@@ -314,30 +317,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.kill_all()
             return "hung"
-
-
-def children_of(pid):
-    kids = []
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return kids
-    for t in tasks:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
-                kids += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return kids
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rfind(")") + 2:].split()[0] not in ("Z", "X")
 
 
 def ping(port, timeout):
