@@ -490,7 +490,10 @@ run_solo(struct client *c, size_t argc, const char **argv,
 	size_t	mark = c->out.len;
 	int	attempt, r;
 
+	multi_save(c);
 	for (attempt = 0; attempt < SOLO_ATTEMPTS; attempt++) {
+		if (attempt > 0)	/* an EXEC ended the MULTI it runs again */
+			multi_restore(c);
 		stats_batch_begin();
 		r = cmd_execute(c, argc, argv, argvlen);
 		if (r == STORE_OK || r == CMD_BLOCKED) {
@@ -734,6 +737,7 @@ run_batch(void)
 	batch_ticket = 0;
 	batch_sync_here = 0;
 	for (attempt = 0; attempt < BATCH_ATTEMPTS; attempt++) {
+		r = STORE_OK;
 		batch_ncmds = 0;
 		stats_batch_begin();
 		for (c = list; c != NULL && r == STORE_OK; c = c->bnext)
@@ -765,10 +769,13 @@ run_batch(void)
 		STAT_ADD(retries, 1);
 		if (batch_budget > BATCH_MIN_CMDS)
 			batch_budget /= 2;
-		r = STORE_OK;
 	}
 	if (r != STORE_OK) {
-		/* Too many deadlocks, or an error: one command at a time. */
+		/*
+		 * Too many deadlocks (r is still STORE_RETRY: the rewound
+		 * commands must run now, nothing would bring them back), or
+		 * an error: one command at a time.
+		 */
 		for (c = list; c != NULL; c = c->bnext)
 			process_client(c, 1);
 	}

@@ -237,11 +237,6 @@ class Multi(dqtest.ServerCase):
         p = self.r.client_info()
         self.assertEqual((p["flags"], int(p["multi"])), ("N", -1))
 
-    @unittest.skip("KNOWN BUG, 2026-12-07: under this load a client "
-                   "sometimes gets no reply at all (redis-py timed out at "
-                   "10 s and at 120 s; Berkeley DB lock waits in QSTAT "
-                   "inside EXEC), in 2 of the last 4 CI runs; see the "
-                   "issue note of that day; un-skip once fixed")
     def test_exec_reads_one_state(self):
         """An EXEC that only reads sees every other EXEC whole or not at
         all: its reads keep their locks (counter reads and walks let go
