@@ -164,6 +164,13 @@ static const struct cmdarg config_subs[] = {
 static const struct cmdarg config_args[] = {
 	GROUP(NULL, "subcommand", "oneof", 0, config_subs), END
 };
+static const struct cmdarg debug_subs[] = {
+	TOKEN("DEADLOCK", "count", "integer", 0),
+	PURE("HELP", "help"), END
+};
+static const struct cmdarg debug_args[] = {
+	GROUP(NULL, "subcommand", "oneof", 0, debug_subs), END
+};
 static const struct cmdarg info_args[] = {
 	ARG("section", "string", OPT | MULT), END
 };
@@ -276,6 +283,9 @@ const struct cmd cmd_table[] = {
 	{ "discard", 1, CMD_TXCTL | F, cmd_discard, 0, 0, 0, "transaction",
 	  "0.1.0", "Forget the queued commands",
 	  NULL },
+	{ "debug", -2, CMD_ADMIN, cmd_debug, 0, 0, 0, "server", "0.1.0",
+	  "Testing aids: DEADLOCK, HELP (enable_debug_command)",
+	  debug_args },
 };
 const size_t cmd_count = sizeof(cmd_table) / sizeof(cmd_table[0]);
 

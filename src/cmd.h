@@ -107,6 +107,7 @@ int	cmd_info(struct cmdctx *);
 int	cmd_multi(struct cmdctx *);
 int	cmd_exec(struct cmdctx *);
 int	cmd_discard(struct cmdctx *);
+int	cmd_debug(struct cmdctx *);
 
 /*
  * MULTI's queue across a worker batch (cmd_multi.c): saved when the batch
@@ -120,6 +121,16 @@ void	multi_refused(struct client *);
 void	multi_abort(struct client *, const char *why);
 void	multi_queue(struct client *, size_t argc, const char **argv,
 	    const size_t *argvlen);
+
+/* Redis' reply to CMD HELP: a title, the lines (NULL-terminated), HELP. */
+void	reply_help(struct client *, const char *cmd,
+	    const char *const *lines);
+
+/*
+ * Redis 7's errors for a subcommand of cmd (upper case), argv[1]: a wrong
+ * number of arguments when known, else an unknown subcommand.
+ */
+void	reply_bad_subcommand(struct cmdctx *, const char *cmd, int known);
 
 /* Shared argument checks; each replies with the error itself. */
 int	arg_ll(struct cmdctx *, size_t i, long long *);

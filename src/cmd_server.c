@@ -389,7 +389,7 @@ client_onoff(struct cmdctx *x, const char *sub)
  * Redis' reply to CMD HELP: a title, the lines given (NULL-terminated),
  * and HELP itself, each a status.
  */
-static void
+void
 reply_help(struct client *c, const char *cmd, const char *const *lines)
 {
 	size_t	i, n = 0;
@@ -473,9 +473,7 @@ cmd_client(struct cmdctx *x)
 			reply_help(x->c, "CLIENT", client_help);
 	}
 	else
-		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try CLIENT "
-		    "HELP.", (int)(x->argvlen[1] > 32 ? 32 : x->argvlen[1]),
-		    x->argv[1]);
+		reply_bad_subcommand(x, "CLIENT", 0);
 	return STORE_OK;
 }
 
@@ -670,22 +668,24 @@ command_list(struct cmdctx *x)
 			reply_bulkstr(x->c, cmd_table[i].name);
 }
 
-/* Redis 7's errors for a subcommand: its arity, or an unknown one. */
-static void
-command_bad_sub(struct cmdctx *x, int known)
+void
+reply_bad_subcommand(struct cmdctx *x, const char *cmd, int known)
 {
-	char	sub[33];
+	char	sub[33], name[33];
 	size_t	i, n = x->argvlen[1] > 32 ? 32 : x->argvlen[1];
 
 	for (i = 0; i < n; i++)
 		sub[i] = (char)tolower((unsigned char)x->argv[1][i]);
 	sub[n] = '\0';
+	for (i = 0; cmd[i] != '\0' && i < sizeof(name) - 1; i++)
+		name[i] = (char)tolower((unsigned char)cmd[i]);
+	name[i] = '\0';
 	if (known)
 		reply_error(x->c, "ERR wrong number of arguments for "
-		    "'command|%s' command", sub);
+		    "'%s|%s' command", name, sub);
 	else
-		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try COMMAND "
-		    "HELP.", (int)n, x->argv[1]);
+		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try %s "
+		    "HELP.", (int)n, x->argv[1], cmd);
 }
 
 int
@@ -704,7 +704,7 @@ cmd_command(struct cmdctx *x)
 	else if (arg_eq(x, 1, "help") && x->argc == 2)
 		reply_help(x->c, "COMMAND", command_help);
 	else
-		command_bad_sub(x, arg_eq(x, 1, "count") ||
+		reply_bad_subcommand(x, "COMMAND", arg_eq(x, 1, "count") ||
 		    arg_eq(x, 1, "help"));
 	return STORE_OK;
 }
@@ -750,17 +750,13 @@ cmd_config(struct cmdctx *x)
 	if (!arg_eq(x, 1, "get")) {
 		if (arg_eq(x, 1, "help") && x->argc == 2)
 			reply_help(x->c, "CONFIG", config_help);
-		else if (arg_eq(x, 1, "help"))
-			reply_error(x->c, "ERR wrong number of arguments for "
-			    "'config|help' command");
 		else if (arg_eq(x, 1, "set"))
 			reply_error(x->c, "ERR CONFIG SET is not supported: "
 			    "edit the configuration file and send SIGHUP to "
 			    "the master process");
 		else
-			reply_error(x->c, "ERR unknown subcommand '%.*s'. Try "
-			    "CONFIG HELP.", (int)(x->argvlen[1] > 32 ? 32 :
-			    x->argvlen[1]), x->argv[1]);
+			reply_bad_subcommand(x, "CONFIG",
+			    arg_eq(x, 1, "help"));
 		return STORE_OK;
 	}
 	if (x->argc < 3) {

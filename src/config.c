@@ -65,6 +65,8 @@ static const struct key top_keys[] = {
 	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, NULL },
 	{ "protected_mode", K_BOOL, OFF(protected_mode), 0, 0, NULL },
 	{ "daemonize", K_BOOL, OFF(daemonize), 0, 0, NULL },
+	{ "enable_debug_command", K_BOOL, OFF(enable_debug_command), 0, 0,
+	    NULL },
 	INT("checkpoint_interval_s", checkpoint_interval_s, 1, 86400, NULL),
 	INT("min_free_disk_mb", min_free_disk_mb, 0, 1048576, "0: no check"),
 	INT("wheel_bucket_ms", wheel_bucket_ms, 100, 86400000, NULL),

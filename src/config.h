@@ -51,6 +51,7 @@ struct config {
 	enum log_level	 log_level;	/* notice */
 	int		 protected_mode; /* 1 */
 	int		 daemonize;	/* 0 */
+	int		 enable_debug_command; /* 0: DEBUG refused */
 	int		 checkpoint_interval_s;	/* 60 */
 	int		 wheel_bucket_ms;	/* 65536; fixed at creation */
 	int		 min_free_disk_mb;	/* 64: enqueues refused below */

@@ -494,6 +494,10 @@ store_commit(struct store *s)
 
 	if (t == NULL)
 		return STORE_OK;
+	if (s->fake_deadlocks > 0) {
+		s->fake_deadlocks--;
+		return st_rc(s, DB_LOCK_DEADLOCK, "commit");
+	}
 	if ((r = st_adds_flush(s)) != 0 || (r = counts_flush(s)) != 0)
 		return r;	/* the caller aborts */
 	s->txn = NULL;
@@ -693,6 +697,12 @@ void
 store_isolate(struct store *s, int on)
 {
 	s->isolated = on;
+}
+
+void
+store_fake_deadlocks(struct store *s, unsigned n)
+{
+	s->fake_deadlocks = n;
 }
 
 uint32_t

@@ -103,6 +103,11 @@ void	store_defer_sync(struct store *);
  * an EXEC see one state of the data, whatever commits meanwhile.
  */
 void	store_isolate(struct store *, int);
+/*
+ * Tests (DEBUG DEADLOCK): the next n commits of this process fail as if
+ * Berkeley DB had picked their transaction as a deadlock victim.
+ */
+void	store_fake_deadlocks(struct store *, unsigned n);
 
 /* Queues. */
 int	store_queue_find(struct store *, const void *, size_t, uint32_t *);

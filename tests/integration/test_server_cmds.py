@@ -627,5 +627,38 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(r.dbsize(), 3)
 
 
+
+class Documented(dqtest.ServerCase):
+    """What the server offers is in its man pages: every command COMMAND
+    LIST names has its entry in dqd(8), every key CONFIG GET shows (but
+    the Redis compatibility ones) its entry in dqd.conf(5) and a line in
+    the sample etc/dqd.conf."""
+    SRC = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    COMPAT_KEYS = {"save", "appendonly", "databases"}
+
+    def read(self, *path):
+        with open(os.path.join(self.SRC, *path)) as f:
+            return f.read()
+
+    def test_every_command_in_dqd_8(self):
+        page = self.read("man", "dqd.8")
+        names = self.srv.cli("COMMAND", "LIST").split()
+        self.assertIn("debug", names)
+        missing = [n for n in names if not re.search(
+            r"^\.It Cm %s\b" % n.upper(), page, re.M)]
+        self.assertEqual(missing, [])
+
+    def test_every_key_in_dqd_conf_5_and_the_sample(self):
+        page = self.read("man", "dqd.conf.5")
+        sample = self.read("etc", "dqd.conf")
+        keys = [k.decode() for k in self.x("CONFIG", "GET", "*")[::2]]
+        self.assertIn("enable_debug_command", keys)
+        keys = [k.split(".")[-1] for k in keys if k not in self.COMPAT_KEYS]
+        self.assertEqual([k for k in keys if not re.search(
+            r"^\.It Ic %s\b" % k, page, re.M)], [])
+        self.assertEqual([k for k in keys if not re.search(
+            r"^\s*%s = " % k, sample, re.M)], [])
+
 if __name__ == "__main__":
     dqtest.main()
