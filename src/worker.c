@@ -362,7 +362,11 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 	 * alone for it, and one that finds itself over its share only now
 	 * (another worker's clients just left) would otherwise leave it in
 	 * the backlog, unseen by the others until the next connection.
+	 * The live workers are counted again first: just after the start
+	 * the others may not have been up at the last count, and this one
+	 * would take every client for a second.
 	 */
+	count_live_workers();
 	for (i = 0; i < ACCEPT_BURST && (i == 0 || fair_share_left()); i++) {
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,

@@ -310,6 +310,9 @@ def spread(srv, n):
         if len(byworker) > 1 and min(map(len, byworker.values())) >= n:
             break
     lists = list(byworker.values())
+    if len(lists) > 1 and min(map(len, lists)) * len(lists) < n:
+        raise AssertionError("connections not spread over the workers: %r"
+                             % {k: len(v) for k, v in byworker.items()})
     out = []
     for i in range(n):
         out.append(lists[i % len(lists)][i // len(lists)])

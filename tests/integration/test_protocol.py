@@ -330,6 +330,25 @@ class Accept(dqtest.TestCase):
             time.sleep(0.15)
         self.assertGreater(rounds, 10, "connections were not spread")
 
+    def test_spread_from_the_start(self):
+        """Clients that connect as soon as the server is ready are spread
+        too: a worker counted the others once a second, and one that had
+        counted before they were up took every client for a second (2 of
+        10 fresh servers gave 17 or 18 of 20 clients to one worker)."""
+        for _ in range(5):
+            srv = self.server(workers=2)
+            counts = {}
+            socks = []
+            for _ in range(20):
+                s, pid, took = self.worker_of(srv)
+                socks.append(s)
+                counts[pid] = counts.get(pid, 0) + 1
+            for s in socks:
+                s.close()
+            self.assertEqual(len(counts), 2, counts)
+            self.assertGreaterEqual(min(counts.values()), 8, counts)
+            srv.cleanup()
+
 
 class OutOfDescriptors(dqtest.TestCase):
     def test_emfile_pauses_accepting(self):
