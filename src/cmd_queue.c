@@ -313,6 +313,24 @@ cmd_dbsize(struct cmdctx *x)
 	return STORE_OK;
 }
 
+/*
+ * A cursor as Redis reads one (strtoull after its strict parse): a plus
+ * sign and leading zeros are allowed, "00" and "+5" being 0 and 5.
+ */
+static int
+scan_cursor(const char *s, size_t len, uint64_t *cursor)
+{
+	if (len > 1 && s[0] == '+') {
+		s++;
+		len--;
+	}
+	while (len > 1 && s[0] == '0') {
+		s++;
+		len--;
+	}
+	return parse_u64(s, len, cursor);
+}
+
 /* SCAN cursor [MATCH pattern] [COUNT n] [TYPE type] */
 int
 cmd_scan(struct cmdctx *x)
@@ -324,7 +342,7 @@ cmd_scan(struct cmdctx *x)
 	size_t		i;
 	int		r, other_type = 0;
 
-	if (parse_u64(x->argv[1], x->argvlen[1], &cursor) == -1) {
+	if (scan_cursor(x->argv[1], x->argvlen[1], &cursor) == -1) {
 		reply_error(x->c, "ERR invalid cursor");
 		return STORE_OK;
 	}

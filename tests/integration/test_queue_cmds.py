@@ -506,6 +506,15 @@ class ScardDelKeys(dqtest.ServerCase):
         self.assertEqual(v[0], b"0")
         self.assertEqual(len(v[1]), 50)
         self.assertErrRaw(self.srv, "-ERR ", "SCAN", "abc")
+        # cursors as Redis reads them: leading zeros and a plus sign
+        for cur in ("00", "+0", "000"):
+            self.assertEqual(self.x("SCAN", cur, "COUNT", 1000)[0], 0)
+        self.assertEqual(self.x("SCAN", "+3", "COUNT", 2),
+                         self.x("SCAN", "0003", "COUNT", 2))
+        for cur in ("-1", " 1", "1 ", "+", "++1", "0x1", "",
+                    "18446744073709551616"):
+            with self.subTest(cursor=cur):
+                self.assertEqual(self.err("SCAN", cur), "invalid cursor")
         self.assertErrRaw(self.srv, "-ERR ", "SCAN", "0", "COUNT", "x")
         self.assertErrRaw(self.srv, "-ERR ", "SCAN", "0", "BOGUS", "x")
 

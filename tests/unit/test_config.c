@@ -669,6 +669,7 @@ Test(config, each)
 	    "log_level=notice\n"
 	    "protected_mode=yes\n"
 	    "daemonize=no\n"
+	    "enable_debug_command=no\n"
 	    "checkpoint_interval_s=60\n"
 	    "min_free_disk_mb=64\n"
 	    "wheel_bucket_ms=65536\n"
