@@ -767,8 +767,8 @@ cmd_config(struct cmdctx *x)
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.b, 0);
 	for (i = 2; i < x->argc; i++)
-		config_each(server.cfg, x->argv[i], x->argvlen[i], config_pair,
-		    &p);
+		config_each(server.cfg, x->argv[i], x->argvlen[i], 1,
+		    config_pair, &p);
 	reply_array(x->c, 2 * p.n);
 	if (buf_append(&x->c->out, p.b.data, p.b.len) == -1)
 		x->c->flags |= CLIENT_CLOSE_ASAP;

@@ -1074,7 +1074,7 @@ each_key(const struct config *cfg, const struct key *keys, const char *prefix,
 
 void
 config_each(const struct config *cfg, const char *pat, size_t patlen,
-    void (*fn)(const char *, const char *, void *), void *arg)
+    int with_compat, void (*fn)(const char *, const char *, void *), void *arg)
 {
 	/* Read-only Redis settings that clients and tools ask for. */
 	static const char *const compat[][2] = {
@@ -1086,6 +1086,8 @@ config_each(const struct config *cfg, const char *pat, size_t patlen,
 
 	each_key(cfg, top_keys, "", pat, patlen, fn, arg);
 	each_key(cfg, metrics_keys, "metrics.", pat, patlen, fn, arg);
+	if (!with_compat)
+		return;
 	for (i = 0; i < NELEM(compat); i++)
 		if (glob_match(pat, patlen, compat[i][0],
 		    strlen(compat[i][0]), 1))

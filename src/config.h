@@ -76,9 +76,11 @@ const char *config_log_level_name(enum log_level);
 /*
  * CONFIG GET: calls fn(name, value, arg) for every key whose name matches
  * the glob pattern (case-insensitive), in a stable order, values as text
- * (requirepass is reported as it is, like Redis does).
+ * (requirepass is reported as it is, like Redis does); with_compat adds
+ * the read-only Redis settings clients ask for (save, databases, ...).
  */
 void	config_each(const struct config *, const char *pattern, size_t patlen,
-	    void (*fn)(const char *, const char *, void *), void *arg);
+	    int with_compat, void (*fn)(const char *, const char *, void *),
+	    void *arg);
 
 #endif

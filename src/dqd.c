@@ -22,16 +22,26 @@ static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: dqd [-t] [-c file] [-d]\n"
+	    "usage: dqd [-t | -T] [-c file] [-d]\n"
 	    "       dqd -v | -h\n"
 	    "  -c, --config FILE   read the configuration from FILE "
 	    "(default: built-in defaults)\n"
 	    "  -t, --test-config   check the configuration and exit\n"
+	    "  -T, --dump-config   check it, print every key and its value, "
+	    "and exit\n"
 	    "  -d, --debug         log at the debug level to stderr\n"
 	    "  -v, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n"
 	    "See dqd(8) and dqd.conf(5).\n");
 	exit(status);
+}
+
+/* -T: one "name value" line per key, as CONFIG GET names them. */
+static void
+print_setting(const char *name, const char *value, void *arg)
+{
+	(void)arg;
+	printf("%s %s\n", name, value);
 }
 
 /* As many descriptors as the hard limit allows: maxclients needs them. */
@@ -103,6 +113,7 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test-config", no_argument, NULL, 't' },
+		{ "dump-config", no_argument, NULL, 'T' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -113,13 +124,16 @@ main(int argc, char *argv[])
 	char		 err[1024];
 	int		 ch, test = 0, debug = 0, ready_fd = -1;
 
-	while ((ch = getopt_long(argc, argv, "c:tdvh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tTdvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
 			break;
 		case 't':
 			test = 1;
+			break;
+		case 'T':
+			test = 2;
 			break;
 		case 'd':
 			debug = 1;
@@ -147,9 +161,12 @@ main(int argc, char *argv[])
 		free(cfg);
 		return 1;
 	}
-	if (test) {
+	if (test == 2)
+		config_each(cfg, "*", 1, 0, print_setting, NULL);
+	else if (test)
 		printf("dqd: the configuration %s is valid\n",
 		    path ? path : "(built-in defaults)");
+	if (test) {
 		config_free(cfg);
 		free(cfg);
 		return 0;

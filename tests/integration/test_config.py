@@ -77,6 +77,33 @@ class TestConfig(dqtest.TestCase):
             p4 = run_t(sample)
             self.assertEqual(p4.returncode, 0, p4)
 
+    def test_dump_config(self):
+        """-T prints what dqd would run with, one "name value" line per
+        key as CONFIG GET names it; a bad file prints nothing on stdout."""
+        p = self.write("dump.conf", dqtest.conf_text({
+            "port": 7001, "workers": 0, "requirepass": "a b",
+            "daemonize": True, "metrics": {"port": 9121}}))
+        out = subprocess.run([dqtest.DQD, "-T", "-c", p], capture_output=True,
+                             text=True, timeout=10)
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+        lines = out.stdout.splitlines()
+        got = dict(line.split(" ", 1) for line in lines)
+        self.assertEqual(len(got), len(lines))
+        self.assertEqual((got["port"], got["requirepass"], got["daemonize"],
+                          got["metrics.port"], got["enable_debug_command"],
+                          got["durability"]),
+                         ("7001", "a b", "yes", "9121", "no", "write"))
+        self.assertEqual(int(got["workers"]), len(os.sched_getaffinity(0)))
+        self.assertNotIn("databases", got)   # CONFIG GET's Redis extras
+        self.assertEqual(subprocess.run(
+            [dqtest.DQD, "--dump-config"], capture_output=True, text=True,
+            timeout=10).stdout.splitlines()[1], "port 6379")
+        bad = self.write("bad.conf", "port = 0;\n")
+        out = subprocess.run([dqtest.DQD, "-T", "-c", bad],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual((out.returncode, out.stdout), (1, ""))
+        self.assertIn("port", out.stderr)
+
     def test_bad_configs(self):
         cases = [
             # name, text, line, key

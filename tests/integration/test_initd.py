@@ -55,12 +55,13 @@ class InitScript:
                        "yes" if daemonize else "no"))
         self.write_conf()
 
-    def write_conf(self, extra=""):
+    def write_conf(self, extra="", **over):
         settings = {"bind": "127.0.0.1", "port": self.port, "workers": 2,
                     "data_dir": "data", "log_level": "info"}
         if self.daemonize:
             settings.update(daemonize=True, pidfile=self.pidfile,
                             log_file=self.logfile)
+        settings.update(over)
         with open(self.conf, "w") as f:
             f.write(dqtest.conf_text(settings) + extra)
 
@@ -248,6 +249,26 @@ class InitdTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         for p in [pid] + kids:
             self.assertFalse(dqtest.pid_alive(p), "pid %d left" % p)
+
+    def test_daemonize_yes_without_daemonize_true(self):
+        """DAEMONIZE=yes with a dqd.conf that does not detach (or writes
+        another pidfile): start-stop-daemon ran dqd in the foreground and
+        start never returned.  It now refuses at once and says why."""
+        for over in ({"daemonize": False},
+                     {"pidfile": "/tmp/elsewhere.pid"}):
+            with self.subTest(**over):
+                s = InitScript(daemonize=True)
+                self.addCleanup(s.cleanup)
+                s.write_conf(**over)
+                t0 = time.monotonic()
+                rc, out = s.run("start", timeout=30)
+                self.assertEqual(rc, 1, out)
+                self.assertLess(time.monotonic() - t0, 10)
+                self.assertIn("DAEMONIZE=yes needs daemonize = true", out)
+                rc, out = s.run("status")
+                self.assertEqual(rc, 3, out)
+                with self.assertRaises(redis.ConnectionError):
+                    s.client().ping()
 
     def test_logrotate_default_setup(self):
         """The shipped logrotate file rotates the log of the shipped

@@ -641,7 +641,7 @@ each(const struct config *cfg, const char *pattern)
 
 	o.len = 0;
 	o.buf[0] = '\0';
-	config_each(cfg, pattern, strlen(pattern), collect, &o);
+	config_each(cfg, pattern, strlen(pattern), 1, collect, &o);
 	return o.buf;
 }
 
