@@ -195,6 +195,31 @@ section_cluster(struct info *in)
 	buf_appendf(&in->b, "# Cluster\r\ncluster_enabled:0\r\n\r\n");
 }
 
+/*
+ * As Redis: one line per command run at least once since the start,
+ * over all processes.  Commands are not refused after they start here,
+ * so rejected_calls and failed_calls count replies that are errors only
+ * in total_error_replies.
+ */
+static void
+section_commandstats(struct info *in)
+{
+	const struct stats_slot	*s = &in->sum;
+	size_t			 i;
+
+	buf_appendf(&in->b, "# Commandstats\r\n");
+	for (i = 0; i < cmd_count && i < STATS_CMDS; i++) {
+		if (s->cmd_calls[i] == 0)
+			continue;
+		buf_appendf(&in->b, "cmdstat_%s:calls=%llu,usec=%llu,"
+		    "usec_per_call=%.2f,rejected_calls=0,failed_calls=0\r\n",
+		    cmd_table[i].name, (unsigned long long)s->cmd_calls[i],
+		    (unsigned long long)s->cmd_usec[i],
+		    (double)s->cmd_usec[i] / s->cmd_calls[i]);
+	}
+	buf_appendf(&in->b, "\r\n");
+}
+
 static int
 count_queue(void *arg, uint32_t qid, const void *name, size_t len,
     const int64_t c[STORE_NCOUNTERS])
@@ -242,31 +267,38 @@ section_keyspace(struct info *in)
 	buf_appendf(&in->b, "\r\n");
 }
 
+/* As in Redis, commandstats is only given when asked for, or with all. */
 static const struct {
 	const char	*name;
 	void		(*fn)(struct info *);
+	int		 by_default;
 } sections[] = {
-	{ "server", section_server },
-	{ "clients", section_clients },
-	{ "memory", section_memory },
-	{ "persistence", section_persistence },
-	{ "stats", section_stats },
-	{ "replication", section_replication },
-	{ "cluster", section_cluster },
-	{ "keyspace", section_keyspace },
+	{ "server", section_server, 1 },
+	{ "clients", section_clients, 1 },
+	{ "memory", section_memory, 1 },
+	{ "persistence", section_persistence, 1 },
+	{ "stats", section_stats, 1 },
+	{ "replication", section_replication, 1 },
+	{ "cluster", section_cluster, 1 },
+	{ "commandstats", section_commandstats, 0 },
+	{ "keyspace", section_keyspace, 1 },
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 static int
 wanted(const struct cmdctx *x, const char *name)
 {
-	size_t	i;
+	size_t	i, s;
 
+	for (s = 0; s < NSECTIONS; s++)
+		if (strcmp(sections[s].name, name) == 0)
+			break;
 	if (x->argc == 1)
-		return 1;
+		return s < NSECTIONS && sections[s].by_default;
 	for (i = 1; i < x->argc; i++)
 		if (arg_eq(x, i, name) || arg_eq(x, i, "all") ||
-		    arg_eq(x, i, "everything") || arg_eq(x, i, "default"))
+		    arg_eq(x, i, "everything") || (arg_eq(x, i, "default") &&
+		    s < NSECTIONS && sections[s].by_default))
 			return 1;
 	return 0;
 }

@@ -7,6 +7,8 @@ import re
 import sys
 import time
 
+import redis
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
 from dqtest import resp_cmd, resp_parse  # noqa: E402
@@ -508,6 +510,46 @@ class ServerCmds(dqtest.TestCase):
             self.assertIn("server", sections(text), args)
         text = self.cmd("INFO", "server", "clients").decode()
         self.assertEqual(sections(text), ["server", "clients"])
+        # commandstats, as Redis: with all/everything or by name only
+        self.assertNotIn("commandstats", sections(full))
+        self.assertNotIn("commandstats",
+                         sections(self.cmd("INFO", "default").decode()))
+        for args in (("all",), ("everything",), ("CommandStats",)):
+            self.assertIn("commandstats",
+                          sections(self.cmd("INFO", *args).decode()), args)
+
+    def test_info_commandstats(self):
+        """INFO commandstats counts each command once when it runs, over
+        all workers, in Redis' format (redis-py parses it)."""
+        r = self.r
+        before = r.info("commandstats")
+        self.assertNotIn("cmdstat_sadd", before)
+        for _ in range(3):
+            r.execute_command("SADD", "q", "m", 0)
+        r.execute_command("SPOP", "q", 2)
+        p = r.pipeline()                 # MULTI/EXEC: the SADD counts once
+        p.execute_command("SADD", "q", "n", 0)
+        p.execute()
+        with self.assertRaises(redis.ResponseError):   # refused: not counted
+            r.execute_command("SADD", "q")
+        other = self.srv.client()
+        other.execute_command("SCARD", "q")
+        st = r.info("commandstats")
+        self.assertEqual(st["cmdstat_sadd"]["calls"], 4)
+        self.assertEqual(st["cmdstat_spop"]["calls"], 1)
+        self.assertEqual(st["cmdstat_exec"]["calls"], 1)
+        self.assertEqual(st["cmdstat_scard"]["calls"], 1)
+        for name, v in st.items():
+            self.assertTrue(name.startswith("cmdstat_"), name)
+            self.assertEqual(set(v), {"calls", "usec", "usec_per_call",
+                                      "rejected_calls", "failed_calls"})
+            self.assertAlmostEqual(v["usec_per_call"],
+                                   v["usec"] / v["calls"], delta=0.01)
+        text = self.cmd("INFO", "commandstats").decode()
+        self.assertTrue(re.search(r"^cmdstat_sadd:calls=4,usec=\d+,"
+                                  r"usec_per_call=\d+\.\d\d,"
+                                  r"rejected_calls=0,failed_calls=0\r$",
+                                  text, re.M), text)
 
     def test_unknown_command(self):
         raw = self.srv.raw(resp_cmd("NOSUCH", "a", "b"))
