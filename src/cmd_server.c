@@ -3,6 +3,7 @@
  * handshakes and tools work: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT,
  * COMMAND, CONFIG GET and INFO.
  */
+#include <sys/socket.h>
 #include <sys/utsname.h>
 
 #include <ctype.h>
@@ -247,19 +248,28 @@ argv_mem(const struct resp_parser *p)
 static void
 client_line(struct buf *b, const struct client *c)
 {
+	struct sockaddr_storage	ss;
+	socklen_t	sslen = sizeof(ss);
 	uint64_t	now = mono_ms();
 	size_t		amem = argv_mem(&c->parser);
 	int		multi = (c->flags & CLIENT_MULTI) != 0;
 	const char	*flags = multi ? "x" :
 			    (c->flags & CLIENT_BLOCKED) ? "b" : "N";
+	char		laddr[64];
 
-	buf_appendf(b, "id=%llu addr=%s laddr=%s:%d fd=%d name=%s age=%llu "
+	/* The address the client reached, whatever bind says (0.0.0.0). */
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &sslen) == 0)
+		format_sockaddr(&ss, laddr, sizeof(laddr));
+	else
+		snprintf(laddr, sizeof(laddr), "%s:%d", server.cfg->bind,
+		    server.cfg->port);
+	buf_appendf(b, "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu "
 	    "idle=%llu flags=%s db=0 sub=0 psub=0 ssub=0 multi=%lld qbuf=%zu "
 	    "qbuf-free=%zu argv-mem=%zu multi-mem=%zu rbs=%zu rbp=%zu obl=0 "
 	    "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
 	    "redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
-	    (unsigned long long)c->id, c->addr, server.cfg->bind,
-	    server.cfg->port, c->fd, c->name ? c->name : "",
+	    (unsigned long long)c->id, c->addr, laddr, c->fd,
+	    c->name ? c->name : "",
 	    (unsigned long long)(now - c->created_ms) / 1000,
 	    (unsigned long long)(now - c->last_ms) / 1000, flags,
 	    multi ? (long long)c->multi_n : -1LL,

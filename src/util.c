@@ -1,7 +1,13 @@
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -213,4 +219,23 @@ fnv1a(const void *data, size_t len)
 	for (i = 0; i < len; i++)
 		h = (h ^ p[i]) * 1099511628211ULL;
 	return h;
+}
+
+void
+format_sockaddr(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char	host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%d", host, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%d", host, ntohs(s6->sin6_port));
+	} else
+		snprintf(out, len, "unix");
 }

@@ -27,5 +27,8 @@ uint64_t fnv1a(const void *, size_t);	/* FNV-1a, 64 bits */
  * and reloads are the master's to act on.
  */
 void	child_signals_setup(void (*fn)(int));
+struct sockaddr_storage;
+/* "ip:port" as Redis writes it ("[ip6]:port"; "unix" for others). */
+void	format_sockaddr(const struct sockaddr_storage *, char *, size_t);
 
 #endif

@@ -206,25 +206,6 @@ on_client(struct ev_loop *ev, int fd, int events, void *arg)
 }
 
 static void
-format_addr(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	char	host[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%d", host, ntohs(s4->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%d", host, ntohs(s6->sin6_port));
-	} else
-		snprintf(out, len, "unix");
-}
-
-static void
 refuse(int fd, const char *msg)
 {
 	/* Best effort, like Redis: the socket is new and has room. */
@@ -243,7 +224,7 @@ accept_one(int fd, const struct sockaddr_storage *ss)
 	int64_t			 n;
 	int			 one = 1;
 
-	format_addr(ss, addr, sizeof(addr));
+	format_sockaddr(ss, addr, sizeof(addr));
 	n = __atomic_add_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
 	if (n > cfg->maxclients) {
 		__atomic_sub_fetch(&stats->clients, 1, __ATOMIC_RELAXED);

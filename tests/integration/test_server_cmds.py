@@ -240,6 +240,18 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(len(mine), 1)
         self.assertEqual(mine[0]["id"], str(info["id"]))
         self.assertIn("argv-mem", mine[0])
+        self.assertEqual(info["laddr"], "127.0.0.1:%d" % self.srv.port)
+        self.assertTrue(info["addr"].startswith("127.0.0.1:"), info)
+
+    def test_laddr_is_the_address_reached(self):
+        """With bind 0.0.0.0, laddr is the address the client connected
+        to (it said 0.0.0.0), as Redis' is."""
+        srv = self.server(bind="0.0.0.0", requirepass="pw")
+        r = srv.client()
+        self.assertEqual(r.client_info()["laddr"],
+                         "127.0.0.1:%d" % srv.port)
+        self.assertTrue(all(c["laddr"] == "127.0.0.1:%d" % srv.port
+                            for c in r.client_list()))
 
     def test_command(self):
         v = self.cmd("COMMAND")

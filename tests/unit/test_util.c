@@ -1,3 +1,8 @@
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <criterion/criterion.h>
 #include <float.h>
 #include <limits.h>
@@ -222,4 +227,31 @@ Test(clock, sane)
 	a = mono_ms();
 	b = mono_ms();
 	cr_assert_geq(b, a);
+}
+
+Test(format_sockaddr, as_redis)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&ss;
+	char			 out[64];
+
+	memset(&ss, 0, sizeof(ss));
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(6379);
+	inet_pton(AF_INET, "10.1.2.3", &s4->sin_addr);
+	format_sockaddr(&ss, out, sizeof(out));
+	cr_assert_str_eq(out, "10.1.2.3:6379");
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(65535);
+	inet_pton(AF_INET6, "::1", &s6->sin6_addr);
+	format_sockaddr(&ss, out, sizeof(out));
+	cr_assert_str_eq(out, "[::1]:65535");
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	format_sockaddr(&ss, out, sizeof(out));
+	cr_assert_str_eq(out, "unix");
+	format_sockaddr(&ss, out, 3);		/* cut, terminated */
+	cr_assert_str_eq(out, "un");
 }
