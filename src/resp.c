@@ -7,8 +7,10 @@
  * than in a silently different reading of the input:
  *  - a header line's CR must be followed by LF, and a bulk's data by CRLF
  *    (Redis skips two bytes without looking);
- *  - a header ("*N" or "$N") longer than max_inline without a CR fails as
- *    soon as that is known, with Redis' "too big ... count string";
+ *  - a header ("*N" or "$N") longer than max_inline fails as soon as that
+ *    is known, with Redis' "too big ... count string", whether its CR has
+ *    come yet or not (Redis' message depends on how the input was cut
+ *    into reads; tests/fuzz/fuzz_resp.c checks that ours does not);
  *  - a '$' header that starts with the wrong byte fails at once instead of
  *    once its line is complete, with Redis' message.
  * Inline lines are binary safe: a NUL byte is an ordinary byte (sdssplitargs
@@ -185,6 +187,10 @@ find_crlf(struct resp_parser *p, const char *buf, size_t len, size_t start,
 		    LINE_MORE;
 	}
 	from = (size_t)(q - buf);
+	/* Too long whether its CR came with it or not: the same error
+	   however the input was cut into reads. */
+	if (from - start > p->lim.max_inline)
+		return LINE_TOOBIG;
 	if (from + 1 == len) {
 		p->bulklen = (long long)from;
 		return LINE_MORE;

@@ -421,6 +421,17 @@ Test(resp, limits)
 	EXPECT_LIM(&lim, "*1\r\n$0000000000000000000",
 	    "E:ERR Protocol error: too big bulk count string");
 	EXPECT_LIM(&lim, "*000000000000000", "R:16");
+	/* With the CR already there: the same error, whatever the reads
+	   (a fuzzer found "invalid multibulk length" in one read and "too
+	   big" in several). */
+	EXPECT_LIM(&lim, "*0000000000000000000\r\n",
+	    "E:ERR Protocol error: too big mbulk count string");
+	EXPECT_LIM(&lim, "*0000000000000000000\r",
+	    "E:ERR Protocol error: too big mbulk count string");
+	EXPECT_LIM(&lim, "*1\r\n$0000000000000000000\r\n",
+	    "E:ERR Protocol error: too big bulk count string");
+	EXPECT_LIM(&lim, "*000000000000001\r\n",
+	    "E:ERR Protocol error: invalid multibulk length");
 }
 
 Test(resp, huge_count_allocates_lazily)
