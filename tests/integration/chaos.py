@@ -7,7 +7,9 @@ near max_message_bytes) and consumers (SPOP, SPOP count, BSPOP, QRESERVE
 [BLOCK] with QACK, QNACK, QEXTEND or an abandoned lease) run against one
 dqd while a chaos thread kill -9s workers, the housekeeper, the flusher,
 sometimes every process at once (dqd is then started again: recovery), and
-sends SIGHUP reloads.  Nasty clients may join: half a command then close,
+sends SIGHUP reloads, and makes workers' commits fail as deadlock victims
+(DEBUG DEADLOCK) so that batches run again or command by command.  Nasty
+clients may join: half a command then close,
 a client that never reads its replies, floods of connections past
 maxclients.  Every acknowledged write and every delivery is recorded with
 its times; at the end the queues are drained and checked:
@@ -251,6 +253,7 @@ class Server:
                 "max_deliveries = %d;\nmaxclients = %d;\n"
                 "wheel_bucket_ms = %d;\ncheckpoint_interval_s = %d;\n"
                 "flush_interval_ms = %d;\nmax_message_bytes = %d;\n"
+                "enable_debug_command = true;\n"
                 % (self.port, a.workers, self.data, a.durability, self.log,
                    MAX_DELIVERIES, a.maxclients, a.wheel_ms,
                    a.checkpoint_s, a.flush_ms, a.max_bytes))
@@ -351,7 +354,15 @@ class Load:
 
     def timed(self, op, conn, *args):
         t0 = time.monotonic()
-        v = conn.call(*args)
+        try:
+            v = conn.call(*args)
+        except socket.timeout:
+            # A kill closes connections, it does not leave them silent:
+            # a request unanswered for the whole timeout was lost (as
+            # when a batch lost 16 deadlocks and was never run again).
+            self.led.problem("%s: no reply in %.0f s on an open "
+                             "connection" % (op, time.monotonic() - t0))
+            raise
         dt = time.monotonic() - t0
         if dt > 5:
             with self.led.lock:
@@ -902,6 +913,8 @@ class Chaos:
             what = "reload"
         elif x < 0.79 + a.crash_ratio:
             what = "everything"
+        elif x < 0.79 + a.crash_ratio + a.deadlock_ratio:
+            what = "deadlock"
         elif a.nasty and x < 0.97:
             what = "flood"
         else:
@@ -982,6 +995,28 @@ class Chaos:
             self.events.append("restart took %.2f s" % took)
         elif what == "flood":
             self.load.flood(a.maxclients + 200)
+        elif what == "deadlock":
+            self.deadlocks()
+
+    def deadlocks(self):
+        """DEBUG DEADLOCK on the workers that new connections reach: their
+        next commits fail as deadlock victims, up to 40 in a row, so that
+        batches are run again and, past 16, run one command at a time."""
+        for _ in range(self.a.workers):
+            try:
+                c = Conn(self.srv.port, timeout=5)
+            except OSError:
+                return
+            try:
+                n = self.rnd.randint(1, 40)
+                if c.call("DEBUG", "DEADLOCK", str(n)) != "OK":
+                    self.led.problem("DEBUG DEADLOCK %d refused" % n)
+                    return
+                self.led.count("deadlocks_injected", n)
+            except (OSError, Incomplete):
+                pass                    # a worker killed meanwhile
+            finally:
+                c.close()
 
     def run(self):
         while not self.stop.wait(self.rnd.uniform(self.a.chaos_min,
@@ -1234,7 +1269,11 @@ def main(argv=None):
     ap.add_argument("--crash-ratio", type=float, default=0.08)
     ap.add_argument("--no-chaos", action="store_true")
     ap.add_argument("--only", help="one chaos action: worker, newborn, "
-                    "housekeeper, flusher, reload, everything, flood")
+                    "housekeeper, flusher, reload, everything, flood, "
+                    "deadlock")
+    ap.add_argument("--deadlock-ratio", type=float, default=0.08,
+                    help="share of chaos actions that inject deadlocks "
+                    "(DEBUG DEADLOCK) into the workers")
     ap.add_argument("--nasty", action="store_true",
                     help="half commands, a non-reader, connection floods")
     ap.add_argument("--big-ratio", type=float, default=0.002)

@@ -46,6 +46,12 @@ class ChaosTest(dqtest.TestCase):
     def test_write(self):
         self.soak("write", 12, "--seed", "12")
 
+    def test_deadlocks(self):
+        """Only injected deadlocks (DEBUG DEADLOCK, up to 40 in a row):
+        batches run again and commands run alone under the whole load."""
+        self.soak("fsync", 8, "--seed", "13", "--only", "deadlock",
+                  "--chaos-min", "0.2", "--chaos-max", "0.5")
+
 
 if __name__ == "__main__":
     dqtest.main()
