@@ -38,6 +38,8 @@
 #define OUT_SOFT_LIMIT	(8 * 1024 * 1024) /* pause input above this */
 #define BATCH_ATTEMPTS	16		/* deadlocks before going solo */
 #define SOLO_ATTEMPTS	1000
+#define SOLO_PAUSE_US	100		/* more after each deadlock, */
+#define SOLO_PAUSE_MAX	10000		/* up to this: the loop waits too */
 #define ACCEPT_BURST	64
 #define CRON_MS		100
 #define DRAIN_MS	2000		/* replies' grace period at stop */
@@ -505,7 +507,8 @@ run_solo(struct client *c, size_t argc, const char **argv,
 			return STORE_OK;
 		}
 		STAT_ADD(retries, 1);
-		usleep(100 * (attempt + 1));
+		usleep(SOLO_PAUSE_US * (attempt + 1) < SOLO_PAUSE_MAX ?
+		    SOLO_PAUSE_US * (attempt + 1) : SOLO_PAUSE_MAX);
 	}
 	log_warnx("client %s: a command deadlocked %d times", c->addr,
 	    SOLO_ATTEMPTS);

@@ -144,6 +144,19 @@ class Retries(dqtest.ServerCase):
         self.assertEqual(out, ["OK", "QUEUED", [1], "OK", "QUEUED", [1],
                                [b"a", b"b"]])
 
+    def test_storage_busy_after_1000_deadlocks_alone(self):
+        """A command that never gets through: after 16 batches and 1000
+        attempts alone (pauses of 0.1 ms more each time, 10 ms at most:
+        about 10 s), "storage busy" and nothing changed; the next commands
+        of the same request run."""
+        self.deadlocks(BATCH_ATTEMPTS + 1000)
+        out = self.send(("SADD", "q", "a", "0"), ("SADD", "q", "b", "0"),
+                        ("SCARD", "q"), timeout=60)
+        self.assertEqual(out[0], "ERR storage busy: a deadlock repeated "
+                         "1000 times, nothing was changed")
+        self.assertEqual(out[1:], [1, 1])
+        self.assertIn("deadlocked 1000 times", self.srv.logs())
+
     def test_other_clients_answered(self):
         """The worker's other clients lose nothing to the retries."""
         other = self.srv.connect()
