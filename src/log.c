@@ -123,6 +123,9 @@ log_enabled(enum log_level level)
 	return level >= log_level;
 }
 
+static void	vlog(enum log_level, int, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
 static void
 vlog(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {
