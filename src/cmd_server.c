@@ -687,7 +687,7 @@ reply_bad_subcommand(struct cmdctx *x, const char *cmd, int known)
 	for (i = 0; i < n; i++)
 		sub[i] = (char)tolower((unsigned char)x->argv[1][i]);
 	sub[n] = '\0';
-	for (i = 0; cmd[i] != '\0' && i < sizeof(name) - 1; i++)
+	for (i = 0; i < sizeof(name) - 1 && cmd[i] != '\0'; i++)
 		name[i] = (char)tolower((unsigned char)cmd[i]);
 	name[i] = '\0';
 	if (known)
