@@ -612,9 +612,13 @@ resp_value(const char *p, const char *end, int depth, struct reply *r,
 			r->n = n;
 			r->nitems = 0;
 			if (n > items_cap) {
-				items_cap = (int)n;
-				items_buf = realloc(items_buf,
+				void *nb = realloc(items_buf,
 				    sizeof *items_buf * (size_t)n);
+
+				if (nb == NULL)
+					err(1, "reply of %lld items", n);
+				items_buf = nb;
+				items_cap = (int)n;
 			}
 			r->items = items_buf;
 		}
