@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
+#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
