@@ -64,10 +64,10 @@ static void
 worker_pids(struct buf *b)
 {
 	const char	*sep = "";
-	int		 i;
+	int		 i, n = stats_slots();
 
 	buf_appendf(b, "worker_pids:");
-	for (i = 0; i < STATS_SLOTS; i++)
+	for (i = 0; i < n; i++)
 		if (stats->slot[i].is_worker && stats->slot[i].pid != 0) {
 			buf_appendf(b, "%s%d", sep, (int)stats->slot[i].pid);
 			sep = ",";

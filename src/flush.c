@@ -94,14 +94,15 @@ publish(uint64_t t)
 	struct stats_flush	*f = shared();
 	struct stats_slot	*w;
 	uint64_t		 old, want;
-	int			 i;
+	int			 i, n;
 
 	old = __atomic_load_n(&f->covered, __ATOMIC_SEQ_CST);
 	while (old < t && !__atomic_compare_exchange_n(&f->covered, &old, t,
 	    0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		;
 	STAT_ADD(log_syncs, 1);
-	for (i = 0; i < STATS_SLOTS; i++) {
+	n = stats_slots();
+	for (i = 0; i < n; i++) {
 		w = &stats->slot[i];
 		if (w == my_stats || w->pid == 0)
 			continue;

@@ -316,6 +316,7 @@ spawn(int slot)
 	struct child	*ch = &children[slot];
 	pid_t		 pid;
 
+	stats_slot_used(slot);		/* before the child can use it */
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
 		ch->respawn_at = mono_ms() + 1000;

@@ -43,6 +43,22 @@ stats_create(void)
 }
 
 void
+stats_slot_used(int slot)
+{
+	if (stats != NULL && slot + 1 > stats->slots_used)
+		__atomic_store_n(&stats->slots_used, slot + 1,
+		    __ATOMIC_SEQ_CST);
+}
+
+int
+stats_slots(void)
+{
+	if (stats == NULL)
+		return 0;
+	return __atomic_load_n(&stats->slots_used, __ATOMIC_SEQ_CST);
+}
+
+void
 stats_attach(int slot)
 {
 	if (stats == NULL || slot < 0 || slot >= STATS_SLOTS)
@@ -110,12 +126,10 @@ stats_batch_abort(void)
 void
 stats_sum(struct stats_slot *sum)
 {
-	size_t	i;
+	int	i, n = stats_slots();
 
 	memset(sum, 0, sizeof(*sum));
-	if (stats == NULL)
-		return;
-	for (i = 0; i < STATS_SLOTS; i++)
+	for (i = 0; i < n; i++)
 		add_counters(sum, &stats->slot[i]);
 }
 
@@ -164,12 +178,13 @@ stats_command(size_t idx, uint64_t usec)
 void
 stats_command_lat(size_t idx, uint64_t lat[STATS_LAT])
 {
-	size_t	i, j;
+	int	i, n = stats_slots();
+	size_t	j;
 
 	memset(lat, 0, sizeof(uint64_t) * STATS_LAT);
-	if (stats == NULL || idx >= STATS_CMDS)
+	if (idx >= STATS_CMDS)
 		return;
-	for (i = 0; i < STATS_SLOTS; i++) {
+	for (i = 0; i < n; i++) {
 		if (stats->slot[i].cmd_calls[idx] == 0)
 			continue;	/* not touched: leave the page alone */
 		for (j = 0; j < STATS_LAT; j++)

@@ -107,12 +107,14 @@ wake_send(void)
 {
 	struct stats_slot	*w;
 	uint64_t		 bits = noted, old;
-	int			 i;
+	int			 i, n;
 
 	noted = 0;
 	if (bits == 0)
 		return 0;
-	for (i = 0; i < STATS_SLOTS; i++) {
+	/* Read after the commit: a watcher started since is counted. */
+	n = stats_slots();
+	for (i = 0; i < n; i++) {
 		w = &stats->slot[i];
 		if (i == wake_slot || w->pid == 0 ||
 		    !(__atomic_load_n(&w->wake_watch, __ATOMIC_RELAXED) & bits))

@@ -326,9 +326,9 @@ pause_accept(void)
 static void
 count_live_workers(void)
 {
-	int	i, n = 0;
+	int	i, n = 0, slots = stats_slots();
 
-	for (i = 0; i < STATS_SLOTS; i++)
+	for (i = 0; i < slots; i++)
 		n += stats->slot[i].is_worker && stats->slot[i].pid != 0;
 	live_workers = n > 0 ? n : 1;
 }
