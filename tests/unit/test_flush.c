@@ -22,6 +22,7 @@ static void
 setup(void)
 {
 	cr_assert_eq(stats_create(), 0);
+	stats_slot_used(0);
 	stats_attach(0);
 	my_stats->pid = getpid();
 	stats->master_pid = getpid();
@@ -99,6 +100,7 @@ Test(flush, the_sync_clears_the_wants_it_covers)
 	uint64_t		 a;
 
 	a = commit_one("a");
+	stats_slot_used(2);		/* as the master does before a fork */
 	w1->pid = w2->pid = getpid();	/* alive; their sockets do not exist */
 	w1->flush_wanted = a;
 	w2->flush_wanted = a + 1;
