@@ -291,8 +291,13 @@ fair_share_left(void)
 static void
 balance_accept(void)
 {
-	int	want = fair_share_left() && !server.stop && !retire_deadline &&
-	    mono_ms() >= accept_paused_until;
+	int	want;
+
+	/* The clock only while a pause (EMFILE) runs: this is every loop. */
+	if (accept_paused_until != 0 && mono_ms() >= accept_paused_until)
+		accept_paused_until = 0;
+	want = fair_share_left() && !server.stop && !retire_deadline &&
+	    accept_paused_until == 0;
 
 	if (want == accepting)
 		return;
