@@ -268,7 +268,7 @@ section_keyspace(struct info *in)
 }
 
 /* As in Redis, commandstats is only given when asked for, or with all. */
-static const struct {
+static const struct section {
 	const char	*name;
 	void		(*fn)(struct info *);
 	int		 by_default;
@@ -286,19 +286,16 @@ static const struct {
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 static int
-wanted(const struct cmdctx *x, const char *name)
+wanted(const struct cmdctx *x, const struct section *sec)
 {
-	size_t	i, s;
+	size_t	i;
 
-	for (s = 0; s < NSECTIONS; s++)
-		if (strcmp(sections[s].name, name) == 0)
-			break;
 	if (x->argc == 1)
-		return s < NSECTIONS && sections[s].by_default;
+		return sec->by_default;
 	for (i = 1; i < x->argc; i++)
-		if (arg_eq(x, i, name) || arg_eq(x, i, "all") ||
-		    arg_eq(x, i, "everything") || (arg_eq(x, i, "default") &&
-		    s < NSECTIONS && sections[s].by_default))
+		if (arg_eq(x, i, sec->name) || arg_eq(x, i, "all") ||
+		    arg_eq(x, i, "everything") ||
+		    (arg_eq(x, i, "default") && sec->by_default))
 			return 1;
 	return 0;
 }
@@ -315,14 +312,17 @@ cmd_info(struct cmdctx *x)
 	stats_sum(&in.sum);
 	if ((r = store_info(server.store, &in.si)) != STORE_OK)
 		return r;
-	if (wanted(x, "keyspace") &&
-	    (r = keyspace(&in)) != STORE_OK) {
-		buf_free(&in.b);
-		return r;
+	for (i = 0; i < NSECTIONS; i++) {
+		if (!wanted(x, &sections[i]))
+			continue;
+		/* The queues' figures: a pass over them, only when shown. */
+		if (sections[i].fn == section_keyspace &&
+		    (r = keyspace(&in)) != STORE_OK) {
+			buf_free(&in.b);
+			return r;
+		}
+		sections[i].fn(&in);
 	}
-	for (i = 0; i < NSECTIONS; i++)
-		if (wanted(x, sections[i].name))
-			sections[i].fn(&in);
 	/* Redis ends the reply without the last blank line. */
 	if (in.b.len >= 2)
 		in.b.len -= 2;

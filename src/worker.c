@@ -10,7 +10,6 @@
 
 #include <linux/sockios.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 

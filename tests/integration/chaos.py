@@ -45,7 +45,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dqtest import children_of, pid_alive  # noqa: E402
+from dqtest import (children_of, pid_alive, resp_cmd,  # noqa: E402
+                    resp_complete, resp_parse, RespError)
 
 MAX_DELIVERIES = 4
 
@@ -56,59 +57,6 @@ def now_ms():
 
 # -- a minimal RESP client: nothing retried behind our back ---------------
 
-class RespErr(str):
-    pass
-
-
-class Incomplete(Exception):
-    pass
-
-
-def encode(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            a = a.encode()
-        elif isinstance(a, int):
-            a = b"%d" % a
-        out.append(b"$%d\r\n" % len(a))
-        out.append(a)
-        out.append(b"\r\n")
-    return b"".join(out)
-
-
-def parse(buf, pos):
-    nl = buf.find(b"\r\n", pos)
-    if nl < 0:
-        raise Incomplete()
-    t = buf[pos:pos + 1]
-    line = bytes(buf[pos + 1:nl])
-    if t == b"+":
-        return line.decode(), nl + 2
-    if t == b"-":
-        return RespErr(line.decode("utf-8", "replace")), nl + 2
-    if t == b":":
-        return int(line), nl + 2
-    if t == b"$":
-        n = int(line)
-        if n < 0:
-            return None, nl + 2
-        if len(buf) < nl + 2 + n + 2:
-            raise Incomplete()
-        return bytes(buf[nl + 2:nl + 2 + n]), nl + 2 + n + 2
-    if t == b"*":
-        n = int(line)
-        if n < 0:
-            return None, nl + 2
-        p = nl + 2
-        out = []
-        for _ in range(n):
-            v, p = parse(buf, p)
-            out.append(v)
-        return out, p
-    raise ValueError("not RESP: %r" % bytes(buf[pos:pos + 40]))
-
-
 class Conn:
     def __init__(self, port, timeout=15.0):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=2)
@@ -116,17 +64,15 @@ class Conn:
         self.buf = bytearray()
 
     def send(self, *cmds):
-        self.s.sendall(b"".join(encode(c) for c in cmds))
+        self.s.sendall(b"".join(resp_cmd(*c) for c in cmds))
 
     def read(self):
         while True:
-            if self.buf:
-                try:
-                    v, p = parse(self.buf, 0)
-                    del self.buf[:p]
-                    return v
-                except Incomplete:
-                    pass
+            end = resp_complete(self.buf)
+            if end is not None:
+                frame = bytes(self.buf[:end])
+                del self.buf[:end]
+                return resp_parse(frame)[0]
             d = self.s.recv(1 << 20)
             if not d:
                 raise ConnectionError("closed by the server")
@@ -397,10 +343,9 @@ class Load:
         seqno = [0]
         conn = None
         while not self.stop.is_set():
+            conn = conn or self.connect(rnd)
             if conn is None:
-                conn = self.connect(rnd)
-                if conn is None:
-                    break
+                break
             kind = "s" if rnd.random() < 0.5 else "r"
             queue = rnd.choice(self.squeues if kind == "s" else
                                self.rqueues)
@@ -445,7 +390,7 @@ class Load:
         except NET_ERRORS:
             self.mark(msgs, "maybe")
             raise
-        if isinstance(v, RespErr):
+        if isinstance(v, RespError):
             self.mark(msgs, "refused")
             led.count(op + "_error")
             if not any(m.size > self.a.max_bytes for m in msgs) and \
@@ -501,7 +446,7 @@ class Load:
                 led.recent_puts.append((queue, m.id, m.uid))
                 if len(led.recent_puts) > 2000:
                     del led.recent_puts[:1000]
-        elif isinstance(v, RespErr):
+        elif isinstance(v, RespError):
             self.mark([m], "refused")
             if "max number of clients" in v:
                 raise ConnectionError(v)
@@ -535,7 +480,7 @@ class Load:
             raise
         ex = replies[-1]
         if not isinstance(ex, list) or len(ex) != len(groups):
-            if any(isinstance(r, RespErr) and "max number" in r
+            if any(isinstance(r, RespError) and "max number" in r
                    for r in replies):
                 self.mark(allm, "refused")
                 raise ConnectionError("maxclients")
@@ -571,10 +516,9 @@ class Load:
         rnd = random.Random(self.a.seed * 1000 + 500 + tid)
         led, conn = self.led, None
         while not self.stop.is_set():
+            conn = conn or self.connect(rnd)
             if conn is None:
-                conn = self.connect(rnd)
-                if conn is None:
-                    break
+                break
             x = rnd.random()
             q = rnd.choice(self.squeues)
             if x < 0.4:
@@ -597,7 +541,7 @@ class Load:
                 time.sleep(0.02)
                 continue
             recv = now_ms()
-            if isinstance(v, RespErr):
+            if isinstance(v, RespError):
                 if "max number of clients" in v:
                     conn.close()
                     conn = None
@@ -620,10 +564,9 @@ class Load:
         rnd = random.Random(self.a.seed * 1000 + 700 + tid)
         led, conn = self.led, None
         while not self.stop.is_set():
+            conn = conn or self.connect(rnd)
             if conn is None:
-                conn = self.connect(rnd)
-                if conn is None:
-                    break
+                break
             q = rnd.choice(self.rqueues)
             if rnd.random() < 0.15:
                 q += ":dead"
@@ -635,7 +578,7 @@ class Load:
             try:
                 v = self.timed("qreserve", conn, *args)
                 recv = now_ms()
-                if isinstance(v, RespErr):
+                if isinstance(v, RespError):
                     if "max number of clients" in v:
                         raise ConnectionError(v)
                     led.problem("QRESERVE: %s" % v)
@@ -701,10 +644,9 @@ class Load:
         rnd = random.Random(self.a.seed * 1000 + 800 + tid)
         led, conn, n = self.led, None, 0
         while not self.stop.is_set():
+            conn = conn or self.connect(rnd)
             if conn is None:
-                conn = self.connect(rnd)
-                if conn is None:
-                    break
+                break
             q = "d:%d" % rnd.randrange(3)
             x = rnd.random()
             try:
@@ -718,7 +660,7 @@ class Load:
                     if v == 1:
                         with led.lock:
                             m.status, m.ackrecv = "acked", now_ms()
-                    elif isinstance(v, RespErr) and "max number" in v:
+                    elif isinstance(v, RespError) and "max number" in v:
                         self.mark([m], "refused")
                         raise ConnectionError(v)
                     else:
@@ -727,7 +669,7 @@ class Load:
                     sent = now_ms()
                     v = conn.call("SPOP", q, 5)
                     recv = now_ms()
-                    if isinstance(v, RespErr):
+                    if isinstance(v, RespError):
                         if "max number" in v:
                             raise ConnectionError(v)
                         led.problem("SPOP %s: %s" % (q, v))
@@ -742,7 +684,7 @@ class Load:
                             led.dels.setdefault(q, []).append(
                                 (sent, now_ms()))
                         led.count("del")
-                    elif isinstance(v, RespErr) and "max number" in v:
+                    elif isinstance(v, RespError) and "max number" in v:
                         raise ConnectionError(v)
                     else:
                         led.problem("DEL %s: %r" % (q, v))
@@ -765,10 +707,9 @@ class Load:
                     continue
                 q, mid, uid = led.recent_puts.pop(
                     rnd.randrange(len(led.recent_puts)))
+            conn = conn or self.connect(rnd)
             if conn is None:
-                conn = self.connect(rnd)
-                if conn is None:
-                    break
+                break
             try:
                 v = conn.call("QCANCEL", q, mid)
             except NET_ERRORS:
@@ -781,7 +722,7 @@ class Load:
                 with led.lock:
                     led.cancelled[uid] = now_ms()
                 led.count("qcancel")
-            elif isinstance(v, RespErr) and "max number" in v:
+            elif isinstance(v, RespError) and "max number" in v:
                 conn.close()
                 conn = None
             elif v != 0:
@@ -796,8 +737,8 @@ class Load:
             try:
                 s = socket.create_connection(("127.0.0.1", self.srv.port),
                                              timeout=2)
-                full = encode(["SADD", "junk:half", "x" * rnd.randrange(
-                    1, 5000), "0"])
+                full = resp_cmd("SADD", "junk:half", "x" * rnd.randrange(
+                    1, 5000), "0")
                 cut = rnd.randrange(1, len(full))
                 s.sendall(full[:cut])
                 if rnd.random() < 0.3:
@@ -817,7 +758,7 @@ class Load:
                 s = socket.create_connection(("127.0.0.1", self.srv.port),
                                              timeout=2)
                 s.setblocking(False)
-                chunk = b"".join(encode(c) for c in [
+                chunk = b"".join(resp_cmd(*c) for c in [
                     ("SADD", "junk:nr", "y" * 100, "0"),
                     ("SPOP", "junk:nr", "5"),
                     ("QPEEK", "s:0", "50")] * 50)
@@ -1013,7 +954,7 @@ class Chaos:
                     self.led.problem("DEBUG DEADLOCK %d refused" % n)
                     return
                 self.led.count("deadlocks_injected", n)
-            except (OSError, Incomplete):
+            except OSError:
                 pass                    # a worker killed meanwhile
             finally:
                 c.close()
@@ -1039,7 +980,7 @@ class Chaos:
 
 def qstat(c, q):
     r = c.call("QSTAT", q)
-    if isinstance(r, RespErr):
+    if isinstance(r, RespError):
         raise RuntimeError("QSTAT %s: %s" % (q, r))
     return {r[i].decode(): int(r[i + 1]) for i in range(0, len(r), 2)}
 
@@ -1088,7 +1029,7 @@ def drain(args, srv, led, load):
             else:
                 v = c.call("QRESERVE", q, 500, 60000)
                 recv = now_ms()
-                if isinstance(v, RespErr):
+                if isinstance(v, RespError):
                     led.problem("drain QRESERVE %s: %s" % (q, v))
                     break
                 if not v:

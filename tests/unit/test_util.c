@@ -229,29 +229,33 @@ Test(clock, sane)
 	cr_assert_geq(b, a);
 }
 
-Test(format_sockaddr, as_redis)
+/* format_sockaddr of ip:port in family (AF_UNIX: no address), cut to len. */
+static const char *
+addr_text(int family, const char *ip, int port, size_t len)
 {
+	static char		 out[64];
 	struct sockaddr_storage	 ss;
 	struct sockaddr_in	*s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&ss;
-	char			 out[64];
 
 	memset(&ss, 0, sizeof(ss));
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons(6379);
-	inet_pton(AF_INET, "10.1.2.3", &s4->sin_addr);
-	format_sockaddr(&ss, out, sizeof(out));
-	cr_assert_str_eq(out, "10.1.2.3:6379");
-	memset(&ss, 0, sizeof(ss));
-	s6->sin6_family = AF_INET6;
-	s6->sin6_port = htons(65535);
-	inet_pton(AF_INET6, "::1", &s6->sin6_addr);
-	format_sockaddr(&ss, out, sizeof(out));
-	cr_assert_str_eq(out, "[::1]:65535");
-	memset(&ss, 0, sizeof(ss));
-	ss.ss_family = AF_UNIX;
-	format_sockaddr(&ss, out, sizeof(out));
-	cr_assert_str_eq(out, "unix");
-	format_sockaddr(&ss, out, 3);		/* cut, terminated */
-	cr_assert_str_eq(out, "un");
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET) {
+		s4->sin_port = htons((uint16_t)port);
+		cr_assert_eq(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+	} else if (family == AF_INET6) {
+		s6->sin6_port = htons((uint16_t)port);
+		cr_assert_eq(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+	}
+	format_sockaddr(&ss, out, len);
+	return out;
+}
+
+Test(format_sockaddr, as_redis)
+{
+	cr_assert_str_eq(addr_text(AF_INET, "10.1.2.3", 6379, 64),
+	    "10.1.2.3:6379");
+	cr_assert_str_eq(addr_text(AF_INET6, "::1", 65535, 64), "[::1]:65535");
+	cr_assert_str_eq(addr_text(AF_UNIX, NULL, 0, 64), "unix");
+	cr_assert_str_eq(addr_text(AF_UNIX, NULL, 0, 3), "un");	/* cut */
 }
