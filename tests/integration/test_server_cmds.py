@@ -530,6 +530,30 @@ class ServerCmds(dqtest.TestCase):
             self.assertIn("commandstats",
                           sections(self.cmd("INFO", *args).decode()), args)
 
+    def test_info_bad_sections(self):
+        """An unknown section gives nothing, as in Redis, and does not
+        hide the known ones beside it."""
+        self.assertEqual(self.cmd("INFO", "nosuch"), b"")
+        self.assertEqual(sections(self.cmd("INFO", "nosuch",
+                                           "commandstats").decode()),
+                         ["commandstats"])
+        self.assertEqual(sections(self.cmd("INFO", "x" * 5000, "cluster")
+                                  .decode()), ["cluster"])
+
+    def test_subcommand_errors(self):
+        """Redis 7's wordings for an unknown subcommand and for one with
+        the wrong number of arguments, the same for every command."""
+        for cmd in ("CLIENT", "CONFIG", "COMMAND"):
+            with self.subTest(cmd=cmd):
+                self.assertErrRaw(self.srv, "-ERR unknown subcommand 'Nope'. "
+                                  "Try %s HELP." % cmd, cmd, "Nope")
+                self.assertErrRaw(self.srv, "-ERR wrong number of arguments "
+                                  "for '%s|help' command" % cmd.lower(),
+                                  cmd, "HELP", "extra")
+        # at most 32 bytes of the name are echoed
+        self.assertErrRaw(self.srv, "-ERR unknown subcommand '%s'. Try "
+                          "CONFIG HELP.\r" % ("z" * 32), "CONFIG", "z" * 40)
+
     def test_info_commandstats(self):
         """INFO commandstats counts each command once when it runs, over
         all workers, in Redis' format (redis-py parses it)."""
