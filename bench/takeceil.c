@@ -4,8 +4,9 @@
  * The ceiling under dqd's dequeue rows (bench/README.md, "The engine's
  * ceiling"): no network, no protocol, no reply.  It loads n due messages
  * into a fresh transactional environment set up as dqd sets up its own
- * (cache, log buffer and file size, lock detection), keyed as dqd keys
- * them (queue, due, seq: 20 bytes; an 8-byte header and the body), then
+ * (cache, log buffer and file size, lock detection, 16 KiB pages), keyed
+ * as dqd keys them (queue, due, seq: 20 bytes; an 8-byte header and the
+ * body), then
  * `procs` processes take them as dqd's workers do: a cursor from the
  * queue's head with DB_RMW, each message deleted through the cursor,
  * `batch` messages per transaction, committed with DB_TXN_WRITE_NOSYNC
@@ -99,6 +100,8 @@ db_open(DB_ENV *env)
 	DB	*db;
 
 	check(db_create(&db, env, 0), "db_create");
+	/* dqd's msgs.db: near keys on 16 KiB pages (src/store.c). */
+	check(db->set_pagesize(db, 16384), "set_pagesize");
 	check(db->open(db, NULL, "msgs.db", NULL, DB_BTREE,
 	    DB_CREATE | DB_AUTO_COMMIT, 0600), "msgs.db");
 	return db;

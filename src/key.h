@@ -7,7 +7,7 @@
  * >= (q, 0, 0).  Pure functions, no Berkeley DB types: unit-tested alone.
  *
  *   msgs key   qid:4 due_ms:8 seq:8                      (20 bytes)
- *   far key    qid:4 FAR|bucket_ms:8 seq:8 due_ms:8      (28 bytes)
+ *   far key    qid:4 FAR|bucket_ms:8 seq:8 due_ms:8      (28 bytes, far.db)
  *   msgs value flags:1 reserved:1 idlen:2 deliveries:4 id body
  *   ids key    qid:4 id                                  (4 + idlen)
  *   ids value  due_ms:8 seq:8                            (16 bytes)

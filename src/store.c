@@ -24,6 +24,8 @@
 
 #include "store_int.h"
 
+#define NEAR_PAGE_SIZE	16384	/* msgs.db, when it is made */
+
 static void
 bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 {
@@ -157,8 +159,8 @@ seq_open(DB *db, DB_SEQUENCE **seqp, const char *name, int32_t cache,
 static void
 handles_close(struct store *s)
 {
-	DB	**dbs[] = { &s->queues, &s->qnames, &s->msgs, &s->ids,
-		    &s->leases, &s->purge };
+	DB	**dbs[] = { &s->queues, &s->qnames, &s->msgs, &s->far,
+		    &s->ids, &s->leases, &s->purge };
 	size_t	  i;
 
 	if (s->seq_qid != NULL)
@@ -181,9 +183,19 @@ handles_open(struct store *s, char *err, size_t errlen)
 	char	name[16];
 	int	i;
 
+	/*
+	 * Near keys on 16 KiB pages: a drain of due messages reads and
+	 * frees a quarter as many pages (SPOP 28 % faster, doc/storage.md).
+	 * Far keys on pages of the default size: their buckets fill pages
+	 * in scrambled order, and bigger pages split half full would cost
+	 * a quarter more disk per waiting message.  A page size only counts
+	 * when the file is made.
+	 */
 	if (db_open(s->env, &s->queues, "queues.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->qnames, "qnames.db", NULL, 0, err, errlen) ||
-	    db_open(s->env, &s->msgs, "msgs.db", NULL, 0, err, errlen) ||
+	    db_open(s->env, &s->msgs, "msgs.db", NULL, NEAR_PAGE_SIZE, err,
+	    errlen) ||
+	    db_open(s->env, &s->far, "far.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->ids, "ids.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->leases, "leases.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->purge, "purge.db", NULL, 0, err, errlen) ||
@@ -249,6 +261,43 @@ wheel_meta(struct store *s, const struct config *cfg, int create, char *err,
 	return -1;
 }
 
+/*
+ * Far keys live in far.db; environments made by earlier builds kept them
+ * in msgs.db.  At the first start of such an environment they are moved
+ * over, once ("far_db" in seq.db says it is done; a new environment is
+ * marked at once, msgs.db having nothing to move).
+ */
+static int
+far_db_meta(struct store *s, char *err, size_t errlen)
+{
+	DBT	key, val;
+	size_t	moved;
+	int	ret;
+
+	dbt_set(&key, "far_db", 6);
+	dbt_set(&val, NULL, 0);
+	val.flags = DB_DBT_PARTIAL;
+	if ((ret = s->seqdb->get(s->seqdb, NULL, &key, &val, 0)) == 0)
+		return 0;
+	if (ret != DB_NOTFOUND) {
+		set_err(err, errlen, "seq.db far_db", ret);
+		return -1;
+	}
+	if (st_wheel_split(s, &moved) != STORE_OK) {
+		snprintf(err, errlen, "moving far keys to far.db: %s", s->err);
+		return -1;
+	}
+	if (moved > 0)
+		log_notice("moved %zu far messages from msgs.db to far.db",
+		    moved);
+	dbt_set(&val, "1", 1);
+	if ((ret = s->seqdb->put(s->seqdb, NULL, &key, &val, 0)) != 0) {
+		set_err(err, errlen, "seq.db far_db", ret);
+		return -1;
+	}
+	return 0;
+}
+
 int
 store_recover(const struct config *cfg, char *err, size_t errlen)
 {
@@ -266,6 +315,8 @@ store_recover(const struct config *cfg, char *err, size_t errlen)
 	rc = handles_open(&s, err, errlen);
 	if (rc == 0)
 		rc = wheel_meta(&s, cfg, 1, err, errlen);
+	if (rc == 0)
+		rc = far_db_meta(&s, err, errlen);
 	/*
 	 * A checkpoint (none if nothing happened since the last, as after a
 	 * clean stop), and the log files from before it go: after a stop
@@ -985,7 +1036,7 @@ store_log_flush(struct store *s)
 int
 store_compact(struct store *s, uint64_t *freed)
 {
-	DB		*dbs[] = { s->msgs, s->ids, s->leases };
+	DB		*dbs[] = { s->msgs, s->far, s->ids, s->leases };
 	DB_COMPACT	 c;
 	size_t		 i;
 	int		 r = STORE_OK;
@@ -1068,10 +1119,14 @@ store_purge_step(struct store *s, size_t max, int *more)
 	r = purge_first(s, &qid);
 	if (r == STORE_OK)
 		r = purge_prefix(s, s->msgs, qid, max, &n1);
+	if (r == STORE_OK && n1 < max)
+		r = purge_prefix(s, s->far, qid, max, &n1);
 	if (r == STORE_OK)
 		r = purge_prefix(s, s->ids, qid, max, &n2);
 	if (r == STORE_OK && n2 < max)
 		r = purge_prefix(s, s->leases, qid, max, &n2);
+	/* Each count is of the last database it walked: below max, that
+	   one and the one before are done. */
 	if (r == STORE_OK && n1 < max && n2 < max) {
 		be32_put(kb, qid);
 		r = st_del_key(s, s->purge, kb, sizeof(kb), "purge done");

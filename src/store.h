@@ -7,7 +7,9 @@
  *
  *   queues.db  name -> qid                 the queue registry
  *   qnames.db  qid -> name                 SCAN order; qids are never reused
- *   msgs.db    (qid, due, seq) -> message  a queue's head is one seek away
+ *   msgs.db    (qid, due, seq) -> message  near keys: a queue's head is one
+ *                                          seek away; 16 KiB pages
+ *   far.db     (qid, bucket, seq', due)    far keys: the wheel
  *   ids.db     (qid, id) -> (due, seq)     producer ids, moved messages
  *   leases.db  (qid, lease end, seq)       reserved messages, by expiry
  *   counts.db  one sub-database per slot:  qid -> six counters

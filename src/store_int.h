@@ -22,7 +22,9 @@ struct count_delta {
 
 struct store {
 	DB_ENV		*env;
-	DB		*queues, *qnames, *msgs, *ids, *leases, *purge, *seqdb;
+	/* msgs: near keys, far: far keys (doc/storage.md, "The wheel"). */
+	DB		*queues, *qnames, *msgs, *far, *ids, *leases, *purge;
+	DB		*seqdb;
 	DB		*counts[STORE_SLOTS];
 	DB_SEQUENCE	*seq_qid;
 	uint64_t	 last_seq;	/* the last message sequence taken */
@@ -88,6 +90,10 @@ int	st_add_defer(struct store *, const struct msg_key *, const void *,
 	    size_t, const void *, size_t);
 
 /* store_wheel.c */
+/* A cursor on far.db at qid's first far key with a bucket >= from, read
+   committed unless flags has DB_RMW (then values are read too). */
+int	st_far_seek(struct store *, uint32_t qid, uint64_t from,
+	    uint32_t flags, DBC **, DBT *key, DBT *val);
 /* The far bucket a new message due then goes to; 0: a near key. */
 uint64_t st_far_bucket(const struct store *, uint64_t due, uint64_t now);
 /* Moves qid's far messages of buckets starting by until to near keys, at
@@ -103,11 +109,22 @@ int	st_far_head(struct store *, uint32_t qid, uint64_t *bucket);
 struct far_ref {
 	uint64_t	due, seq, bucket;
 };
+/* Moves every far record of msgs.db to far.db (environments made before
+   far.db held both); *moved: how many.  Commits as it goes. */
+int	st_wheel_split(struct store *, size_t *moved);
 /* The far messages of qid's first bucket starting at or after from, in
    (due, seq) order, into *a (grown as needed, the caller frees it); *n 0
    when there is no such bucket. */
 int	st_far_bucket_read(struct store *, uint32_t qid, uint64_t from,
 	    struct far_ref **a, size_t *cap, size_t *n);
+
+/* The database a message key belongs in: near keys in msgs.db, far keys
+   (a bucket) in far.db. */
+static inline DB *
+st_msg_db(const struct store *s, uint64_t bucket)
+{
+	return bucket != 0 ? s->far : s->msgs;
+}
 
 static inline void
 dbt_set(DBT *d, const void *data, size_t len)

@@ -251,7 +251,8 @@ st_adds_flush(struct store *s)
 	qsort(s->aoff, s->nadds, sizeof(*s->aoff), adds_cmp);
 	for (i = 0; i < s->nadds && r == STORE_OK; i++) {
 		p = s->abuf + s->aoff[i];
-		r = key_put(s, s->msgs, p, p[ADD_KLEN_OFF], p + ADD_VAL_OFF,
+		r = key_put(s, p[ADD_KLEN_OFF] == MSG_FAR_KEY_LEN ? s->far :
+		    s->msgs, p, p[ADD_KLEN_OFF], p + ADD_VAL_OFF,
 		    be32_get(p + ADD_VLEN_OFF), DB_NOOVERWRITE, "msgs put");
 	}
 	st_adds_drop(s);
@@ -279,8 +280,9 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 
 	if ((n = value_build(s, h, id, body, len)) == 0)
 		return STORE_ERR;
-	if ((r = key_put(s, s->msgs, kb, msg_key_encode(kb, mk), s->vbuf, n,
-	    flags, "msgs put")) != STORE_OK)
+	if ((r = key_put(s, st_msg_db(s, mk->bucket), kb,
+	    msg_key_encode(kb, mk), s->vbuf, n, flags, "msgs put")) !=
+	    STORE_OK)
 		return r;
 	if (!(h->flags & MSG_F_INDEXED))
 		return STORE_OK;
@@ -352,6 +354,7 @@ static int
 msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 {
 	unsigned char	kb[MSG_KEY_MAX];
+	DB		*db = st_msg_db(s, mk->bucket);
 	size_t		klen;
 	DBT		key;
 	int		ret;
@@ -364,7 +367,7 @@ msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 		dbt_set(val, s->rbuf, 0);
 		val->ulen = (uint32_t)s->rcap;
 		val->flags = DB_DBT_USERMEM;
-		ret = s->msgs->get(s->msgs, s->txn, &key, val,
+		ret = db->get(db, s->txn, &key, val,
 		    st_read_flags(s, flags));
 		if (ret != DB_BUFFER_SMALL)
 			return st_rc(s, ret, "msgs get");
@@ -469,8 +472,8 @@ msgs_del(struct store *s, DBC *c, const struct msg_key *mk)
 
 	if (c != NULL)
 		return st_rc(s, c->del(c, 0), "msgs del");
-	return st_del_key(s, s->msgs, kb, msg_key_encode(kb, mk),
-	    "msgs del");
+	return st_del_key(s, st_msg_db(s, mk->bucket), kb,
+	    msg_key_encode(kb, mk), "msgs del");
 }
 
 /* Deletes a message's records (msgs, ids, lease) and counts it gone. */
@@ -651,13 +654,9 @@ walk_open(struct store *s, DB *db, const struct msg_key *from,
 	return st_cursor_open(s, db, c, flags);
 }
 
-/*
- * The walk of store_msg_take; *far_due is set when it ended at a far
- * bucket that has started: the wheel is behind.
- */
+/* The walk of store_msg_take, over the queue's near keys. */
 static int
-take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop,
-    int *far_due)
+take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop)
 {
 	unsigned char	 kb[MSG_KEY_MAX];
 	struct msg_key	 mk = { qid, 0, 0, 0 };
@@ -679,12 +678,8 @@ take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop,
 	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
 	while (r == STORE_OK && t->n < t->max && !*stop) {
 		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid ||
-		    be64_get((unsigned char *)key.data + 4) > t->now) {
-			*far_due = msg_key_decode(key.data, key.size, &mk) ==
-			    0 && mk.qid == qid && mk.bucket != 0 &&
-			    mk.bucket <= t->now;
+		    be64_get((unsigned char *)key.data + 4) > t->now)
 			break;
-		}
 		/* Copied: take_one writes to the tree under the cursor. */
 		if (st_rbuf_reserve(s, key.size + val.size) != STORE_OK) {
 			r = STORE_ERR;
@@ -711,8 +706,9 @@ take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop,
 int
 store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 {
-	size_t	moved;
-	int	r, stop = 0, far_due = 0, rounds;
+	uint64_t bucket;
+	size_t	 moved;
+	int	 r, stop = 0, rounds;
 
 	t->n = t->dead = 0;
 	if (t->max == 0)
@@ -720,14 +716,17 @@ store_msg_take(struct store *s, uint32_t qid, struct store_take *t)
 	/*
 	 * A bucket that started before the housekeeper moved it (it was down
 	 * or behind) is moved here, and the walk goes on: late, never lost.
+	 * One seek in far.db when the near keys came up short.
 	 */
 	for (rounds = 0; rounds < 3; rounds++) {
-		far_due = 0;
-		if ((r = take_walk(s, qid, t, &stop, &far_due)) != STORE_OK ||
-		    !far_due || stop || t->n >= t->max)
+		if ((r = take_walk(s, qid, t, &stop)) != STORE_OK || stop ||
+		    t->n >= t->max)
 			return r;
-		if ((r = st_wheel_move_queue(s, qid, t->now, TAKE_MOVE_MAX,
-		    &moved)) != STORE_OK)
+		r = st_far_head(s, qid, &bucket);
+		if (r == STORE_NOTFOUND || (r == STORE_OK && bucket > t->now))
+			return STORE_OK;
+		if (r != STORE_OK || (r = st_wheel_move_queue(s, qid, t->now,
+		    TAKE_MOVE_MAX, &moved)) != STORE_OK)
 			return r;
 		if (moved > 0 && s->wheel_hook != NULL)
 			s->wheel_hook(moved);
@@ -933,53 +932,110 @@ count_range(struct store *s, DB *db, uint32_t qid, uint64_t from, uint64_t to,
 	return st_far_count(s, qid, from, to, n, next_due);
 }
 
-/* Where (qid, due, 0) falls in msgs.db: the fraction of keys before it. */
+/*
+ * One side of now in count_due: a key-only walk of the queue's near keys
+ * due by now (ready), or of its near keys due after now and then its far
+ * keys due after now (later), one key a step.
+ */
+struct side_walk {
+	DBC	*c;
+	DBT	 key, val;
+	int	 r;		/* of the last get */
+	int	 later, far, done;
+	int64_t	 n;
+};
+
 static int
-key_position(struct store *s, uint32_t qid, uint64_t due, double *less)
+side_seek(struct store *s, struct side_walk *w, uint32_t qid, uint64_t now)
 {
 	unsigned char	kb[MSG_KEY_MAX];
-	struct msg_key	mk = { qid, due, 0, 0 };
-	DB_KEY_RANGE	kr;
-	DBT		key;
-	int		r;
+	struct msg_key	mk = { qid, w->later ? now + 1 : 0, 0, 0 };
 
-	if ((r = st_adds_flush(s)) != STORE_OK)
-		return r;
-	dbt_set(&key, kb, msg_key_encode(kb, &mk));
-	if ((r = st_rc(s, s->msgs->key_range(s->msgs, s->txn, &key, &kr, 0),
-	    "key_range")) == STORE_OK)
-		*less = kr.less;
-	return r;
+	if (w->far)
+		w->r = st_far_seek(s, qid, 0, 0, &w->c, &w->key, &w->val);
+	else if ((w->r = walk_open(s, s->msgs, &mk, kb, &w->key, &w->val,
+	    &w->c, DB_READ_COMMITTED)) == STORE_OK) {
+		w->val.flags = DB_DBT_PARTIAL;
+		w->r = st_rc(s, w->c->get(w->c, &w->key, &w->val,
+		    DB_SET_RANGE), "count seek");
+	}
+	return w->r == STORE_NOTFOUND ? STORE_OK : w->r;
+}
+
+/* 1 when the key under the walk is one it counts, 0 at its end. */
+static int
+side_counts(const struct side_walk *w, uint32_t qid, uint64_t now)
+{
+	struct msg_key	mk;
+
+	if (w->r != STORE_OK || msg_key_decode(w->key.data, w->key.size,
+	    &mk) == -1 || mk.qid != qid || (mk.bucket != 0) != w->far)
+		return 0;
+	return w->far || w->later || mk.due <= now;
+}
+
+static int
+side_step(struct store *s, struct side_walk *w, uint32_t qid, uint64_t now)
+{
+	struct msg_key	mk;
+
+	if (side_counts(w, qid, now)) {
+		/* Far keys of started buckets can be due: ready, not later. */
+		if (!w->far || (msg_key_decode(w->key.data, w->key.size,
+		    &mk) == 0 && mk.due > now))
+			w->n++;
+		w->r = st_rc(s, w->c->get(w->c, &w->key, &w->val, DB_NEXT),
+		    "count next");
+		return w->r == STORE_NOTFOUND ? STORE_OK : w->r;
+	}
+	if ((w->r = st_cursor_close(s, w->c, STORE_OK)) != STORE_OK)
+		return w->r;
+	w->c = NULL;
+	if (w->later && !w->far) {
+		w->far = 1;
+		return side_seek(s, w, qid, now);
+	}
+	w->done = 1;
+	return STORE_OK;
 }
 
 /*
- * Counts the keys of qid due by now, walking whichever side of now Berkeley
- * DB estimates to be smaller (O(log n) to estimate): a queue with millions
- * of ready messages (consumers down) is as cheap to count as one with
- * millions waiting.  *next is the first due time after now, 0 if none.
+ * Counts the messages of qid due by now.  Both sides of now are walked
+ * a key at a time, side by side, and the one that ends first gives the
+ * count (ready = messages - later): a queue with millions of ready
+ * messages (consumers down) is as cheap to count as one with millions
+ * waiting, O(min(due, not due)).  *next is the first due time after now,
+ * 0 if none.
  */
 static int
 count_due(struct store *s, uint32_t qid, uint64_t now, int64_t messages,
     int64_t *ready, uint64_t *next)
 {
-	double		lo, mid, hi;
-	int64_t		later;
-	int		r;
+	struct side_walk	w[2];
+	int64_t			first;
+	int			r, i;
 
-	if ((r = key_position(s, qid, 0, &lo)) != STORE_OK ||
-	    (r = key_position(s, qid, now + 1, &mid)) != STORE_OK ||
-	    (r = key_position(s, qid == UINT32_MAX ? qid : qid + 1, 0,
-	    &hi)) != STORE_OK)
+	if ((r = count_range(s, s->msgs, qid, now + 1, now, &first, next)) !=
+	    STORE_OK)
 		return r;
-	if (mid - lo <= hi - mid)
-		return count_range(s, s->msgs, qid, 0, now, ready, next);
-	/* The first key after now, then the keys from there on. */
-	if ((r = count_range(s, s->msgs, qid, now + 1, now, &later, next)) !=
-	    STORE_OK || (r = count_range(s, s->msgs, qid, now + 1,
-	    UINT64_MAX, &later, NULL)) != STORE_OK)
+	memset(w, 0, sizeof(w));
+	w[1].later = 1;
+	if ((r = side_seek(s, &w[0], qid, now)) == STORE_OK)
+		r = side_seek(s, &w[1], qid, now);
+	while (r == STORE_OK && !w[0].done && !w[1].done)
+		for (i = 0; i < 2 && r == STORE_OK && !w[i].done; i++)
+			r = side_step(s, &w[i], qid, now);
+	r = st_cursor_close(s, w[0].c, r);
+	r = st_cursor_close(s, w[1].c, r);
+	if (r != STORE_OK)
 		return r;
-	*ready = messages - later;
-	return STORE_OK;
+	if (!w[0].done) {
+		*ready = messages - w[1].n;
+		return STORE_OK;
+	}
+	/* Near keys due, and far ones of buckets that have started. */
+	*ready = w[0].n;
+	return st_far_count(s, qid, 0, now, ready, NULL);
 }
 
 int

@@ -3,9 +3,9 @@
  * wheel").
  *
  * A message due more than one bucket (wheel_ms) after its enqueue gets a
- * far key (key.h): (qid, bucket start, seq, due).  Within a queue the far
- * keys sort after the near ones, bucket by bucket and within a bucket by
- * arrival (key.c), so an enqueue writes to the newest pages of one of the
+ * far key (key.h): (qid, bucket start, seq, due), in far.db.  A queue's
+ * far keys sort bucket by bucket and within a bucket by arrival (key.c),
+ * so an enqueue writes to the newest pages of one of the
  * few buckets of the coming hours, pages the cache holds, instead of a
  * random page of a tree of millions that it does not.  The housekeeper
  * moves each bucket to near keys, sorted by due time, one bucket ahead of
@@ -33,15 +33,14 @@ st_far_bucket(const struct store *s, uint64_t due, uint64_t now)
 	return b > now + s->wheel_ms ? b : 0;
 }
 
-/* A cursor on msgs.db at qid's first far key with a bucket >= from. */
-static int
-far_seek(struct store *s, uint32_t qid, uint64_t from, uint32_t flags,
+int
+st_far_seek(struct store *s, uint32_t qid, uint64_t from, uint32_t flags,
     DBC **c, DBT *key, DBT *val)
 {
 	unsigned char	kb[FAR_SEEK_LEN];
 	int		r;
 
-	if ((r = st_cursor_open(s, s->msgs, c, (flags & DB_RMW) ? 0 :
+	if ((r = st_cursor_open(s, s->far, c, (flags & DB_RMW) ? 0 :
 	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
 	be32_put(kb, qid);
@@ -74,7 +73,7 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 	*n = 0;
 	if (max == 0)
 		return STORE_OK;
-	r = far_seek(s, qid, 0, DB_RMW, &c, &key, &val);
+	r = st_far_seek(s, qid, 0, DB_RMW, &c, &key, &val);
 	while (r == STORE_OK && *n < max) {
 		if (!far_key(&key, qid, &mk) || mk.bucket > until)
 			break;
@@ -126,7 +125,7 @@ store_wheel_turn(struct store *s, uint64_t now, size_t max, int *more)
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
 	for (qid = s->wheel_qid; r == STORE_OK && n < max;) {
-		r = far_seek(s, qid, 0, 0, &c, &key, &val);
+		r = st_far_seek(s, qid, 0, 0, &c, &key, &val);
 		if (r == STORE_OK && msg_key_decode(key.data, key.size,
 		    &mk) == -1)
 			r = STORE_ERR;
@@ -183,7 +182,7 @@ st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
 	 * due before its start: the walk ends at the first bucket that
 	 * starts after `to` and after the best next due time found.
 	 */
-	r = far_seek(s, qid, msg_bucket(from, s->wheel_ms), 0, &c, &key,
+	r = st_far_seek(s, qid, msg_bucket(from, s->wheel_ms), 0, &c, &key,
 	    &val);
 	while (r == STORE_OK && far_key(&key, qid, &mk)) {
 		if (mk.bucket > to && (next == NULL ||
@@ -209,7 +208,7 @@ st_far_head(struct store *s, uint32_t qid, uint64_t *bucket)
 	DBT		 key, val;
 	int		 r;
 
-	r = far_seek(s, qid, 0, 0, &c, &key, &val);
+	r = st_far_seek(s, qid, 0, 0, &c, &key, &val);
 	if (r == STORE_OK) {
 		if (far_key(&key, qid, &mk))
 			*bucket = mk.bucket;
@@ -244,7 +243,7 @@ st_far_bucket_read(struct store *s, uint32_t qid, uint64_t from,
 	size_t		 n = 0;
 	int		 r;
 
-	r = far_seek(s, qid, from, 0, &c, &key, &val);
+	r = st_far_seek(s, qid, from, 0, &c, &key, &val);
 	while (r == STORE_OK && far_key(&key, qid, &mk)) {
 		if (n > 0 && mk.bucket != bucket)
 			break;
@@ -272,6 +271,76 @@ st_far_bucket_read(struct store *s, uint32_t qid, uint64_t from,
 	if (n > 1)
 		qsort(*ap, n, sizeof(**ap), ref_cmp);
 	*np = n;
+	return STORE_OK;
+}
+
+/*
+ * Moves up to max far records of msgs.db (an environment made before
+ * far.db) to far.db, from the first queue with any: *n says how many.
+ */
+static int
+split_some(struct store *s, size_t max, size_t *n)
+{
+	unsigned char	 kb[FAR_SEEK_LEN];
+	uint32_t	 qid = 0;
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	*n = 0;
+	if ((r = st_cursor_open(s, s->msgs, &c, 0)) != STORE_OK)
+		return r;
+	do {
+		be32_put(kb, qid);
+		be64_put(kb + 4, MSG_FAR);
+		dbt_set(&key, kb, sizeof(kb));
+		dbt_set(&val, NULL, 0);
+		r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW),
+		    "split seek");
+		while (r == STORE_OK && *n < max &&
+		    key.size == MSG_FAR_KEY_LEN && be32_get(key.data) == qid) {
+			if ((r = st_rc(s, s->far->put(s->far, s->txn, &key,
+			    &val, DB_NOOVERWRITE), "split put")) != STORE_OK ||
+			    (r = st_rc(s, c->del(c, 0), "split del")) !=
+			    STORE_OK)
+				break;
+			(*n)++;
+			r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+			    "split next");
+		}
+		/* Past this queue's far keys: the next queue, if any. */
+		if (r == STORE_OK && *n < max && key.size >= QID_LEN &&
+		    be32_get(key.data) > qid)
+			qid = be32_get(key.data);
+		else if (r == STORE_OK && *n < max && qid < UINT32_MAX &&
+		    be32_get(key.data) == qid)
+			qid++;
+		else
+			break;
+	} while (r == STORE_OK);
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
+}
+
+int
+st_wheel_split(struct store *s, size_t *moved)
+{
+	size_t	n;
+	int	r;
+
+	*moved = 0;
+	do {
+		if ((r = st_txn(s)) != STORE_OK)
+			return r;
+		if ((r = split_some(s, 1000, &n)) != STORE_OK) {
+			store_abort(s);
+			return r;	/* alone at the start: no deadlock */
+		}
+		if ((r = store_commit(s)) != STORE_OK)
+			return r;
+		*moved += n;
+	} while (n > 0);
 	return STORE_OK;
 }
 

@@ -1,9 +1,11 @@
 /*
  * The wheel's mover (store_wheel_turn) against a real environment: what a
  * pass moves, when it does nothing, passes split over several calls, and
- * that what it moved is taken in due order and never early.
+ * that what it moved is taken in due order and never early; the move of an
+ * older environment's far keys to far.db.
  */
 #include <criterion/criterion.h>
+#include <db.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,4 +276,133 @@ Test(wheel, peek_merges_buckets_in_due_order)
 	store_abort(s);
 	cr_assert_eq(sn.n, 4);
 	cr_assert_eq(sn.due[3], t0 + 5200);
+}
+
+/* QSTAT of q at now: ready, delayed and next_due as expected. */
+static void
+stat_is(uint32_t q, uint64_t now, int64_t ready, int64_t delayed,
+    int64_t next_due)
+{
+	struct store_qstat qs;
+
+	cr_assert_eq(store_queue_stat(s, q, now, &qs), STORE_OK);
+	store_abort(s);
+	cr_assert_eq(qs.ready, ready);
+	cr_assert_eq(qs.delayed, delayed);
+	cr_assert_eq(qs.next_due, next_due);
+}
+
+/* The records of one database of env, all moved into another. */
+static void
+move_all(DB_ENV *env, DB_TXN *txn, const char *from, const char *to)
+{
+	DB	*a, *b;
+	DBC	*c;
+	DBT	 key, val;
+	int	 ret;
+
+	cr_assert_eq(db_create(&a, env, 0), 0);
+	cr_assert_eq(db_create(&b, env, 0), 0);
+	cr_assert_eq(a->open(a, txn, from, NULL, DB_BTREE, 0, 0), 0);
+	cr_assert_eq(b->open(b, txn, to, NULL, DB_BTREE, 0, 0), 0);
+	cr_assert_eq(a->cursor(a, txn, &c, 0), 0);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	while ((ret = c->get(c, &key, &val, DB_NEXT)) == 0) {
+		cr_assert_eq(b->put(b, txn, &key, &val, 0), 0);
+		cr_assert_eq(c->del(c, 0), 0);
+	}
+	cr_assert_eq(ret, DB_NOTFOUND);
+	cr_assert_eq(c->close(c), 0);
+	cr_assert_eq(a->close(a, 0), 0);
+	cr_assert_eq(b->close(b, 0), 0);
+}
+
+/* Makes dir look as the builds before far.db left it: far keys in
+   msgs.db, and seq.db without "far_db". */
+static void
+make_old(const char *home)
+{
+	DB_ENV	*env;
+	DB_TXN	*txn;
+	DB	*seq;
+	DBT	 key;
+
+	cr_assert_eq(db_env_create(&env, 0), 0);
+	cr_assert_eq(env->open(env, home, DB_CREATE | DB_INIT_LOCK |
+	    DB_INIT_LOG | DB_INIT_MPOOL | DB_INIT_TXN, 0600), 0);
+	cr_assert_eq(env->txn_begin(env, NULL, &txn, 0), 0);
+	move_all(env, txn, "far.db", "msgs.db");
+	cr_assert_eq(db_create(&seq, env, 0), 0);
+	cr_assert_eq(seq->open(seq, txn, "seq.db", NULL, DB_BTREE, 0, 0), 0);
+	memset(&key, 0, sizeof(key));
+	key.data = "far_db";
+	key.size = 6;
+	cr_assert_eq(seq->del(seq, txn, &key, 0), 0);
+	cr_assert_eq(seq->close(seq, 0), 0);
+	cr_assert_eq(txn->commit(txn, 0), 0);
+	cr_assert_eq(env->close(env, 0), 0);
+}
+
+/*
+ * Before far.db, msgs.db held the far keys too.  The first start of such
+ * an environment moves them over: they are counted, peeked and delivered
+ * when due, as if they had been made here.
+ */
+Test(wheel, an_older_environments_far_keys_move_to_far_db)
+{
+	char		 err[512];
+	uint64_t	 t0 = now_ms();
+	uint64_t	 d[] = { 100, 5200, 9100, 5100 };
+	uint32_t	 q = queue("q"), q2 = queue("q2");
+	struct seen	 sn = { { 0 }, 0 };
+
+	add(q, t0, d, 4);
+	add(q2, t0, d + 1, 2);
+	store_close(s);
+	make_old(cfg.data_dir);
+	cr_assert_eq(store_recover(&cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_open(&cfg, 0, &s, err, sizeof(err)), 0, "%s", err);
+	stat_is(q, t0 + 5150, 2, 2, (int64_t)(t0 + 5200));
+	cr_assert_eq(store_msg_peek(s, q2, SIZE_MAX, record, &sn), STORE_OK);
+	store_abort(s);
+	cr_assert_eq(sn.n, 2);
+	sn.n = 0;
+	cr_assert_eq(take(q, t0 + 9100, &sn), 4);
+	cr_assert_eq(sn.due[0], t0 + 100);
+	cr_assert_eq(sn.due[1], t0 + 5100);
+	cr_assert_eq(sn.due[3], t0 + 9100);
+	cr_assert_eq(take(q2, t0 + 9100, &sn), 2);
+	/* Done once: the next start finds nothing to move. */
+	store_close(s);
+	cr_assert_eq(store_recover(&cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_open(&cfg, 0, &s, err, sizeof(err)), 0, "%s", err);
+}
+
+/*
+ * QSTAT walks both sides of now side by side: a far bucket that has
+ * started (the housekeeper is behind) holds ready messages, counted as
+ * ready whichever side ends first.
+ */
+Test(wheel, stat_counts_a_started_buckets_messages_ready)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	few[] = { 5100, 5200, 9000 };
+	uint64_t	many[20];
+	uint32_t	q = queue("q");
+	size_t		i;
+
+	for (i = 0; i < 20; i++)
+		many[i] = 3600000 + i;
+	add(q, t0, few, 3);
+	/* Far ahead: the later side is long, the ready side ends first. */
+	add(q, t0, many, 20);
+	stat_is(q, t0 + 5200, 2, 21, (int64_t)(t0 + 9000));
+	/* 60 due near keys: the later side (23 far keys) ends first. */
+	for (i = 0; i < 20; i++)
+		many[i] = 1 + i;
+	add(q, t0, many, 20);
+	add(q, t0, many, 20);
+	add(q, t0, many, 20);
+	stat_is(q, t0 + 5200, 62, 21, (int64_t)(t0 + 9000));
 }
