@@ -165,6 +165,7 @@ static const struct cmdarg config_args[] = {
 	GROUP(NULL, "subcommand", "oneof", 0, config_subs), END
 };
 static const struct cmdarg debug_subs[] = {
+	TOKEN("COMMIT-PAUSE", "ms", "integer", 0),
 	TOKEN("DEADLOCK", "count", "integer", 0),
 	PURE("HELP", "help"), END
 };
@@ -284,7 +285,8 @@ const struct cmd cmd_table[] = {
 	  "0.1.0", "Forget the queued commands",
 	  NULL },
 	{ "debug", -2, CMD_ADMIN, cmd_debug, 0, 0, 0, "server", "0.1.0",
-	  "Testing aids: DEADLOCK, HELP (enable_debug_command)",
+	  "Testing aids: COMMIT-PAUSE, DEADLOCK, HELP "
+	  "(enable_debug_command)",
 	  debug_args },
 };
 const size_t cmd_count = sizeof(cmd_table) / sizeof(cmd_table[0]);

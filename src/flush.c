@@ -50,11 +50,43 @@ flush_ticket(int wake)
 	return t;
 }
 
+void
+flush_committing(int on)
+{
+	__atomic_store_n(&stats_own()->committing, (uint64_t)on,
+	    __ATOMIC_SEQ_CST);
+}
+
+/* Another process is between a commit and its ticket. */
+static int
+others_committing(void)
+{
+	struct stats_slot	*me = stats_own(), *w;
+	int			 i, n = stats_slots();
+
+	for (i = 0; i < n; i++) {
+		w = &stats->slot[i];
+		if (w != me && __atomic_load_n(&w->committing,
+		    __ATOMIC_SEQ_CST))
+			return 1;
+	}
+	return 0;
+}
+
 uint64_t
 flush_seen(void)
 {
 	uint64_t	t;
 
+	/*
+	 * A commit this batch saw may be in the log with its ticket still
+	 * to come: the tickets so far would not cover it, and the replies
+	 * would show a write that a crash of the machine can undo.  Such a
+	 * batch waits for a sync of its own.  Read before the ticket: a
+	 * committer clears its mark only after taking its ticket.
+	 */
+	if (others_committing())
+		return flush_ticket(1);
 	t = __atomic_load_n(&shared()->ticket, __ATOMIC_SEQ_CST);
 	return flush_covered(t) ? 0 : t;
 }

@@ -34,6 +34,10 @@ uint64_t	flush_ticket(int wake);
 /* For a batch that committed nothing: the ticket covering what it saw
    (every commit so far), or 0 if all of that is already synced. */
 uint64_t	flush_seen(void);
+/* Set around a commit and the taking of its ticket: another worker's
+   batch that saw the commit before its ticket existed takes one of its
+   own (flush_seen). */
+void		flush_committing(int on);
 int		flush_covered(uint64_t ticket);
 /* Asks the flusher to poke this process once ticket is covered; check
    flush_covered() afterwards, it may be covered already. */

@@ -67,6 +67,12 @@ stats_attach(int slot)
 	my_index = slot;
 }
 
+struct stats_slot *
+stats_own(void)
+{
+	return shared_slot;
+}
+
 static void
 lat_add(unsigned cell)
 {
@@ -141,6 +147,7 @@ stats_reset_gauges(struct stats_slot *s)
 	s->wake_watch = 0;
 	s->wake_pending = 0;
 	s->flush_wanted = 0;
+	s->committing = 0;
 	s->clients = 0;
 	s->blocked = 0;
 }

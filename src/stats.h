@@ -31,6 +31,7 @@ struct stats_slot {
 	uint64_t	wake_watch;	/* wake.c: queues our clients wait on */
 	uint64_t	wake_pending;	/* wake.c: queues that got messages */
 	uint64_t	flush_wanted;	/* flush.c: poke me when covered */
+	uint64_t	committing;	/* flush.c: a commit, its ticket to come */
 	uint64_t	connections;	/* accepted */
 	uint64_t	rejected;	/* maxclients */
 	uint64_t	clients;	/* connected now */
@@ -120,6 +121,9 @@ extern struct stats_slot	*my_stats;	/* this process' slot */
 
 int	stats_create(void);
 void	stats_attach(int slot);		/* in the child, after fork */
+/* This process' slot in the shared region, even during a batch (when
+   my_stats is the batch's private copy). */
+struct stats_slot *stats_own(void);
 /* The master, before it forks a process for slot. */
 void	stats_slot_used(int slot);
 /* How many slots to look at (see slots_used); 0 before stats_create. */

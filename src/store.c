@@ -440,6 +440,7 @@ st_txn(struct store *s)
 	if (s->txn != NULL)
 		return STORE_OK;
 	s->npending = 0;
+	s->wrote = 0;
 	return st_rc(s, s->env->txn_begin(s->env, NULL, &s->txn, 0),
 	    "txn_begin");
 }
@@ -448,6 +449,13 @@ int
 store_in_txn(const struct store *s)
 {
 	return s->txn != NULL;
+}
+
+int
+store_txn_wrote(const struct store *s)
+{
+	return s->txn != NULL && (s->wrote || s->nadds > 0 ||
+	    s->npending > 0);
 }
 
 /* Reads one slot's counters of a queue; a missing record is all zeros. */
@@ -634,6 +642,7 @@ store_queue_create(struct store *s, const void *name, size_t len,
 	be32_put(vb, *qid);
 	dbt_set(&key, name, len);
 	dbt_set(&val, vb, sizeof(vb));
+	s->wrote = 1;
 	if ((r = st_rc(s, s->queues->put(s->queues, s->txn, &key, &val,
 	    DB_NOOVERWRITE), "queues put")) != 0)
 		return r;
@@ -691,6 +700,7 @@ st_del_key(struct store *s, DB *db, const void *k, size_t len, const char *what)
 	int	r;
 
 	dbt_set(&key, k, len);
+	s->wrote = 1;
 	r = st_rc(s, db->del(db, s->txn, &key, 0), what);
 	return r == STORE_NOTFOUND ? STORE_OK : r;
 }
@@ -723,6 +733,7 @@ store_queue_delete(struct store *s, const void *name, size_t len,
 			memset(s->pending[i].d, 0, sizeof(s->pending[i].d));
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, "", 0);
+	s->wrote = 1;
 	return st_rc(s, s->purge->put(s->purge, s->txn, &key, &val, 0),
 	    "purge put");
 }
@@ -1075,6 +1086,7 @@ purge_prefix(struct store *s, DB *db, uint32_t qid, size_t max, size_t *n)
 	while (r == STORE_OK && *n < max) {
 		if (key.size < QID_LEN || be32_get(key.data) != qid)
 			break;
+		s->wrote = 1;
 		if ((r = st_rc(s, c->del(c, 0), "purge del")) != 0)
 			break;
 		(*n)++;

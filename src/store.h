@@ -94,6 +94,9 @@ void	store_close(struct store *);
 const char *store_errstr(const struct store *);
 
 int	store_in_txn(const struct store *);
+/* The open transaction changed (or will at commit write) a record: its
+   commit has a log record to sync.  A read-only one has none. */
+int	store_txn_wrote(const struct store *);
 int	store_commit(struct store *);
 void	store_abort(struct store *);
 /* durability "fsync": commits write the log to its file but leave the

@@ -33,6 +33,7 @@ struct store {
 	unsigned	 slot_bits;	/* process number in sequences */
 	uint32_t	 commit_flags;
 	int		 isolated;	/* store_isolate: no read-committed */
+	int		 wrote;		/* the transaction changed a record */
 	unsigned	 fake_deadlocks; /* store_fake_deadlocks */
 	/*
 	 * Count changes are added up in memory during a transaction and

@@ -97,6 +97,7 @@ key_put(struct store *s, DB *db, const void *k, size_t klen, const void *v,
 
 	dbt_set(&key, k, klen);
 	dbt_set(&val, v, vlen);
+	s->wrote = 1;
 	return st_rc(s, db->put(db, s->txn, &key, &val, flags), what);
 }
 
@@ -470,6 +471,7 @@ msgs_del(struct store *s, DBC *c, const struct msg_key *mk)
 {
 	unsigned char	kb[MSG_KEY_MAX];
 
+	s->wrote = 1;
 	if (c != NULL)
 		return st_rc(s, c->del(c, 0), "msgs del");
 	return st_del_key(s, st_msg_db(s, mk->bucket), kb,

@@ -3,6 +3,7 @@
  * then write the replies.  See worker.h.
  */
 #include <sys/ioctl.h>
+#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -473,6 +474,39 @@ after_commit(void)
 	wake_clients(wake_send());
 }
 
+/*
+ * Commits the transaction; under durability fsync takes the ticket that
+ * covers it (wake: the flusher syncs it, else this worker does).  Between
+ * the two the commit is marked for the other workers (flush_seen).  A
+ * transaction that only read has nothing of its own to sync: its replies
+ * wait only for what it may have seen (flush_seen), so reads and empty
+ * SPOPs cost no sync.
+ */
+static int
+commit(int wake)
+{
+	int	r;
+
+	if (!server.defer_sync)
+		return store_commit(server.store);
+	if (!store_txn_wrote(server.store)) {
+		if ((r = store_commit(server.store)) == STORE_OK)
+			batch_ticket = MAX(batch_ticket, flush_seen());
+		return r;
+	}
+	flush_committing(1);
+	if ((r = store_commit(server.store)) == STORE_OK) {
+		if (server.commit_pause_ms > 0) {
+			usleep(server.commit_pause_ms * 1000);
+			server.commit_pause_ms = 0;
+		}
+		/* Never lower: a batch's lone commands each commit. */
+		batch_ticket = MAX(batch_ticket, flush_ticket(wake));
+	}
+	flush_committing(0);
+	return r;
+}
+
 /* Runs one command alone in its own transaction, retrying deadlocks. */
 static int
 run_solo(struct client *c, size_t argc, const char **argv,
@@ -488,12 +522,10 @@ run_solo(struct client *c, size_t argc, const char **argv,
 		stats_batch_begin();
 		r = cmd_execute(c, argc, argv, argvlen);
 		if (r == STORE_OK || r == CMD_BLOCKED) {
-			int r2 = store_commit(server.store);
+			int r2 = commit(1);
 
 			if (r2 == STORE_OK) {
 				stats_batch_commit();
-				if (server.defer_sync)
-					batch_ticket = flush_ticket(1);
 				after_commit();
 				return r;
 			}
@@ -735,13 +767,9 @@ run_batch(void)
 		for (c = list; c != NULL && r == STORE_OK; c = c->bnext)
 			r = process_client(c, 0);
 		if (r == STORE_OK && store_in_txn(server.store)) {
-			r = store_commit(server.store);
-			if (r == STORE_OK) {
+			batch_sync_here = server.defer_sync && sync_here();
+			if ((r = commit(!batch_sync_here)) == STORE_OK)
 				STAT_ADD(commits, 1);
-				if (server.defer_sync)
-					batch_ticket = flush_ticket(
-					    !(batch_sync_here = sync_here()));
-			}
 		}
 		if (r == STORE_OK) {
 			stats_batch_commit();

@@ -38,6 +38,7 @@ struct server {
 	int			 defer_sync;	/* durability fsync: flush.h */
 	volatile int		 stop;		/* SIGTERM */
 	int			 disk_low;	/* below min_free_disk_mb */
+	unsigned		 commit_pause_ms; /* DEBUG COMMIT-PAUSE */
 };
 
 extern struct server	server;

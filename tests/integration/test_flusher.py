@@ -8,6 +8,7 @@ happens to the flusher: killed, stopped, replaced by a reload.
 import os
 import re
 import signal
+import threading
 import time
 
 import dqtest
@@ -120,6 +121,71 @@ class FlusherTest(dqtest.TestCase):
         # FLUSH_WAIT_MS (20) and a sync; generous for a busy machine
         self.assertLess(worst, 1.0)
         self.assertEqual(c.scard("q"), 100)
+
+    def test_reader_of_an_unticketed_commit_waits_for_a_sync(self):
+        """Between a commit and its ticket (DEBUG COMMIT-PAUSE widens that
+        instant), a read on another worker already sees the commit.  A
+        read-only batch has no ticket of its own, yet its reply must wait
+        for a sync like the writer's: otherwise a client could act on a
+        message that a crash of the machine then undoes.  With the flusher
+        stopped and the writer paused, only the reader's worker can sync:
+        INFO's log_syncs must grow across the read."""
+        srv = self.server(workers=2, durability="fsync",
+                          enable_debug_command=True)
+        a, b = dqtest.clients_on_workers(srv, 2, socket_timeout=10).values()
+        pid = live_flusher(srv)
+        self.assertEqual(a.execute_command("DEBUG", "COMMIT-PAUSE", 2000),
+                         b"OK")
+        os.kill(pid, signal.SIGSTOP)
+        done = []
+        writer = threading.Thread(target=lambda: done.append(
+            a.execute_command("SADD", "q", "x", 0)))
+        try:
+            writer.start()
+            time.sleep(0.3)        # committed, paused before its ticket
+            syncs = info_stat(b, "log_syncs")
+            self.assertEqual(b.scard("q"), 1)
+            self.assertGreater(info_stat(b, "log_syncs"), syncs)
+            self.assertEqual(done, [], "the writer's pause ended first")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            writer.join(10)
+        self.assertEqual(done, [1])
+
+    def test_reads_cost_no_sync(self):
+        """A batch that only reads (SCARD, QSTAT, QPEEK, an SPOP or a
+        QRESERVE that finds nothing) has nothing of its own to sync."""
+        srv = self.server(workers=1, durability="fsync")
+        c = srv.client()
+        self.assertEqual(c.execute_command("SADD", "q", "x", 60000), 1)
+        syncs = info_stat(c, "log_syncs")
+        for _ in range(20):
+            self.assertEqual(c.scard("q"), 1)
+            self.assertEqual(c.execute_command("SPOP", "q"), None)
+            self.assertEqual(c.execute_command("QRESERVE", "q", 1, 1000),
+                             [])
+            self.assertEqual(len(c.execute_command("QPEEK", "q", 5)), 1)
+            c.execute_command("QSTAT", "q")
+        self.assertEqual(info_stat(c, "log_syncs"), syncs)
+        # and a write still waits for its own
+        self.assertEqual(c.execute_command("SADD", "q", "y", 0), 1)
+        self.assertGreater(info_stat(c, "log_syncs"), syncs)
+
+    def test_debug_commit_pause_bad_input(self):
+        srv = self.server(workers=1, durability="fsync",
+                          enable_debug_command=True)
+        arity = "wrong number of arguments for 'debug|commit-pause' command"
+        for args, err in ((("-1",), "ms must be from 0 to 10000"),
+                          (("10001",), "ms must be from 0 to 10000"),
+                          (("x",), "value is not an integer"),
+                          ((), arity), (("1", "2"), arity)):
+            self.assertErrRaw(srv, "-ERR " + err, "DEBUG", "COMMIT-PAUSE",
+                              *args)
+        c = srv.client()
+        self.assertIn(b"COMMIT-PAUSE <ms>", c.execute_command("DEBUG", "HELP"))
+        self.assertEqual(c.execute_command("DEBUG", "COMMIT-PAUSE", 0),
+                         b"OK")
+        self.assertEqual(c.execute_command("SADD", "q", "x", 0), 1)
 
     def test_reload_replaces_flusher(self):
         srv = self.server(workers=2, durability="fsync")
