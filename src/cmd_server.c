@@ -243,7 +243,8 @@ argv_mem(const struct resp_parser *p)
  * Every field of Redis 7.2's CLIENT LIST, in its order: clients parse the
  * line into a map and index fields such as argv-mem without a check.
  * dqd has one output buffer and no reply list, so oll is always 0; the
- * input buffer never shrinks, so its peak (rbp) is its size (rbs).
+ * input buffer shrinks back after a big request, and its peak (rbp) is
+ * reported as its size (rbs).
  */
 static void
 client_line(struct buf *b, const struct client *c)

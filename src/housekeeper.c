@@ -292,6 +292,7 @@ housekeeper_main(const struct config *cfg, int slot)
 		else
 			wake_discard();
 		more |= more2;
+		store_trim(s);
 		child_reopen_log();
 		/* Between purge chunks, a pause that lets writers in. */
 		poll(NULL, 0, more ? 1 : (cfg->durability == DURABILITY_FSYNC ||

@@ -954,6 +954,57 @@ grow(struct store *s, unsigned char **p, size_t *cap, size_t n)
 	return STORE_OK;
 }
 
+/*
+ * Above these, a buffer goes back after its transaction: one message of
+ * the default max_message_bytes (1 MiB) fits under the first, a batch of
+ * new messages (flushed at 4 MiB) under the second, so that the hot paths
+ * never give back what they use again at once.
+ */
+#define TRIM_MSG_BYTES		(2u << 20)
+#define TRIM_BATCH_BYTES	(8u << 20)
+
+static void
+trim(void **p, size_t bytes, size_t limit, size_t *cap)
+{
+	if (bytes > limit) {
+		dq_free(*p);
+		*p = NULL;
+		*cap = 0;
+	}
+}
+
+void
+store_trim(struct store *s)
+{
+	if (s->txn != NULL || s->nadds > 0)
+		return;		/* what they hold is still in use */
+	trim((void **)&s->vbuf, s->vcap, TRIM_MSG_BYTES, &s->vcap);
+	trim((void **)&s->rbuf, s->rcap, TRIM_MSG_BYTES, &s->rcap);
+	trim((void **)&s->abuf, s->acap, TRIM_BATCH_BYTES, &s->acap);
+	trim((void **)&s->aoff, s->aoffcap * sizeof(*s->aoff),
+	    TRIM_BATCH_BYTES, &s->aoffcap);
+}
+
+int
+st_cursor_get(struct store *s, DBC *c, DBT *key, DBT *val, uint32_t flags,
+    size_t off, const char *what)
+{
+	int	ret;
+
+	if (st_rbuf_reserve(s, off + 256) != STORE_OK)
+		return STORE_ERR;
+	for (;;) {
+		dbt_set(val, s->rbuf + off, 0);
+		val->ulen = (uint32_t)(s->rcap - off);
+		val->flags = DB_DBT_USERMEM;
+		/* A get that fails leaves the cursor where it was. */
+		if ((ret = c->get(c, key, val, flags)) != DB_BUFFER_SMALL)
+			return st_rc(s, ret, what);
+		if (st_rbuf_reserve(s, off + val->size) != STORE_OK)
+			return STORE_ERR;
+	}
+}
+
 int
 st_vbuf_reserve(struct store *s, size_t n)
 {

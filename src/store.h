@@ -94,6 +94,10 @@ void	store_close(struct store *);
 const char *store_errstr(const struct store *);
 
 int	store_in_txn(const struct store *);
+/* Between transactions: gives back the buffers a big message grew past
+   what the usual ones need (they grow again on demand), so that a process
+   does not keep the largest message it ever handled. */
+void	store_trim(struct store *);
 /* The open transaction changed (or will at commit write) a record: its
    commit has a log record to sync.  A read-only one has none. */
 int	store_txn_wrote(const struct store *);

@@ -83,6 +83,14 @@ int	st_cursor_open(struct store *, DB *, DBC **, uint32_t);
 int	st_cursor_close(struct store *, DBC *, int);
 int	st_del_key(struct store *, DB *, const void *, size_t, const char *);
 int	st_vbuf_reserve(struct store *, size_t);
+/*
+ * A cursor get whose value lands in s->rbuf at off (grown as needed), not
+ * in memory of the cursor's: Berkeley DB caches closed cursors with theirs,
+ * as large as the largest value they ever returned (store_trim cannot
+ * reach it).  The key, small, comes as usual.
+ */
+int	st_cursor_get(struct store *, DBC *, DBT *key, DBT *val,
+	    uint32_t flags, size_t off, const char *what);
 int	st_rbuf_reserve(struct store *, size_t);
 int	st_adds_flush(struct store *);
 void	st_adds_drop(struct store *);

@@ -677,26 +677,21 @@ take_walk(struct store *s, uint32_t qid, struct store_take *t, int *stop)
 	 * from the deleted position.  DB_RMW: two takers of one queue
 	 * queue up instead of deadlocking.
 	 */
-	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE | DB_RMW), "msgs seek");
+	r = st_cursor_get(s, c, &key, &val, DB_SET_RANGE | DB_RMW,
+	    MSG_KEY_MAX, "msgs seek");
 	while (r == STORE_OK && t->n < t->max && !*stop) {
 		if (key.size != MSG_KEY_LEN || be32_get(key.data) != qid ||
 		    be64_get((unsigned char *)key.data + 4) > t->now)
 			break;
-		/* Copied: take_one writes to the tree under the cursor. */
-		if (st_rbuf_reserve(s, key.size + val.size) != STORE_OK) {
-			r = STORE_ERR;
-			break;
-		}
+		/* Copied (the value is there already): take_one writes to
+		   the tree under the cursor. */
 		memcpy(s->rbuf, key.data, key.size);
-		memcpy(s->rbuf + key.size, val.data, val.size);
 		key.data = s->rbuf;
-		val.data = s->rbuf + key.size;
 		if ((r = take_one(s, c, t, &key, &val, stop)) != STORE_OK)
 			break;
 		dbt_set(&key, NULL, 0);
-		dbt_set(&val, NULL, 0);
-		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
-		    "msgs next");
+		r = st_cursor_get(s, c, &key, &val, DB_NEXT | DB_RMW,
+		    MSG_KEY_MAX, "msgs next");
 	}
 	if (r == STORE_NOTFOUND)
 		r = STORE_OK;

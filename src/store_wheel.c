@@ -46,9 +46,11 @@ st_far_seek(struct store *s, uint32_t qid, uint64_t from, uint32_t flags,
 	be32_put(kb, qid);
 	be64_put(kb + 4, MSG_FAR | from);
 	dbt_set(key, kb, sizeof(kb));
+	if (flags & DB_RMW)
+		return st_cursor_get(s, *c, key, val, DB_SET_RANGE | flags,
+		    0, "far seek");
 	dbt_set(val, NULL, 0);
-	if (!(flags & DB_RMW))
-		val->flags = DB_DBT_PARTIAL;	/* keys only */
+	val->flags = DB_DBT_PARTIAL;	/* keys only */
 	return st_rc(s, (*c)->get(*c, key, val, DB_SET_RANGE | flags),
 	    "far seek");
 }
@@ -77,12 +79,8 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 	while (r == STORE_OK && *n < max) {
 		if (!far_key(&key, qid, &mk) || mk.bucket > until)
 			break;
-		/* Copied: the add may write to the tree under the cursor. */
-		if (st_rbuf_reserve(s, val.size) != STORE_OK) {
-			r = STORE_ERR;
-			break;
-		}
-		memcpy(s->rbuf, val.data, val.size);
+		/* The value is in s->rbuf (st_cursor_get), safe from the
+		   writes under the cursor. */
 		s->wrote = 1;
 		if ((r = st_rc(s, c->del(c, 0), "far del")) != STORE_OK)
 			break;
@@ -92,8 +90,7 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 			break;
 		(*n)++;
 		dbt_set(&key, NULL, 0);
-		dbt_set(&val, NULL, 0);
-		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		r = st_cursor_get(s, c, &key, &val, DB_NEXT | DB_RMW, 0,
 		    "far next");
 	}
 	if (r == STORE_NOTFOUND)

@@ -36,6 +36,7 @@
 #define BATCH_MAX_CMDS	4096		/* commands in one transaction */
 #define BATCH_MIN_CMDS	8
 #define OUT_SOFT_LIMIT	(8 * 1024 * 1024) /* pause input above this */
+#define IN_KEEP_BYTES	(1024 * 1024)	/* a bigger input buffer shrinks */
 #define BATCH_ATTEMPTS	16		/* deadlocks before going solo */
 #define SOLO_ATTEMPTS	1000
 #define SOLO_PAUSE_US	100		/* more after each deadlock, */
@@ -653,6 +654,10 @@ finish_client(struct client *c, uint64_t ticket)
 {
 	buf_consume(&c->in, c->qpos);
 	c->qpos = 0;
+	/* A big request served: its memory goes back (Redis resizes its
+	   query buffers likewise), or every client would keep its largest. */
+	if (c->in.cap > IN_KEEP_BYTES)
+		buf_shrink(&c->in);
 	multi_settle(c);
 	if (ticket != 0 && !flush_covered(ticket))
 		hold(c, ticket);
@@ -807,6 +812,7 @@ run_batch(void)
 		c->bnext = NULL;
 		finish_client(c, batch_ticket);
 	}
+	store_trim(server.store);
 	if (server.held != NULL) {
 		flush_want(held_want);
 		release_held(batch_sync_here);

@@ -171,6 +171,16 @@ class Protocol(dqtest.TestCase):
         self.assertTrue(self.r.ping())
 
 
+def anon_kb(pid):
+    """The process' own memory: anonymous pages (heap, malloc's maps), not
+    Berkeley DB's shared regions, which the cache bounds."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1])
+    raise AssertionError("no Anonymous for %d" % pid)
+
+
 class BigBodies(dqtest.TestCase):
     def test_large_max_message_bytes(self):
         # a body above 1 MiB works when max_message_bytes allows it
@@ -182,6 +192,27 @@ class BigBodies(dqtest.TestCase):
         with self.assertRaises(dqtest.redis.ResponseError):
             r.execute_command("SADD", "big", b"x" * (4 * 1024 * 1024 + 1), 0)
         self.assertTrue(r.ping())
+
+    def test_big_messages_memory_given_back(self):
+        """A worker gives back what a big message grew: the client's input
+        buffer and the store's buffers (read, write, new messages), or
+        each worker would keep the largest message it ever handled (4 of
+        them here: more than 200 MiB)."""
+        srv = self.server(workers=1, max_message_bytes=64 * 1024 * 1024)
+        r = srv.client()
+        pid = dqtest.worker_of(r)
+        body = os.urandom(48 * 1024 * 1024)
+        self.assertEqual(r.execute_command("SADD", "warm", b"x", 0), 1)
+        anon0 = anon_kb(pid)
+        self.assertEqual(r.execute_command("SADD", "big", body, 0), 1)
+        self.assertEqual(r.spop("big"), body)
+        me = [line for line in r.execute_command("CLIENT", "LIST")
+              .decode().splitlines() if " cmd=client" in line][0]
+        rbs = int(dict(f.split("=", 1) for f in me.split())["rbs"])
+        self.assertLess(rbs, 1024 * 1024, me)
+        grown = anon_kb(pid) - anon0
+        print("worker memory: +%d KiB after a 48 MiB message" % grown)
+        self.assertLess(grown, 24 * 1024)
 
     def test_default_max_is_1mib(self):
         srv = self.server()
