@@ -395,6 +395,7 @@ store_close(struct store *s)
 	handles_close(s);
 	dq_free(s->vbuf);
 	dq_free(s->rbuf);
+	dq_free(s->pbuf);
 	dq_free(s->abuf);
 	dq_free(s->aoff);
 	dq_free(s);
@@ -980,29 +981,39 @@ store_trim(struct store *s)
 		return;		/* what they hold is still in use */
 	trim((void **)&s->vbuf, s->vcap, TRIM_MSG_BYTES, &s->vcap);
 	trim((void **)&s->rbuf, s->rcap, TRIM_MSG_BYTES, &s->rcap);
+	trim((void **)&s->pbuf, s->pcap, TRIM_MSG_BYTES, &s->pcap);
 	trim((void **)&s->abuf, s->acap, TRIM_BATCH_BYTES, &s->acap);
 	trim((void **)&s->aoff, s->aoffcap * sizeof(*s->aoff),
 	    TRIM_BATCH_BYTES, &s->aoffcap);
 }
 
 int
-st_cursor_get(struct store *s, DBC *c, DBT *key, DBT *val, uint32_t flags,
-    size_t off, const char *what)
+st_cursor_get_in(struct store *s, DBC *c, DBT *key, DBT *val,
+    uint32_t flags, unsigned char **buf, size_t *cap, size_t off,
+    const char *what)
 {
 	int	ret;
 
-	if (st_rbuf_reserve(s, off + 256) != STORE_OK)
+	if (grow(s, buf, cap, off + 256) != STORE_OK)
 		return STORE_ERR;
 	for (;;) {
-		dbt_set(val, s->rbuf + off, 0);
-		val->ulen = (uint32_t)(s->rcap - off);
+		dbt_set(val, *buf + off, 0);
+		val->ulen = (uint32_t)(*cap - off);
 		val->flags = DB_DBT_USERMEM;
 		/* A get that fails leaves the cursor where it was. */
 		if ((ret = c->get(c, key, val, flags)) != DB_BUFFER_SMALL)
 			return st_rc(s, ret, what);
-		if (st_rbuf_reserve(s, off + val->size) != STORE_OK)
+		if (grow(s, buf, cap, off + val->size) != STORE_OK)
 			return STORE_ERR;
 	}
+}
+
+int
+st_cursor_get(struct store *s, DBC *c, DBT *key, DBT *val, uint32_t flags,
+    size_t off, const char *what)
+{
+	return st_cursor_get_in(s, c, key, val, flags, &s->rbuf, &s->rcap,
+	    off, what);
 }
 
 int

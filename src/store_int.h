@@ -46,6 +46,8 @@ struct store {
 	size_t		 vcap;
 	unsigned char	*rbuf;		/* value being read */
 	size_t		 rcap;
+	unsigned char	*pbuf;		/* QPEEK's near walk (rbuf: far) */
+	size_t		 pcap;
 	/*
 	 * New messages of SADD and QADD wait here, key and value, until the
 	 * transaction next reads msgs.db (st_cursor_open, msg_get,
@@ -91,6 +93,10 @@ int	st_vbuf_reserve(struct store *, size_t);
  */
 int	st_cursor_get(struct store *, DBC *, DBT *key, DBT *val,
 	    uint32_t flags, size_t off, const char *what);
+/* The same into another buffer of the store's. */
+int	st_cursor_get_in(struct store *, DBC *, DBT *key, DBT *val,
+	    uint32_t flags, unsigned char **buf, size_t *cap, size_t off,
+	    const char *what);
 int	st_rbuf_reserve(struct store *, size_t);
 int	st_adds_flush(struct store *);
 void	st_adds_drop(struct store *);

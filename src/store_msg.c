@@ -858,7 +858,9 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 	if ((r = walk_open(s, s->msgs, &mk, kb, &key, &val, &c,
 	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
-	cr = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "msgs seek");
+	/* Values into pbuf: peek_far reads far ones into rbuf meanwhile. */
+	cr = st_cursor_get_in(s, c, &key, &val, DB_SET_RANGE, &s->pbuf,
+	    &s->pcap, 0, "msgs seek");
 	while (r == STORE_OK && (cr == STORE_OK || cr == STORE_NOTFOUND) &&
 	    n < max && !stop) {
 		if ((r = far_next(s, qid, &f, &ref)) != STORE_OK)
@@ -877,8 +879,8 @@ store_msg_peek(struct store *s, uint32_t qid, size_t max,
 		n++;
 		stop = fn(arg, &m);
 		if (!stop)
-			cr = st_rc(s, c->get(c, &key, &val, DB_NEXT),
-			    "msgs next");
+			cr = st_cursor_get_in(s, c, &key, &val, DB_NEXT,
+			    &s->pbuf, &s->pcap, 0, "msgs next");
 	}
 	dq_free(f.a);
 	if (r == STORE_OK && cr != STORE_NOTFOUND)
