@@ -965,9 +965,9 @@ grow(struct store *s, unsigned char **p, size_t *cap, size_t n)
 #define TRIM_BATCH_BYTES	(8u << 20)
 
 static void
-trim(void **p, size_t bytes, size_t limit, size_t *cap)
+trim(unsigned char **p, size_t *cap, size_t limit)
 {
-	if (bytes > limit) {
+	if (*cap > limit) {
 		dq_free(*p);
 		*p = NULL;
 		*cap = 0;
@@ -979,12 +979,15 @@ store_trim(struct store *s)
 {
 	if (s->txn != NULL || s->nadds > 0)
 		return;		/* what they hold is still in use */
-	trim((void **)&s->vbuf, s->vcap, TRIM_MSG_BYTES, &s->vcap);
-	trim((void **)&s->rbuf, s->rcap, TRIM_MSG_BYTES, &s->rcap);
-	trim((void **)&s->pbuf, s->pcap, TRIM_MSG_BYTES, &s->pcap);
-	trim((void **)&s->abuf, s->acap, TRIM_BATCH_BYTES, &s->acap);
-	trim((void **)&s->aoff, s->aoffcap * sizeof(*s->aoff),
-	    TRIM_BATCH_BYTES, &s->aoffcap);
+	trim(&s->vbuf, &s->vcap, TRIM_MSG_BYTES);
+	trim(&s->rbuf, &s->rcap, TRIM_MSG_BYTES);
+	trim(&s->pbuf, &s->pcap, TRIM_MSG_BYTES);
+	trim(&s->abuf, &s->acap, TRIM_BATCH_BYTES);
+	if (s->aoffcap * sizeof(*s->aoff) > TRIM_BATCH_BYTES) {
+		dq_free(s->aoff);
+		s->aoff = NULL;
+		s->aoffcap = 0;
+	}
 }
 
 int
