@@ -187,6 +187,7 @@ flusher_main(const struct config *cfg, int slot)
 
 	if (child_open(cfg, slot, "flusher", &s) == -1)
 		return 1;
+	log_info("ready");
 	f = shared();
 	me = getpid();
 	__atomic_store_n(&f->pid, me, __ATOMIC_SEQ_CST);

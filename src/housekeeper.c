@@ -229,6 +229,7 @@ housekeeper_main(const struct config *cfg, int slot)
 
 	if (child_open(cfg, slot, "housekeeper", &s) == -1)
 		return 1;
+	log_info("ready");
 	store_set_dead_hook(s, on_dead_letter);
 	store_set_wheel_hook(s, stats_wheel_moves);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;

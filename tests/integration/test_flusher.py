@@ -22,11 +22,21 @@ def flusher_pids(srv):
                 re.findall(r"flusher \d+ started, pid (\d+)", f.read())]
 
 
+def ready_pids(srv):
+    with open(srv.log_file, errors="replace") as f:
+        return set(int(p) for p in
+                   re.findall(r"^(\d+):\S+ \d+ .* ready$", f.read(), re.M))
+
+
 def live_flusher(srv, timeout=5.0):
-    """The running flusher's pid (waits for a new one after a death)."""
+    """The running flusher's pid (waits for a new one after a death),
+    once it has opened the environment: stopped in the middle of that, it
+    would hold mutexes the workers wait for."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = [p for p in flusher_pids(srv) if dqtest.pid_alive(p)]
+        ready = ready_pids(srv)
+        pids = [p for p in flusher_pids(srv)
+                if dqtest.pid_alive(p) and p in ready]
         if pids:
             return pids[-1]
         time.sleep(0.02)

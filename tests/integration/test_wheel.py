@@ -41,12 +41,21 @@ def qadd(c, q, body, delay):
     return c.execute_command("QADD", q, body, delay)[0]
 
 
-def housekeeper_pid(srv):
-    with open(srv.log_file, errors="replace") as f:
-        pids = re.findall(r"housekeeper \d+ started, pid (\d+)", f.read())
-    live = [int(p) for p in pids if dqtest.pid_alive(int(p))]
-    assert live, "no housekeeper\n" + srv.logs()
-    return live[-1]
+def housekeeper_pid(srv, timeout=10.0):
+    """The live housekeeper, once it has opened the environment: stopped
+    (SIGSTOP) in the middle of that, it would hold mutexes the workers'
+    own opens and commits wait for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(srv.log_file, errors="replace") as f:
+            log = f.read()
+        ready = [int(p) for p in
+                 re.findall(r"^(\d+):housekeeper \d+ .* ready$", log, re.M)]
+        live = [p for p in ready if dqtest.pid_alive(p)]
+        if live:
+            return live[-1]
+        time.sleep(0.02)
+    raise AssertionError("no housekeeper ready\n" + srv.logs())
 
 
 def drain_until(c, q, n, timeout, poll=0.005):
