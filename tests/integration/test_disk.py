@@ -150,9 +150,12 @@ class DiskTest(dqtest.TestCase):
         # 64 MiB is 8 files; what a checkpoint keeps also reaches back to
         # the start of the oldest transaction then open (a pipeline of
         # 100,000 messages is one transaction of ~50 MiB), and a busy
-        # machine delays the housekeeper: bounded, but not tightly.
+        # machine delays the housekeeper: bounded, but not tightly.  With
+        # the timer an hour away nothing checkpoints after the load, so
+        # what is left is bounded as the peak is (alone: 2-11 files; 27
+        # once in a make check -j2 beside the other suites).
         self.assertLessEqual(most, 40)
-        self.assertLessEqual(len(logs), 24, sorted(logs))
+        self.assertLessEqual(len(logs), 40, sorted(logs))
 
     def test_start_after_kill9_removes_old_log_files(self):
         # No checkpoint by the timer, none at stop: the log files of the

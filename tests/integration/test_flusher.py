@@ -25,7 +25,7 @@ def flusher_pids(srv):
 def ready_pids(srv):
     with open(srv.log_file, errors="replace") as f:
         return set(int(p) for p in
-                   re.findall(r"^(\d+):\S+ \d+ .* ready$", f.read(), re.M))
+                   re.findall(r"^(\d+):\S+ .* ready$", f.read(), re.M))
 
 
 def live_flusher(srv, timeout=5.0):

@@ -50,7 +50,7 @@ def housekeeper_pid(srv, timeout=10.0):
         with open(srv.log_file, errors="replace") as f:
             log = f.read()
         ready = [int(p) for p in
-                 re.findall(r"^(\d+):housekeeper \d+ .* ready$", log, re.M)]
+                 re.findall(r"^(\d+):housekeeper .* ready$", log, re.M)]
         live = [p for p in ready if dqtest.pid_alive(p)]
         if live:
             return live[-1]
