@@ -190,20 +190,31 @@ sd_notify(const char *msg)
 	return r == -1 ? -1 : 0;
 }
 
+/*
+ * Written aside and renamed into place: a reader (start-stop-daemon
+ * --status, the init script's reload) never sees it empty, as it did
+ * between the truncation and the write when a reload rewrote it.
+ */
 static int
 write_pidfile(const char *path)
 {
 	FILE	*f;
+	char	 tmp[4096];
 
 	if (path == NULL)
 		return 0;
-	if ((f = fopen(path, "w")) == NULL) {
-		log_warn("pidfile %s", path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		log_warnx("pidfile %s: name too long", path);
+		return -1;
+	}
+	if ((f = fopen(tmp, "w")) == NULL) {
+		log_warn("pidfile %s", tmp);
 		return -1;
 	}
 	fprintf(f, "%d\n", (int)getpid());
-	if (fclose(f) == EOF) {
+	if (fclose(f) == EOF || rename(tmp, path) == -1) {
 		log_warn("pidfile %s", path);
+		unlink(tmp);
 		return -1;
 	}
 	return 0;

@@ -589,6 +589,40 @@ class TestConfig(dqtest.TestCase):
         srv.stop()
         self.assertFalse(os.path.exists(moved))
 
+    def test_pidfile_never_empty_during_reloads(self):
+        """A reload rewrites the pidfile; one written in place was empty
+        for an instant, and start-stop-daemon --status then said "not
+        running" (the init script's reload right after another failed:
+        test_initd once).  Written aside and renamed, it always holds
+        the pid."""
+        pidfile = os.path.join(self.tmp, "dqd.pid")
+        srv = self.server(pidfile=pidfile, workers=1)
+        want = str(srv.pid)
+        bad, done = [], threading.Event()
+
+        def read():
+            while not done.is_set():
+                try:
+                    with open(pidfile) as f:
+                        got = f.read().strip()
+                except FileNotFoundError:
+                    got = "(missing)"
+                if got != want:
+                    bad.append(got)
+
+        t = threading.Thread(target=read)
+        t.start()
+        try:
+            for _ in range(40):
+                os.kill(srv.pid, signal.SIGHUP)
+                time.sleep(0.05)
+            self.wait_log(srv, "reloaded")
+        finally:
+            done.set()
+            t.join()
+        self.assertEqual(bad[:5], [])
+        self.assertFalse(os.path.exists(pidfile + ".tmp"))
+
     def test_sighup_bad_log_file(self):
         """A reload whose log_file cannot be opened is refused whole: the
         old log goes on, SIGUSR1 afterwards reopens it without an error."""
