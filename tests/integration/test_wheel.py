@@ -58,6 +58,27 @@ def housekeeper_pid(srv, timeout=10.0):
     raise AssertionError("no housekeeper ready\n" + srv.logs())
 
 
+def stop_idle_housekeeper(srv, tries=20):
+    """SIGSTOPs the housekeeper between two of its operations: stopped
+    inside one (its log flush every second, say) it holds a Berkeley DB
+    mutex that every writer then waits on, and the test would measure
+    that instead.  A write that gets through says it is not the case."""
+    hk = housekeeper_pid(srv)
+    probe = srv.client(socket_timeout=1)
+    for _ in range(tries):
+        os.kill(hk, signal.SIGSTOP)
+        try:
+            probe.execute_command("SADD", "probe", "x", 0)
+            dqtest.close_client(probe)
+            return hk
+        except dqtest.redis.exceptions.TimeoutError:
+            os.kill(hk, signal.SIGCONT)
+            dqtest.close_client(probe)
+            probe = srv.client(socket_timeout=1)
+            time.sleep(0.05)
+    raise AssertionError("the housekeeper never stopped idle\n" + srv.logs())
+
+
 def drain_until(c, q, n, timeout, poll=0.005):
     """SPOP q until n messages came back: [(recv_ms, body)]."""
     got, deadline = [], time.monotonic() + timeout
@@ -205,8 +226,7 @@ class WheelTest(dqtest.TestCase):
     def test_consumer_moves_buckets_when_housekeeper_stopped(self):
         srv = self.server()
         c = srv.client()
-        hk = housekeeper_pid(srv)
-        os.kill(hk, signal.SIGSTOP)
+        hk = stop_idle_housekeeper(srv)
         try:
             t0 = now_ms()
             for i in range(50):
