@@ -707,6 +707,13 @@ st_del_key(struct store *s, DB *db, const void *k, size_t len, const char *what)
 }
 
 int
+st_cursor_del(struct store *s, DBC *c, const char *what)
+{
+	s->wrote = 1;
+	return st_rc(s, c->del(c, 0), what);
+}
+
+int
 store_queue_delete(struct store *s, const void *name, size_t len,
     int64_t *count)
 {
@@ -1151,8 +1158,7 @@ purge_prefix(struct store *s, DB *db, uint32_t qid, size_t max, size_t *n)
 	while (r == STORE_OK && *n < max) {
 		if (key.size < QID_LEN || be32_get(key.data) != qid)
 			break;
-		s->wrote = 1;
-		if ((r = st_rc(s, c->del(c, 0), "purge del")) != 0)
+		if ((r = st_cursor_del(s, c, "purge del")) != 0)
 			break;
 		(*n)++;
 		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),

@@ -84,6 +84,9 @@ int	st_count_add(struct store *, uint32_t qid, int counter, int64_t);
 int	st_cursor_open(struct store *, DB *, DBC **, uint32_t);
 int	st_cursor_close(struct store *, DBC *, int);
 int	st_del_key(struct store *, DB *, const void *, size_t, const char *);
+/* Deletes the record under the cursor; both mark the transaction as one
+   that wrote (store_txn_wrote). */
+int	st_cursor_del(struct store *, DBC *, const char *what);
 int	st_vbuf_reserve(struct store *, size_t);
 /*
  * A cursor get whose value lands in s->rbuf at off (grown as needed), not

@@ -471,9 +471,8 @@ msgs_del(struct store *s, DBC *c, const struct msg_key *mk)
 {
 	unsigned char	kb[MSG_KEY_MAX];
 
-	s->wrote = 1;
 	if (c != NULL)
-		return st_rc(s, c->del(c, 0), "msgs del");
+		return st_cursor_del(s, c, "msgs del");
 	return st_del_key(s, st_msg_db(s, mk->bucket), kb,
 	    msg_key_encode(kb, mk), "msgs del");
 }

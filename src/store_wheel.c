@@ -81,8 +81,7 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 			break;
 		/* The value is in s->rbuf (st_cursor_get), safe from the
 		   writes under the cursor. */
-		s->wrote = 1;
-		if ((r = st_rc(s, c->del(c, 0), "far del")) != STORE_OK)
+		if ((r = st_cursor_del(s, c, "far del")) != STORE_OK)
 			break;
 		mk.bucket = 0;
 		if ((r = st_add_defer(s, &mk, s->rbuf, val.size, NULL, 0)) !=
@@ -297,10 +296,9 @@ split_some(struct store *s, size_t max, size_t *n)
 		    "split seek");
 		while (r == STORE_OK && *n < max &&
 		    key.size == MSG_FAR_KEY_LEN && be32_get(key.data) == qid) {
-			s->wrote = 1;
 			if ((r = st_rc(s, s->far->put(s->far, s->txn, &key,
 			    &val, DB_NOOVERWRITE), "split put")) != STORE_OK ||
-			    (r = st_rc(s, c->del(c, 0), "split del")) !=
+			    (r = st_cursor_del(s, c, "split del")) !=
 			    STORE_OK)
 				break;
 			(*n)++;
