@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "key.h"
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 #include "store_int.h"
 
@@ -302,9 +304,11 @@ int
 store_recover(const struct config *cfg, char *err, size_t errlen)
 {
 	struct store	s;
+	uint64_t	t0, t1, t2;
 	int		rc;
 
 	memset(&s, 0, sizeof(s));
+	t0 = mono_ms();
 	if (mkdir(cfg->data_dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", cfg->data_dir,
 		    strerror(errno));
@@ -312,6 +316,7 @@ store_recover(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (env_setup(cfg, &s.env, 1, err, errlen) == -1)
 		return -1;
+	t1 = mono_ms();
 	rc = handles_open(&s, err, errlen);
 	if (rc == 0)
 		rc = wheel_meta(&s, cfg, 1, err, errlen);
@@ -324,9 +329,13 @@ store_recover(const struct config *cfg, char *err, size_t errlen)
 	 * to its least at every start.  Recovery's own checkpoint does not
 	 * make them removable (test_disk).  A failure is logged by st_rc.
 	 */
+	t2 = mono_ms();
 	if (rc == 0)
 		(void)store_checkpoint(&s, 0, NULL);
 	handles_close(&s);
+	log_info("recovery: log replay %llu ms, open %llu ms, checkpoint "
+	    "and close %llu ms", (unsigned long long)(t1 - t0),
+	    (unsigned long long)(t2 - t1), (unsigned long long)(mono_ms() - t2));
 	return rc;
 }
 
@@ -1073,6 +1082,44 @@ last_checkpoint(struct store *s, DB_LSN *lsn)
 	return STORE_OK;
 }
 
+/*
+ * Berkeley DB's sleeps, cut short.  A checkpoint writes every dirty page
+ * it listed; a page a worker holds for writing (the head and tail pages
+ * of a busy queue are held most of the time) is skipped, and after each
+ * pass that skipped one, memp_sync sleeps a whole second before the next.
+ * Under a steady load a checkpoint took 1-5 s that way, and the log to
+ * replay after a crash grew with it (a gigabyte, 3.5 s of recovery, with
+ * 2 KiB messages).  Berkeley DB allows any sleep to be shorter than asked
+ * (os_yield.c): capped here, the next pass comes as soon as the worker
+ * lets go of the page.
+ */
+#define YIELD_MAX_US	2000
+
+static int
+yield_briefly(u_long secs, u_long usecs)
+{
+	struct timespec	ts;
+	uint64_t	us;
+
+	us = secs > 0 ? YIELD_MAX_US : usecs;
+	if (us > YIELD_MAX_US)
+		us = YIELD_MAX_US;
+	if (us == 0) {
+		(void)sched_yield();
+		return 0;
+	}
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)us * 1000;
+	(void)nanosleep(&ts, NULL);
+	return 0;
+}
+
+void
+store_short_sleeps(void)
+{
+	(void)db_env_set_func_yield(yield_briefly);
+}
+
 int
 store_checkpoint(struct store *s, uint32_t min_kbytes, int *done)
 {
@@ -1082,6 +1129,7 @@ store_checkpoint(struct store *s, uint32_t min_kbytes, int *done)
 
 	if (done != NULL)
 		*done = 0;
+	store_short_sleeps();
 	if (min_kbytes > 0 && (r = last_checkpoint(s, &before)) != 0)
 		return r;
 	if ((r = st_rc(s, s->env->txn_checkpoint(s->env, min_kbytes, 0, 0),

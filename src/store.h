@@ -220,6 +220,12 @@ int	store_queue_stat(struct store *, uint32_t qid, uint64_t now,
  * one was taken; done may be NULL).
  */
 int	store_checkpoint(struct store *, uint32_t min_kbytes, int *done);
+/*
+ * From now on, Berkeley DB's sleeps in this process last 2 ms at most
+ * (store_checkpoint calls it): a checkpoint no longer waits a second for
+ * each page a worker happens to hold.
+ */
+void	store_short_sleeps(void);
 int	store_log_flush(struct store *);
 /* Compacts the message databases; *freed: pages given back to the file
    system. */

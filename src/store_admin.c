@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "store.h"
 #include "store_admin.h"
 #include "util.h"
 
@@ -373,6 +374,7 @@ admin_checkpoint(struct admin *a, char *err, size_t errlen)
 {
 	int	ret;
 
+	store_short_sleeps();
 	if ((ret = a->env->txn_checkpoint(a->env, 0, 0, DB_FORCE)) != 0) {
 		set_err(a, err, errlen, "checkpoint", ret);
 		return -1;

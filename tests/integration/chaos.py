@@ -1148,7 +1148,9 @@ def check_redeliveries(led, uid, m, ds):
             p("%s delivered (QRESERVE sent %.0f) after its QACK was "
               "answered 1 at %.0f" % (uid, d.sent, ack))
         if d.dead:
-            if not dead_seen and d.count != MAX_DELIVERIES + 1:
+            # Higher when the reply of the first was lost (a kill).
+            if not dead_seen and (d.count is None or
+                                  d.count < MAX_DELIVERIES + 1):
                 p("%s: first delivery from the dead queue with count %r"
                   % (uid, d.count))
             dead_seen = True
