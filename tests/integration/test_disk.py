@@ -157,6 +157,33 @@ class DiskTest(dqtest.TestCase):
         self.assertLessEqual(most, 40)
         self.assertLessEqual(len(logs), 40, sorted(logs))
 
+    def test_log_between_checkpoints_capped_with_a_big_cache(self):
+        # A checkpoint after cache_size_mb of log (a checkpoint writes up
+        # to the cache), but after 256 MiB at most: recovery replays the
+        # log since the last one, ~1 s for 256 MiB.  Uncapped, a 1 GiB
+        # cache let 1 GiB (128 files of 8 MiB) pile up before one.
+        srv = self.server(workers=1, checkpoint_interval_s=3600,
+                          cache_size_mb=1024)
+        most = self.busy_log_peak(srv, 8)
+        self.assertLessEqual(most, 56)
+
+    def busy_log_peak(self, srv, seconds):
+        """The most log files seen while 2 KiB messages are put and
+        taken at once for `seconds` (~200 MB of log a second)."""
+        r = srv.client()
+        body = b"b" * 2000
+        most = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            p = r.pipeline(transaction=False)
+            for _ in range(100):
+                p.execute_command("SADD", "q", body, 0)
+            p.execute_command("SPOP", "q", 100)
+            p.execute()
+            most = max(most, len(log_files(srv)))
+        print("log files: at most %d during the load" % most)
+        return most
+
     def test_checkpoint_not_held_back_by_busy_pages(self):
         # 2 KiB bodies taken as soon as they are put: the queue's few pages
         # are held by the worker most of the time.  Berkeley DB's
@@ -166,20 +193,9 @@ class DiskTest(dqtest.TestCase):
         # its sleeps cut short (store_short_sleeps) it takes ~50 ms:
         # 2-11 files.
         srv = self.server(workers=1, checkpoint_interval_s=3600)
-        r = srv.client()
-        body = b"b" * 2000
-        most = 0
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            p = r.pipeline(transaction=False)
-            for _ in range(100):
-                p.execute_command("SADD", "q", body, 0)
-            p.execute_command("SPOP", "q", 100)
-            p.execute()
-            most = max(most, len(log_files(srv)))
-        print("log files: at most %d during the load" % most)
+        most = self.busy_log_peak(srv, 5)
         self.assertLessEqual(most, 24)
-        r.execute_command("SADD", "q", "last", 0)
+        srv.client().execute_command("SADD", "q", "last", 0)
         srv.kill9()
         t = time.monotonic()
         srv.start()
