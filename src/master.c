@@ -61,6 +61,7 @@ static pid_t			 failchk_pid;
 static uint64_t			 failchk_deadline;
 static int			 failchk_again;	/* a death during failchk */
 static volatile sig_atomic_t	 got_stop, got_reload, got_chld, got_usr1;
+static sigset_t			 waitmask;	/* the signals ppoll() lets in */
 
 static void
 on_signal(int sig)
@@ -83,7 +84,7 @@ on_signal(int sig)
 }
 
 static void
-signals_setup(sigset_t *waitmask)
+signals_setup(void)
 {
 	struct sigaction	sa;
 	sigset_t		block;
@@ -102,12 +103,12 @@ signals_setup(sigset_t *waitmask)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	/* Blocked except inside ppoll(): no signal is lost between checks. */
-	sigprocmask(SIG_BLOCK, &block, waitmask);
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGHUP);
-	sigdelset(waitmask, SIGUSR1);
-	sigdelset(waitmask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGHUP);
+	sigdelset(&waitmask, SIGUSR1);
+	sigdelset(&waitmask, SIGCHLD);
 }
 
 /*
@@ -256,10 +257,17 @@ bind_listen(void)
 	return fd;
 }
 
-/* Waits for pid until deadline; returns its status, or -1 on timeout. */
+/*
+ * Waits for pid until deadline; returns its status, -1 on timeout, or
+ * WAIT_STOPPED at a SIGTERM or SIGINT: a recovery that hangs on a broken
+ * environment must not make the master deaf to a stop for 15 minutes.
+ */
+#define WAIT_STOPPED	(-2)
+
 static int
 wait_deadline(pid_t pid, uint64_t ms)
 {
+	struct timespec	ts = { 0, 5 * 1000000 };
 	uint64_t	end = mono_ms() + ms;
 	int		status;
 	pid_t		r;
@@ -270,9 +278,11 @@ wait_deadline(pid_t pid, uint64_t ms)
 			return status;
 		if (r == -1 && errno != EINTR)
 			return -1;
+		if (got_stop)
+			return WAIT_STOPPED;
 		if (mono_ms() >= end)
 			return -1;
-		poll(NULL, 0, 5);
+		(void)ppoll(NULL, 0, &ts, &waitmask);
 	}
 }
 
@@ -298,9 +308,14 @@ run_recovery(void)
 		_exit(0);
 	}
 	status = wait_deadline(pid, RECOVERY_MS);
-	if (status == -1) {
+	if (status == -1 || status == WAIT_STOPPED) {
+		/* Safe at any point: the next start runs it again. */
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		if (status == WAIT_STOPPED) {
+			log_warnx("recovery interrupted by a stop");
+			return WAIT_STOPPED;
+		}
 		log_warnx("recovery took longer than %d s", RECOVERY_MS / 1000);
 		return -1;
 	}
@@ -414,12 +429,14 @@ kill_all(void)
 static void
 restart_pool(const char *why)
 {
-	int	tries;
+	int	tries, r;
 
 	log_warnx("restarting every process after recovery: %s", why);
 	stats->pool_restarts++;
 	kill_all();
-	for (tries = 0; run_recovery() == -1; tries++) {
+	for (tries = 0; (r = run_recovery()) != 0; tries++) {
+		if (r == WAIT_STOPPED)
+			return;		/* the main loop stops */
 		if (tries == 2) {
 			if (cfg->pidfile != NULL)
 				unlink(cfg->pidfile);
@@ -911,14 +928,13 @@ master_main(struct config *c, int dbg, int rfd)
 {
 	struct pollfd	pfd[METRICS_CONNS + 1];
 	struct timespec	ts;
-	sigset_t	waitmask;
 	int		t, npfd;
 
 	cfg = c;
 	debug = dbg;
 	ready_fd = rfd;
 	log_setproc("master");
-	signals_setup(&waitmask);
+	signals_setup();
 	if (stats_create() == -1)
 		fatal("shared memory");
 	stats->master_pid = getpid();
@@ -928,8 +944,16 @@ master_main(struct config *c, int dbg, int rfd)
 		free(cfg);
 		return 1;
 	}
-	if (run_recovery() == -1)
+	switch (run_recovery()) {
+	case 0:
+		break;
+	case WAIT_STOPPED:
+		config_free(cfg);
+		free(cfg);
+		return 0;
+	default:
 		fatalx("cannot open the environment in %s", cfg->data_dir);
+	}
 	if (write_pidfile(cfg->pidfile) == -1)
 		return 1;
 	if ((listen_fd = bind_listen()) == -1) {

@@ -191,6 +191,40 @@ class CrashTest(dqtest.TestCase):
         srv.start()
         self.assertEqual(sorted(drain(srv.client())), ["a", "b"])
 
+    def test_stop_while_recovery_hangs(self):
+        # A recovery that never ends (here: stopped by SIGSTOP; for real,
+        # a broken environment) used to keep the master deaf to SIGTERM
+        # for its 15-minute deadline.  The stop kills the recovery (the
+        # next start runs it again) and the master exits 0.
+        srv = self.server(workers=1, checkpoint_interval_s=3600)
+        r = srv.client()
+        p = r.pipeline(transaction=False)
+        for i in range(0, 100000, 500):
+            p.execute_command("SADD", "q", *sum(
+                ([b"m%d" % j, 0] for j in range(i, i + 500)), []))
+        p.execute()
+        for attempt in range(3):
+            srv.kill9()         # ~45 MiB of log to replay at the start
+            done = srv.logs().count("recovery done")
+            srv.start(wait=False)
+            kids = []
+            while not kids and srv.running():
+                kids = dqtest.children_of(srv.pid)
+            os.kill(kids[0], signal.SIGSTOP)    # the first child: recovery
+            if srv.logs().count("recovery done") == done:
+                break
+            os.kill(kids[0], signal.SIGCONT)
+            srv.wait_ready()
+        else:
+            self.skipTest("recovery always ended before it could be stopped")
+        t = time.monotonic()
+        self.assertEqual(srv.stop(timeout=10), 0)
+        print("stopped %.2f s after SIGTERM" % (time.monotonic() - t))
+        self.assertIn("recovery interrupted by a stop", srv.logs())
+        srv._wait_gone(kids, 5)
+        srv.start()
+        self.assertEqual(srv.client().scard("q"), 100000)
+
     def test_second_dqd_on_same_data_dir_refused(self):
         srv = self.server(workers=1)
         other = dqtest.Server(workers=1)
