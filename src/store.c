@@ -980,10 +980,13 @@ grow(struct store *s, unsigned char **p, size_t *cap, size_t n)
 #define TRIM_MSG_BYTES		(2u << 20)
 #define TRIM_BATCH_BYTES	(8u << 20)
 
+/* Frees *p (an array of *cap elements of elsize bytes) above limit bytes. */
 static void
-trim(unsigned char **p, size_t *cap, size_t limit)
+trim(void *pp, size_t *cap, size_t elsize, size_t limit)
 {
-	if (*cap > limit) {
+	void	**p = pp;
+
+	if (*cap * elsize > limit) {
 		dq_free(*p);
 		*p = NULL;
 		*cap = 0;
@@ -995,15 +998,11 @@ store_trim(struct store *s)
 {
 	if (s->txn != NULL || s->nadds > 0)
 		return;		/* what they hold is still in use */
-	trim(&s->vbuf, &s->vcap, TRIM_MSG_BYTES);
-	trim(&s->rbuf, &s->rcap, TRIM_MSG_BYTES);
-	trim(&s->pbuf, &s->pcap, TRIM_MSG_BYTES);
-	trim(&s->abuf, &s->acap, TRIM_BATCH_BYTES);
-	if (s->aoffcap * sizeof(*s->aoff) > TRIM_BATCH_BYTES) {
-		dq_free(s->aoff);
-		s->aoff = NULL;
-		s->aoffcap = 0;
-	}
+	trim(&s->vbuf, &s->vcap, 1, TRIM_MSG_BYTES);
+	trim(&s->rbuf, &s->rcap, 1, TRIM_MSG_BYTES);
+	trim(&s->pbuf, &s->pcap, 1, TRIM_MSG_BYTES);
+	trim(&s->abuf, &s->acap, 1, TRIM_BATCH_BYTES);
+	trim(&s->aoff, &s->aoffcap, sizeof(*s->aoff), TRIM_BATCH_BYTES);
 }
 
 int
