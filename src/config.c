@@ -693,6 +693,20 @@ readable(const char *path, char *err, size_t errlen)
  * libconfig does not say which include it could not open: the name in the
  * directive on that line, as a path from the working directory, and why.
  */
+/* Line number line (from 1) of file, or -1. */
+static int
+read_line(const char *file, int line, char *text, size_t len)
+{
+	FILE	*fp;
+
+	if ((fp = fopen(file, "re")) == NULL)
+		return -1;
+	while (line-- > 0 && fgets(text, (int)len, fp) != NULL)
+		;
+	fclose(fp);
+	return line >= 0 ? -1 : 0;
+}
+
 static int
 include_name(const struct ctx *c, const char *file, int line, char *buf,
     size_t len)
@@ -702,12 +716,8 @@ include_name(const struct ctx *c, const char *file, int line, char *buf,
 	FILE	*fp;
 	int	 e;
 
-	if ((fp = fopen(file, "re")) == NULL)
-		return -1;
-	while (line-- > 0 && fgets(text, sizeof(text), fp) != NULL)
-		;
-	fclose(fp);
-	if (line >= 0 || (p = strstr(text, "@include")) == NULL ||
+	if (read_line(file, line, text, sizeof(text)) == -1 ||
+	    (p = strstr(text, "@include")) == NULL ||
 	    (p = strchr(p, '"')) == NULL || (q = strchr(++p, '"')) == NULL)
 		return -1;
 	*q = '\0';
@@ -718,6 +728,46 @@ include_name(const struct ctx *c, const char *file, int line, char *buf,
 	} else
 		e = errno;
 	snprintf(buf, len, " %s: %s", path, strerror(e));
+	return 0;
+}
+
+/*
+ * libconfig does not name the setting given twice either: the last name
+ * set on that line (libconfig reports the line of the second one), or -1.
+ */
+static int
+duplicate_name(const char *file, int line, char *buf, size_t len)
+{
+	char		 text[1024];
+	const char	*p, *start, *found = NULL;
+	size_t		 n, foundlen = 0;
+
+	if (read_line(file, line, text, sizeof(text)) == -1)
+		return -1;
+	for (p = text; *p != '\0';) {
+		if (!isalpha((unsigned char)*p) && *p != '*') {
+			if (*p == '"')	/* a string: skip it */
+				while (*++p != '\0' && *p != '"')
+					if (*p == '\\' && p[1] != '\0')
+						p++;
+			if (*p != '\0')
+				p++;
+			continue;
+		}
+		start = p;
+		while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' ||
+		    *p == '*')
+			p++;
+		n = (size_t)(p - start);
+		p += strspn(p, " \t");
+		if (*p == '=' || *p == ':') {
+			found = start;
+			foundlen = n;
+		}
+	}
+	if (found == NULL)
+		return -1;
+	snprintf(buf, len, "%.*s", (int)foundlen, found);
 	return 0;
 }
 
@@ -757,6 +807,11 @@ parse_error(const struct ctx *c, const config_t *lc, int read_errno)
 	    sizeof(inc)) == 0)
 		errf(c->err, c->errlen, "%s:%d: cannot open include file%s",
 		    file, config_error_line(lc), inc);
+	else if (strcmp(text, "duplicate setting name") == 0 &&
+	    duplicate_name(file, config_error_line(lc), inc,
+	    sizeof(inc)) == 0)
+		errf(c->err, c->errlen, "%s:%d: %s: given twice", file,
+		    config_error_line(lc), inc);
 	else if (config_error_line(lc) == 1 && starts_with_bom(file))
 		errf(c->err, c->errlen, "%s:1: syntax error: the file starts "
 		    "with a byte order mark (U+FEFF); save it as UTF-8 without "

@@ -125,6 +125,14 @@ class TestConfig(dqtest.TestCase):
             ("cache", "cache_size_mb = 0;\n", 1, "cache_size_mb"),
             ("metrics_port", "metrics = { port = 99999; };\n", 1, "port"),
             ("bind", "bind = 12;\n", 1, "bind"),
+            # libconfig's own message names no key
+            ("twice", "port = 7000;\nworkers = 1;\nport = 7001;\n", 3, "port"),
+            ("twice_one_line", "workers = 1; port = 7000; port = 7001;\n", 1,
+             "port"),
+            ("twice_group", "metrics = { port = 9101; };\nmetrics = {\n"
+             "  port = 9102;\n};\n", 2, "metrics"),
+            ("twice_string", "log_file = \"a = b\"; log_file : \"c\";\n", 1,
+             "log_file"),
         ]
         for name, text, line, key in cases:
             with self.subTest(case=name):
