@@ -2,6 +2,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -83,7 +84,8 @@ static const struct key metrics_keys[] = {
 static const size_t str_fields[] = {
 	OFF(path), OFF(bind), OFF(data_dir), OFF(requirepass), OFF(pidfile),
 	OFF(log_file), OFF(metrics_bind), OFF(bind_origin),
-	OFF(metrics_port_origin)
+	OFF(metrics_bind_origin), OFF(metrics_port_origin),
+	OFF(data_dir_origin), OFF(pidfile_origin), OFF(log_file_origin)
 };
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 #define NSTR		NELEM(str_fields)
@@ -934,10 +936,25 @@ origin_of(const struct ctx *c, const config_t *lc, const char *path)
 static void
 note_origins(const struct ctx *c, struct config *cfg, const config_t *lc)
 {
-	dq_free(cfg->bind_origin);
-	cfg->bind_origin = origin_of(c, lc, "bind");
-	dq_free(cfg->metrics_port_origin);
-	cfg->metrics_port_origin = origin_of(c, lc, "metrics.port");
+	static const struct {
+		size_t		 off;
+		const char	*path;
+	} keys[] = {
+		{ OFF(bind_origin), "bind" },
+		{ OFF(metrics_bind_origin), "metrics.bind" },
+		{ OFF(metrics_port_origin), "metrics.port" },
+		{ OFF(data_dir_origin), "data_dir" },
+		{ OFF(pidfile_origin), "pidfile" },
+		{ OFF(log_file_origin), "log_file" },
+	};
+	char	**at;
+	size_t	  i;
+
+	for (i = 0; i < NELEM(keys); i++) {
+		at = (char **)field_at(cfg, keys[i].off);
+		dq_free(*at);
+		*at = origin_of(c, lc, keys[i].path);
+	}
 }
 
 /*
@@ -1036,6 +1053,26 @@ same_bind(const char *a, const char *b)
 	return 0;
 }
 
+/* Whether host names an address to listen on, as the master asks. */
+static int
+resolves(const char *host, char *why, size_t len)
+{
+	struct addrinfo	 hints, *res;
+	int		 e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if ((e = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+		snprintf(why, len, "%s", e == EAI_SYSTEM ? strerror(errno) :
+		    gai_strerror(e));
+		return 0;
+	}
+	freeaddrinfo(res);
+	return 1;
+}
+
 /* "FILE:LINE: ", "FILE: " or "": where a key of cfg came from. */
 static const char *
 origin(const struct config *cfg, const char *at, char *buf, size_t len)
@@ -1052,7 +1089,7 @@ origin(const struct config *cfg, const char *at, char *buf, size_t len)
 int
 config_check(const struct config *cfg, char *err, size_t errlen)
 {
-	char	where[4200];
+	char	where[4200], why[256];
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -1060,6 +1097,19 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 	    cfg->metrics_bind == NULL) {
 		errf(err, errlen, "%sout of memory",
 		    origin(cfg, NULL, where, sizeof(where)));
+		return -1;
+	}
+	if (!resolves(cfg->bind, why, sizeof(why))) {
+		errf(err, errlen, "%sbind: cannot listen on %s: %s",
+		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
+		    cfg->bind, why);
+		return -1;
+	}
+	if (cfg->metrics_port != 0 &&
+	    !resolves(cfg->metrics_bind, why, sizeof(why))) {
+		errf(err, errlen, "%smetrics.bind: cannot listen on %s: %s",
+		    origin(cfg, cfg->metrics_bind_origin, where, sizeof(where)),
+		    cfg->metrics_bind, why);
 		return -1;
 	}
 	if (cfg->requirepass == NULL && cfg->protected_mode &&
@@ -1078,6 +1128,76 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 		    "port on %s; choose another port for metrics",
 		    origin(cfg, cfg->metrics_port_origin, where, sizeof(where)),
 		    cfg->port, cfg->metrics_bind);
+		return -1;
+	}
+	return 0;
+}
+
+/* The directory a file is made in exists and we may write there. */
+static int
+dir_usable(const char *dir, char *why, size_t len)
+{
+	struct stat	st;
+
+	if (stat(dir, &st) == -1) {
+		snprintf(why, len, "%s: %s", dir, strerror(errno));
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, len, "%s: %s", dir, strerror(ENOTDIR));
+		return 0;
+	}
+	if (access(dir, W_OK | X_OK) == -1) {
+		snprintf(why, len, "%s: %s", dir, strerror(errno));
+		return 0;
+	}
+	return 1;
+}
+
+static int
+parent_usable(const char *file, char *why, size_t len)
+{
+	char	dir[PATH_MAX];
+	char	*slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", file) >= (int)sizeof(dir)) {
+		snprintf(why, len, "%s", strerror(ENAMETOOLONG));
+		return 0;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return dir_usable(dir, why, len);
+}
+
+int
+config_check_files(const struct config *cfg, char *err, size_t errlen)
+{
+	struct stat	st;
+	char		where[4200], why[PATH_MAX + 256];
+
+	if (errlen > 0)
+		err[0] = '\0';
+	/* data_dir is made (one level) when missing. */
+	if (stat(cfg->data_dir, &st) == 0 ? !dir_usable(cfg->data_dir, why,
+	    sizeof(why)) : !parent_usable(cfg->data_dir, why, sizeof(why))) {
+		errf(err, errlen, "%sdata_dir: cannot be used: %s",
+		    origin(cfg, cfg->data_dir_origin, where, sizeof(where)), why);
+		return -1;
+	}
+	if (cfg->pidfile != NULL && !parent_usable(cfg->pidfile, why,
+	    sizeof(why))) {
+		errf(err, errlen, "%spidfile: cannot be written: %s",
+		    origin(cfg, cfg->pidfile_origin, where, sizeof(where)), why);
+		return -1;
+	}
+	if (cfg->log_file != NULL && strcmp(cfg->log_file, "syslog") != 0 &&
+	    !parent_usable(cfg->log_file, why, sizeof(why))) {
+		errf(err, errlen, "%slog_file: cannot be written: %s",
+		    origin(cfg, cfg->log_file_origin, where, sizeof(where)), why);
 		return -1;
 	}
 	return 0;

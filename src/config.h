@@ -62,7 +62,11 @@ struct config {
 	 * included one); NULL: not from the file.
 	 */
 	char		*bind_origin;
+	char		*metrics_bind_origin;
 	char		*metrics_port_origin;
+	char		*data_dir_origin;
+	char		*pidfile_origin;
+	char		*log_file_origin;
 };
 
 void	config_defaults(struct config *);
@@ -70,6 +74,11 @@ void	config_defaults(struct config *);
 int	config_load(struct config *, const char *path, char *err, size_t errlen);
 /* Protected mode and other cross-key rules; same error convention. */
 int	config_check(const struct config *, char *err, size_t errlen);
+/*
+ * dqd -t: what only a start finds otherwise: the directories of pidfile
+ * and log_file exist, data_dir can be made or used.  Same convention.
+ */
+int	config_check_files(const struct config *, char *err, size_t errlen);
 void	config_free(struct config *);
 const char *config_durability_name(enum durability);
 const char *config_log_level_name(enum log_level);

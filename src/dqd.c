@@ -155,7 +155,8 @@ main(int argc, char *argv[])
 	}
 	config_defaults(cfg);
 	if ((path != NULL && config_load(cfg, path, err, sizeof(err)) == -1) ||
-	    config_check(cfg, err, sizeof(err)) == -1) {
+	    config_check(cfg, err, sizeof(err)) == -1 ||
+	    (test && config_check_files(cfg, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "dqd: %s\n", err);
 		config_free(cfg);
 		free(cfg);

@@ -302,6 +302,51 @@ class TestConfig(dqtest.TestCase):
         self.assertIn("%s:1: syntax error: the file starts with a byte "
                       "order mark" % p, r.stderr.decode())
 
+    def test_check_finds_what_a_start_would(self):
+        """dqd -t refuses what the start itself would refuse: an address
+        that is none, missing directories for the pid and log files, a
+        data_dir that is a file; each error names the line and the key."""
+        f = os.path.join(self.tmp, "plain-file")
+        open(f, "w").close()
+        missing = os.path.join(self.tmp, "no", "such")
+        cases = [
+            ("bind", 'requirepass = "x";\nbind = "256.1.1.1";\n', 2, "bind",
+             "cannot listen on 256.1.1.1"),
+            # not "protected mode refuses": the address is the problem
+            ("bind_protected", 'bind = "256.1.1.1";\n', 1, "bind",
+             "cannot listen on 256.1.1.1"),
+            ("metrics_bind", 'metrics = {\n  port = %d;\n  bind = "1.2.3.300";'
+             '\n};\n' % dqtest.free_port(), 3, "metrics.bind",
+             "cannot listen on 1.2.3.300"),
+            ("pidfile", 'port = 7000;\npidfile = "%s/x.pid";\n' % missing, 2,
+             "pidfile", "No such file or directory"),
+            ("log_file", 'log_file = "%s/dqd.log";\n' % missing, 1,
+             "log_file", "No such file or directory"),
+            ("data_dir_file", 'data_dir = "%s";\n' % f, 1, "data_dir",
+             "Not a directory"),
+            ("data_dir_parent", 'data_dir = "%s/data";\n' % missing, 1,
+             "data_dir", "No such file or directory"),
+        ]
+        for name, text, line, key, why in cases:
+            with self.subTest(case=name):
+                p = self.write(name + ".conf", text)
+                r = run_t(p, timeout=30)
+                err = r.stderr.decode(errors="replace")
+                self.assertEqual(r.returncode, 1, err)
+                self.assertIn("%s:%d: %s: " % (p, line, key), err)
+                self.assertIn(why, err)
+                print("\n  %s -> %s" % (name, err.strip()), end="")
+        print()
+        # what the start makes itself is fine: a missing data_dir whose
+        # parent exists, pid and log files not there yet
+        d = os.path.join(self.tmp, "fresh")
+        os.mkdir(d)
+        p = self.write("ok.conf", 'data_dir = "%s/data";\npidfile = "%s/p";\n'
+                       'log_file = "%s/l";\n' % (d, d, d))
+        r = run_t(p)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.listdir(d), [], "dqd -t made files")
+
     def test_syntax_errors(self):
         for name, text, line in [("nosemi_value", "port = ;\n", 1),
                                  ("brace", "port = 7000;\nmetrics = {\n", 3),

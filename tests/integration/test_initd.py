@@ -330,8 +330,22 @@ class InitdTest(unittest.TestCase):
         rc, out = s.run("start")
         self.assertEqual(rc, 1, out)
         self.assertIn("cache_size_mb", out)
+        # the status line is ended once, and the reason has its own line
+        self.assertEqual(out.count("failed"), 1, out)
+        self.assertTrue(any(l.startswith("dqd: ") and "cache_size_mb" in l
+                            for l in out.splitlines()), out)
         rc, out = s.run("status")
         self.assertEqual(rc, 3, out)
+        # a relative path in the file is from DQD_HOME, where dqd runs,
+        # and the directories the script makes exist for the check
+        home = os.path.join(s.tmp, "home")
+        os.makedirs(os.path.join(home, "sub"))
+        s.write_conf(data_dir="sub/data", pidfile="../run/dqd.pid")
+        rc, out = s.run("start")
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.isdir(os.path.join(home, "sub", "data")), out)
+        rc, out = s.run("stop")
+        self.assertEqual(rc, 0, out)
 
 
 if __name__ == "__main__":
