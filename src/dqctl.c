@@ -341,7 +341,8 @@ json_bytes_field(const char *key, const char *s, size_t n)
 
 /*
  * Bytes made printable for a terminal, redis-cli style: printable ASCII
- * as is, other bytes as \xHH, cut at max characters with "...".
+ * as is but a backslash doubled, other bytes as \xHH, cut at max
+ * characters with "...".
  */
 static char *
 printable(const char *s, size_t n, size_t max)
@@ -359,7 +360,11 @@ printable(const char *s, size_t n, size_t max)
 			o += 3;
 			break;
 		}
-		if (isprint(p[i]) && p[i] < 0x80)
+		if (p[i] == '\\') {
+			/* Else "\x01" and byte 1 would look the same. */
+			out[o++] = '\\';
+			out[o++] = '\\';
+		} else if (isprint(p[i]) && p[i] < 0x80)
 			out[o++] = (char)p[i];
 		else
 			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", p[i]);

@@ -167,6 +167,13 @@ class DqctlTest(dqtest.TestCase):
         self.assertIn("name_base64", qs[0])
         out = self.ok(*self.srv_args(srv), "queues")
         self.assertIn("bin\\xff\\x00q", out)
+        # byte 1 and the four characters \x01 must not look the same
+        srv.client().execute_command("SADD", b"a\x01", b"m", 0)
+        srv.client().execute_command("SADD", b"a\\x01", b"m", 0)
+        out = self.ok(*self.srv_args(srv), "queues")
+        names = [l.split()[0] for l in out.splitlines()[1:] if l.strip()]
+        self.assertIn("a\\x01", names)
+        self.assertIn("a\\\\x01", names)
 
     def test_delete(self):
         srv = self.server()
