@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -175,6 +176,14 @@ metrics_path(const char *p)
 	return strchr(" ?\r\n", p[n]) != NULL && p[n] != '\0';
 }
 
+/* The blank line that ends the request's header is in. */
+static int
+request_complete(const struct mconn *c)
+{
+	return strstr(c->req, "\r\n\r\n") != NULL ||
+	    strstr(c->req, "\n\n") != NULL;
+}
+
 /*
  * GET, and HEAD as HTTP requires of every server (RFC 9110 9.1): the same
  * status and headers, no body.
@@ -188,7 +197,10 @@ respond(struct mconn *c)
 
 	buf_init(&body, 0);
 	head = strncmp(c->req, "HEAD ", 5) == 0;
-	if (!head && strncmp(c->req, "GET ", 4) != 0) {
+	if (!request_complete(c))
+		/* The whole request did not fit: say so, not a reset. */
+		status = "431 Request Header Fields Too Large";
+	else if (!head && strncmp(c->req, "GET ", 4) != 0) {
 		status = "405 Method Not Allowed";
 		allow = "Allow: GET, HEAD\r\n";	/* RFC 9110 requires it */
 	} else if (!metrics_path(c->req + (head ? 5 : 4)))
@@ -224,12 +236,8 @@ serve(struct mconn *c, short revents)
 		}
 		c->reqlen += (size_t)n;
 		c->req[c->reqlen] = '\0';
-		if (strstr(c->req, "\r\n\r\n") == NULL &&
-		    strstr(c->req, "\n\n") == NULL) {
-			if (c->reqlen == REQ_MAX - 1)
-				conn_close(c);
+		if (!request_complete(c) && c->reqlen < REQ_MAX - 1)
 			return;
-		}
 		respond(c);
 		if (c->out.len == 0) {
 			conn_close(c);
@@ -275,8 +283,15 @@ static void
 metric(struct buf *b, const char *name, const char *type, const char *help,
     double v)
 {
+	char	num[32];
+
 	head(b, name, type, help);
-	buf_appendf(b, "%s %.17g\n", name, v);
+	/* The shortest form that reads back as v: 1796643503.943, not
+	   1796643503.9430001. */
+	snprintf(num, sizeof(num), "%.15g", v);
+	if (strtod(num, NULL) != v)
+		snprintf(num, sizeof(num), "%.17g", v);
+	buf_appendf(b, "%s %s\n", name, num);
 }
 
 /*
@@ -439,7 +454,8 @@ render_env(struct buf *b)
 	stats_env_read(&e);
 	lookups = e.cache_hit + e.cache_miss;
 	metric(b, "dqd_bdb_cache_bytes", "gauge",
-	    "Size of the Berkeley DB cache.", e.cache_bytes);
+	    "Size of the Berkeley DB cache: cache_size_mb, plus a quarter "
+	    "under 500 MiB (Berkeley DB's overhead).", e.cache_bytes);
 	metric(b, "dqd_bdb_cache_hit_ratio", "gauge",
 	    "Page requests found in the cache, since the start.",
 	    lookups ? (double)e.cache_hit / lookups : 1);
@@ -517,7 +533,8 @@ metrics_render(struct buf *b)
 	metric(b, "dqd_workers", "gauge", "Worker processes configured.",
 	    stats->nworkers);
 	metric(b, "dqd_worker_restarts_total", "counter",
-	    "Workers replaced after they died.", stats->worker_restarts);
+	    "Workers, housekeepers and flushers replaced after they died.",
+	    stats->worker_restarts);
 	metric(b, "dqd_pool_restarts_total", "counter",
 	    "Restarts of every process after recovery.", stats->pool_restarts);
 	metric(b, "dqd_connections_total", "counter",

@@ -106,6 +106,8 @@ class MetricsTest(dqtest.TestCase):
         time.sleep(2.5)         # the housekeeper publishes every 2 s
         text = scrape(self.mport)[2]
         fams = {f.name: f for f in text_string_to_metric_families(text)}
+        # milliseconds, printed as such (not 1796643503.9430001)
+        self.assertRegex(text, r"\ndqd_start_time_seconds \d{10}(\.\d{1,3})?\n")
         spec = {    # SPEC 6: what the endpoint must show
             "commands by name": "dqd_commands",
             "enqueued": "dqd_messages_enqueued",
@@ -345,6 +347,23 @@ class MetricsTest(dqtest.TestCase):
         with urllib.request.urlopen(req, timeout=5) as resp:
             self.assertEqual(resp.status, 200)
             self.assertEqual(resp.read(), b"")
+        # a request longer than 4095 bytes gets a status, not a reset
+        s = socket.create_connection(("127.0.0.1", self.mport))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nX-Long: " + b"a" * 5000 +
+                  b"\r\n\r\n")
+        got = dqtest.read_raw(s, timeout=3)
+        s.close()
+        self.assertTrue(got.startswith(
+            b"HTTP/1.0 431 Request Header Fields Too Large\r\n"), got[:200])
+        # just under the limit is served
+        s = socket.create_connection(("127.0.0.1", self.mport))
+        req = b"GET /metrics HTTP/1.1\r\nX-Long: "
+        req += b"a" * (4095 - len(req) - 4) + b"\r\n\r\n"
+        self.assertEqual(len(req), 4095)
+        s.sendall(req)
+        got = dqtest.read_raw(s, timeout=3)
+        s.close()
+        self.assertTrue(got.startswith(b"HTTP/1.0 200 OK\r\n"), got[:200])
         # Scrapers that connect and say nothing: the master goes on
         # serving others and supervising.
         idle = [socket.create_connection(("127.0.0.1", self.mport))
