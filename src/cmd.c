@@ -13,7 +13,6 @@
 #include "util.h"
 #include "worker.h"
 
-#define MAX_QUEUE_NAME	4096
 #define UNKNOWN_SHOWN	128	/* bytes of an unknown command echoed back */
 
 #define W	CMD_WRITE
@@ -418,10 +417,17 @@ reply_syntax_error(struct client *c)
 int
 arg_queue(struct cmdctx *x, size_t i)
 {
-	if (x->argvlen[i] <= MAX_QUEUE_NAME)
+	const size_t	sfx = sizeof(STORE_DEAD_SUFFIX) - 1;
+	size_t		len = x->argvlen[i];
+
+	if (len <= STORE_NAME_MAX)
+		return 0;
+	/* The dead letter queue of a queue with a name at the limit. */
+	if (len <= STORE_DEAD_NAME_MAX && memcmp(x->argv[i] + len - sfx,
+	    STORE_DEAD_SUFFIX, sfx) == 0)
 		return 0;
 	reply_error(x->c, "ERR queue name is %zu bytes, longer than the "
-	    "limit of %d", x->argvlen[i], MAX_QUEUE_NAME);
+	    "limit of %d", len, STORE_NAME_MAX);
 	return -1;
 }
 

@@ -44,6 +44,11 @@
 
 #define STORE_SLOTS	16		/* counter sub-databases */
 #define STORE_ID_MAX	512		/* longest message id */
+/* Longest queue name a client may give, and the longest a queue can
+   have: a dead letter queue adds ":dead" to a name of that length. */
+#define STORE_NAME_MAX		4096
+#define STORE_DEAD_SUFFIX	":dead"
+#define STORE_DEAD_NAME_MAX	(STORE_NAME_MAX + sizeof(STORE_DEAD_SUFFIX) - 1)
 #define STORE_SID_MAX	40		/* longest server-assigned id */
 
 /* Per-queue counters, kept exactly (see doc/storage.md). */

@@ -562,19 +562,22 @@ static int
 dead_letter(struct store *s, const struct msg_key *mk, struct msg_hdr *h,
     const struct store_msg *m, uint64_t now)
 {
-	char		 name[4096 + 8];
+	const size_t	 sfx = sizeof(STORE_DEAD_SUFFIX) - 1;
+	char		 name[STORE_DEAD_NAME_MAX + sizeof(STORE_DEAD_SUFFIX)];
 	size_t		 nlen;
 	uint32_t	 dqid;
 	int		 r, done;
 	void		*copy;
 
-	if ((r = store_queue_name(s, mk->qid, name, sizeof(name) - 5,
+	/* Room for the name of a dead queue itself, found to be one. */
+	if ((r = store_queue_name(s, mk->qid, name, STORE_DEAD_NAME_MAX + 1,
 	    &nlen)) != STORE_OK)
 		return r;
-	if (nlen >= 5 && memcmp(name + nlen - 5, ":dead", 5) == 0)
+	if (nlen >= sfx && memcmp(name + nlen - sfx, STORE_DEAD_SUFFIX,
+	    sfx) == 0)
 		return STORE_NOTFOUND;
-	memcpy(name + nlen, ":dead", 5);
-	nlen += 5;
+	memcpy(name + nlen, STORE_DEAD_SUFFIX, sfx);
+	nlen += sfx;
 	/* m points into a buffer the next calls reuse. */
 	if ((copy = dq_malloc(m->idlen + m->bodylen)) == NULL) {
 		snprintf(s->err, sizeof(s->err), "out of memory");
@@ -1115,7 +1118,7 @@ expire_one(struct store *s, const struct msg_key *mk, uint64_t now,
 	struct store_msg	m;
 	struct msg_hdr		h;
 	unsigned char		kb[MSG_KEY_MAX];
-	char			name[4096 + 8];
+	char			name[STORE_DEAD_NAME_MAX + 1];
 	size_t			nlen;
 	DBT			key, val;
 	int			r;

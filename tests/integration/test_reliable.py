@@ -847,6 +847,39 @@ class DeadLetters(Base):
         # the producer's id can be reused in the original queue
         self.assertEqual(self.x("QPUT", "q", "order-7", "b2", 0), 1)
 
+    def test_dead_queue_of_a_name_at_the_limit(self):
+        """A queue name of 4096 bytes, the limit: its dead queue's name is
+        4101.  Its letters used to be stuck: SPOP and QRESERVE failed with
+        a storage error (the name did not fit the buffer read into), BSPOP
+        and QPUT refused the name."""
+        q = "M" * 4096
+        dq = q + ":dead"
+        mids = {}
+        for q1 in (q, "N" * 4092):
+            mids[q1] = mid = self.x("QADD", q1, "poison", 0)[0]
+            self.exhaust(q1, mid, b"poison")
+            p = self.wait_for(lambda: self.peek(q1 + ":dead"), timeout=2.0)
+            self.assertEqual([(m[0], m[1], m[3]) for m in p],
+                             [(mid, b"poison", 3)])
+        got = self.x("QRESERVE", dq, 1, 50)
+        self.assertEqual(got, [[mids[q], b"poison", 4]])
+        # a dead letter is not dead-lettered again: due again after its
+        # lease, taken by SPOP and by BSPOP
+        self.assertEqual(self.wait_for(lambda: self.r.execute_command(
+            "SPOP", dq)), b"poison")
+        self.assertEqual(self.x("QPUT", dq, "again", "b", 0), 1)
+        self.assertEqual(self.r.execute_command("BSPOP", dq, 1),
+                         [dq.encode(), b"b"])
+        self.assertEqual(self.r.scard(dq), 0)
+        # the limit itself stays: 4097 bytes, or 4101 not ending in :dead
+        for name in ("M" * 4097, "M" * 4096 + ":deaf"):
+            with self.assertRaises(redis.ResponseError) as e:
+                self.x("QADD", name, "x", 0)
+            self.assertIn("longer than the limit of 4096", str(e.exception))
+        with self.assertRaises(redis.ResponseError):
+            self.x("QADD", "M" * 4097 + ":dead", "x", 0)
+        self.assertEqual(self.r.scard("N" * 4092 + ":dead"), 1)
+
     def test_ack_on_last_delivery_is_not_dead(self):
         mid = self.x("QADD", "q", "m", 0)[0]
         for n in (1, 2):
