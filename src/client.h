@@ -59,6 +59,7 @@ struct client {
 	uint64_t		 block_deadline;	/* mono ms; 0: none */
 	uint64_t		 block_due;	/* Unix ms a message is due */
 	uint64_t		 block_bits;	/* wake.h bits of its queues */
+	uint64_t		 block_seq;	/* woken in this order */
 
 	/*
 	 * durability "fsync" (flush.h): the replies up to hold_off become

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "client.h"
 #include "cmd.h"
 #include "ev.h"
@@ -63,6 +64,9 @@ static uint64_t		 accept_warned_ms;	/* mono ms, its last warning */
 static int		 live_workers = 1;
 static uint64_t		 next_block_check = UINT64_MAX;	/* mono ms */
 static int		 blocked_changed;
+static uint64_t		 block_seq_last;
+static struct client	**wakeq;	/* clients to wake (wakeq_run) */
+static size_t		 wakeq_len, wakeq_cap;
 static volatile sig_atomic_t reopen_log, retire;
 static uint64_t		 retire_deadline;	/* 0: not retiring */
 static uint64_t		 batch_ticket;	/* flush.h: the batch's last commit */
@@ -385,8 +389,11 @@ block(struct client *c)
 	resp_parser_reset(&c->parser);
 	if (c->flags & CLIENT_ARMED)
 		c->flags |= CLIENT_BLOCKED;
-	else
+	else {
+		/* Kept through wakes that found nothing: its place in line. */
+		c->block_seq = ++block_seq_last;
 		c->flags |= CLIENT_ARMED | CLIENT_MORE;
+	}
 	blocked_changed = 1;
 }
 
@@ -396,8 +403,55 @@ unblock_done(struct client *c)
 	if (!(c->flags & (CLIENT_ARMED | CLIENT_BLOCKED)))
 		return;
 	c->flags &= ~(CLIENT_ARMED | CLIENT_BLOCKED);
-	c->block_deadline = c->block_due = c->block_bits = 0;
+	c->block_deadline = c->block_due = c->block_bits = c->block_seq = 0;
 	blocked_changed = 1;
+}
+
+/* A blocked client to run again; wakeq_run() runs them in order. */
+static void
+wakeq_add(struct client *c)
+{
+	struct client	**v;
+	size_t		  cap;
+
+	c->flags &= ~CLIENT_BLOCKED;
+	if (wakeq_len == wakeq_cap) {
+		cap = wakeq_cap ? 2 * wakeq_cap : 64;
+		if ((v = dq_reallocarray(wakeq, cap, sizeof(*v))) == NULL) {
+			pend(c);	/* out of order, not forgotten */
+			return;
+		}
+		wakeq = v;
+		wakeq_cap = cap;
+	}
+	wakeq[wakeq_len++] = c;
+}
+
+static int
+by_block_seq(const void *a, const void *b)
+{
+	const struct client	*x = *(struct client * const *)a;
+	const struct client	*y = *(struct client * const *)b;
+
+	return x->block_seq < y->block_seq ? -1 : x->block_seq > y->block_seq;
+}
+
+/*
+ * The woken clients run in the order they blocked, as Redis serves a
+ * key's BLPOP waiters: with fewer messages than consumers, the one that
+ * waited longest gets the first (the list of clients is newest first).
+ * A batch runs its clients in the order they were pended.
+ */
+static void
+wakeq_run(void)
+{
+	size_t	i;
+
+	if (wakeq_len > 1)
+		qsort(wakeq, wakeq_len, sizeof(*wakeq), by_block_seq);
+	for (i = 0; i < wakeq_len; i++)
+		pend(wakeq[i]);
+	wakeq_len = 0;
 }
 
 /* Runs the blocked clients that bits concern. */
@@ -409,10 +463,9 @@ wake_clients(uint64_t bits)
 	if (bits == 0)
 		return;
 	for (c = server.clients; c != NULL; c = c->next)
-		if ((c->flags & CLIENT_BLOCKED) && (c->block_bits & bits)) {
-			c->flags &= ~CLIENT_BLOCKED;
-			pend(c);
-		}
+		if ((c->flags & CLIENT_BLOCKED) && (c->block_bits & bits))
+			wakeq_add(c);
+	wakeq_run();
 }
 
 /* A dead letter was made: consumers blocked on the dead queue look. */
@@ -449,8 +502,7 @@ check_blocked(void)
 			continue;
 		if ((c->block_deadline && mono >= c->block_deadline) ||
 		    (c->block_due && now >= c->block_due)) {
-			c->flags &= ~CLIENT_BLOCKED;
-			pend(c);
+			wakeq_add(c);
 			continue;
 		}
 		if (c->block_deadline && c->block_deadline < next)
@@ -461,6 +513,7 @@ check_blocked(void)
 				next = t;
 		}
 	}
+	wakeq_run();
 	wake_watch(bits);
 	__atomic_store_n(&my_stats->blocked, nblocked, __ATOMIC_RELAXED);
 	next_block_check = next;

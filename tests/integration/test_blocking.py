@@ -436,6 +436,52 @@ class CrossWorker(Base):
         self.assertLess(took, 0.5)
 
 
+class Fairness(Base):
+    """Consumers blocked on one queue are served in the order they
+    blocked, as Redis serves BLPOP's waiters: the one that waited longest
+    gets the next message.  They used to be served newest connection
+    first, so with fewer messages than consumers the oldest could wait
+    until its timeout."""
+    server_kw = dict(workers=1)
+
+    def served_order(self, block_cmd, take_cmd):
+        conns = [self.srv.client() for _ in range(4)]
+        for c in conns:
+            c.ping()                  # connected in this order
+        order = [2, 0, 3, 1]          # neither that order nor its reverse
+        calls = {}
+        for i in order:
+            calls[i] = Call(conns[i], *block_cmd)
+            time.sleep(SETTLE)
+        served = []
+        for n in range(4):
+            self.x(*take_cmd(n))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                done = [i for i, c in calls.items()
+                        if not c.is_alive() and i not in served]
+                if done:
+                    break
+                time.sleep(0.005)
+            self.assertEqual(len(done), 1, "one message woke %r" % done)
+            served += done
+            time.sleep(0.05)          # the others are blocked again
+        for i in served:
+            self.assertIsNotNone(calls[i].result())
+        return order, served
+
+    def test_bspop_oldest_waiter_first(self):
+        order, served = self.served_order(
+            ("BSPOP", "f", 10), lambda n: ("SADD", "f", "m%d" % n, 0))
+        self.assertEqual(served, order)
+
+    def test_qreserve_block_oldest_waiter_first(self):
+        order, served = self.served_order(
+            ("QRESERVE", "g", 1, 60000, "BLOCK", 10000),
+            lambda n: ("QADD", "g", "m%d" % n, 0))
+        self.assertEqual(served, order)
+
+
 class Disconnect(Base):
     server_kw = dict(workers=2)
 
