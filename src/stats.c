@@ -137,6 +137,9 @@ stats_sum(struct stats_slot *sum)
 	memset(sum, 0, sizeof(*sum));
 	for (i = 0; i < n; i++)
 		add_counters(sum, &stats->slot[i]);
+	/* INFO in a batch counts the commands before it, as in Redis. */
+	if (staging)
+		add_counters(sum, &batch_slot);
 }
 
 void

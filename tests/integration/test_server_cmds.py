@@ -587,6 +587,29 @@ class ServerCmds(dqtest.TestCase):
                                   r"rejected_calls=0,failed_calls=0\r$",
                                   text, re.M), text)
 
+    def test_info_counts_the_commands_before_it_in_a_pipeline(self):
+        """Commands that arrive together run as one batch, whose counters
+        are added at its commit: INFO in it did not count the commands
+        before it.  Redis counts each command as it runs."""
+        data = b"".join(resp_cmd(*c) for c in (
+            ("INFO", "stats"), ("PING",), ("PING",), ("SADD", "st", "x", 0),
+            ("SPOP", "st"), ("INFO", "stats")))
+        raw = self.srv.raw(data)
+        infos = re.findall(rb"\$\d+\r\n(# Stats\r\n.*?)\r\n(?=\+|:|\*|\$|$)",
+                           raw, re.S)
+        self.assertEqual(len(infos), 2, raw)
+
+        def field(text, name):
+            return int(re.search(rb"^" + name + rb":(\d+)\r?$", text,
+                                 re.M).group(1))
+        a, b = infos
+        self.assertEqual(field(b, b"total_commands_processed") -
+                         field(a, b"total_commands_processed"), 5)
+        self.assertEqual(field(b, b"messages_enqueued") -
+                         field(a, b"messages_enqueued"), 1)
+        self.assertEqual(field(b, b"messages_delivered") -
+                         field(a, b"messages_delivered"), 1)
+
     def test_unknown_command(self):
         raw = self.srv.raw(resp_cmd("NOSUCH", "a", "b"))
         self.assertEqual(raw, b"-ERR unknown command 'NOSUCH', with args "
