@@ -75,6 +75,7 @@ struct client {
 	struct buf		 multi;
 	size_t			 multi_start;
 	size_t			 multi_n;
+	size_t			 exec_n;	/* EXEC runs this many */
 
 	/* Where this client stood when the current batch began. */
 	size_t			 batch_qpos;

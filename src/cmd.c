@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "client.h"
@@ -335,6 +336,34 @@ usec_now(void)
 	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * The name CLIENT LIST shows in cmd=: a subcommand as Redis 7 names it
+ * (client|info), else the command's.
+ */
+static const char *
+last_cmd_name(const struct cmd *cmd, size_t argc, const char **argv,
+    const size_t *argvlen)
+{
+	static const char *const subs[] = {
+		"client|getname", "client|id", "client|info", "client|list",
+		"client|setinfo", "client|setname", "client|help",
+		"command|count", "command|docs", "command|info",
+		"command|list", "command|help", "config|get", "config|set",
+		"config|resetstat", "config|help", NULL
+	};
+	const char *const	*p;
+	size_t			 n = strlen(cmd->name);
+
+	if (argc < 2)
+		return cmd->name;
+	for (p = subs; *p != NULL; p++)
+		if (strncmp(*p, cmd->name, n) == 0 && (*p)[n] == '|' &&
+		    strlen(*p + n + 1) == argvlen[1] &&
+		    strncasecmp(*p + n + 1, argv[1], argvlen[1]) == 0)
+			return *p;
+	return cmd->name;
+}
+
 int
 cmd_execute(struct client *c, size_t argc, const char **argv,
     const size_t *argvlen)
@@ -365,10 +394,13 @@ cmd_execute(struct client *c, size_t argc, const char **argv,
 	}
 	if (!(c->flags & CLIENT_AUTHED) && !(cmd->flags & CMD_NOAUTH)) {
 		multi_refused(c);
-		reply_error(c, "NOAUTH Authentication required.");
+		/* As Redis: a refused EXEC says it aborted a transaction. */
+		reply_error(c, "%sNOAUTH Authentication required.",
+		    cmd->proc == cmd_exec ? "EXECABORT Transaction discarded "
+		    "because of: " : "");
 		return STORE_OK;
 	}
-	c->last_cmd = cmd->name;
+	c->last_cmd = last_cmd_name(cmd, argc, argv, argvlen);
 	if ((c->flags & CLIENT_MULTI) && !(cmd->flags & CMD_TXCTL)) {
 		multi_queue(c, argc, argv, argvlen);
 		return STORE_OK;

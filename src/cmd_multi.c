@@ -142,6 +142,7 @@ exec_queued(struct client *c, const char *cmds, size_t len, size_t n)
 	resp_parser_init(&p, &lim);
 	reply_array(c, n);
 	c->flags |= CLIENT_EXEC;
+	c->exec_n = n;
 	store_isolate(server.store, 1);
 	while (off < len && r == STORE_OK) {
 		if (resp_parse(&p, cmds + off, len - off, &used) != RESP_OK) {

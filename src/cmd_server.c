@@ -253,7 +253,8 @@ client_line(struct buf *b, const struct client *c)
 	socklen_t	sslen = sizeof(ss);
 	uint64_t	now = mono_ms();
 	size_t		amem = argv_mem(&c->parser);
-	int		multi = (c->flags & CLIENT_MULTI) != 0;
+	/* Inside EXEC, as Redis shows it: still a transaction. */
+	int		multi = (c->flags & (CLIENT_MULTI | CLIENT_EXEC)) != 0;
 	const char	*flags = multi ? "x" :
 			    (c->flags & CLIENT_BLOCKED) ? "b" : "N";
 	char		laddr[64];
@@ -273,10 +274,12 @@ client_line(struct buf *b, const struct client *c)
 	    c->name ? c->name : "",
 	    (unsigned long long)(now - c->created_ms) / 1000,
 	    (unsigned long long)(now - c->last_ms) / 1000, flags,
-	    multi ? (long long)c->multi_n : -1LL,
+	    !multi ? -1LL : (c->flags & CLIENT_EXEC) ? (long long)c->exec_n :
+	    (long long)c->multi_n,
 	    c->in.len, c->in.cap - c->in.len, amem, c->multi.cap, c->in.cap,
 	    c->in.cap, c->out.len,
 	    c->in.cap + c->out.cap + c->multi.cap + amem,
+	    (c->flags & CLIENT_EXEC) ? "exec" :
 	    c->last_cmd ? c->last_cmd : "NULL",
 	    c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
 }
@@ -684,6 +687,8 @@ reply_bad_subcommand(struct cmdctx *x, const char *cmd, int known)
 {
 	char	sub[33], name[33];
 	size_t	i, n = x->argvlen[1] > 32 ? 32 : x->argvlen[1];
+	/* As Redis: the first 128 bytes of an unknown one. */
+	int	shown = x->argvlen[1] > 128 ? 128 : (int)x->argvlen[1];
 
 	for (i = 0; i < n; i++)
 		sub[i] = (char)tolower((unsigned char)x->argv[1][i]);
@@ -696,7 +701,7 @@ reply_bad_subcommand(struct cmdctx *x, const char *cmd, int known)
 		    "'%s|%s' command", name, sub);
 	else
 		reply_error(x->c, "ERR unknown subcommand '%.*s'. Try %s "
-		    "HELP.", (int)n, x->argv[1], cmd);
+		    "HELP.", shown, x->argv[1], cmd);
 }
 
 int

@@ -38,6 +38,11 @@ class Auth(dqtest.TestCase):
                 self.assertTrue(v[0].startswith("NOAUTH"), v)
         self.assertEqual(self.srv.raw(resp_cmd("PING")),
                          b"-NOAUTH Authentication required.\r\n")
+        # as Redis 7: a refused EXEC says that it ended a transaction
+        self.assertEqual(self.srv.raw(resp_cmd("MULTI") + resp_cmd("EXEC")),
+                         b"-NOAUTH Authentication required.\r\n"
+                         b"-EXECABORT Transaction discarded because of: "
+                         b"NOAUTH Authentication required.\r\n")
         # Redis checks the command name before authentication: an unknown
         # command is "unknown command" either way; accept both
         v = self.exchange(("NOSUCHCMD",))

@@ -230,7 +230,7 @@ class ServerCmds(dqtest.TestCase):
             self.assertEqual(keys, self.CLIENT_FIELDS, line)
         info = r.client_info()
         self.assertEqual(info["name"], "fields")
-        self.assertEqual(info["cmd"], "client")
+        self.assertEqual(info["cmd"], "client|info")   # as Redis 7
         for k in ("qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp"):
             self.assertGreaterEqual(int(info[k]), 0, k)
         self.assertGreater(int(info["rbs"]), 0)
@@ -242,6 +242,29 @@ class ServerCmds(dqtest.TestCase):
         self.assertIn("argv-mem", mine[0])
         self.assertEqual(info["laddr"], "127.0.0.1:%d" % self.srv.port)
         self.assertTrue(info["addr"].startswith("127.0.0.1:"), info)
+
+    def test_client_info_inside_exec(self):
+        """As Redis 7: inside EXEC the client is still in its transaction
+        (flags=x, multi = the commands EXEC runs, cmd=exec); others see
+        the last command by its subcommand name."""
+        r = self.srv.client()
+        p = r.pipeline()
+        p.execute_command("PING")
+        p.execute_command("CLIENT", "INFO")
+        line = p.execute()[1].decode()
+        f = dict(kv.split("=", 1) for kv in line.split())
+        self.assertEqual((f["flags"], f["multi"], f["cmd"]),
+                         ("x", "2", "exec"), line)
+        r.execute_command("CONFIG", "GET", "port")
+        me = r.client_id()
+        other = self.srv.client()
+        mine = [c for c in other.client_list() if c["id"] == str(me)]
+        self.assertEqual(mine[0]["cmd"], "client|id")
+        self.assertEqual(mine[0]["multi"], "-1")
+        self.assertEqual(mine[0]["flags"], "N")
+        r.execute_command("CONFIG", "GET", "port")
+        mine = [c for c in other.client_list() if c["id"] == str(me)]
+        self.assertEqual(mine[0]["cmd"], "config|get")
 
     def test_laddr_is_the_address_reached(self):
         """With bind 0.0.0.0, laddr is the address the client connected
@@ -292,6 +315,7 @@ class ServerCmds(dqtest.TestCase):
                            "for 'command|help' command"),
                           (("NOSUCH",), "-ERR unknown subcommand 'NOSUCH'. "
                            "Try COMMAND HELP."),
+
                           (("LIST", "x"), "-ERR syntax error"),
                           (("LIST", "FILTERBY", "NAME", "x"),
                            "-ERR syntax error")):
@@ -550,9 +574,12 @@ class ServerCmds(dqtest.TestCase):
                 self.assertErrRaw(self.srv, "-ERR wrong number of arguments "
                                   "for '%s|help' command" % cmd.lower(),
                                   cmd, "HELP", "extra")
-        # at most 32 bytes of the name are echoed
+        # at most 128 bytes of the name are echoed, as Redis' %.128s
+        for cmd in ("CLIENT", "CONFIG", "COMMAND"):
+            self.assertErrRaw(self.srv, "-ERR unknown subcommand '%s'. Try "
+                              "%s HELP.\r" % ("z" * 128, cmd), cmd, "z" * 300)
         self.assertErrRaw(self.srv, "-ERR unknown subcommand '%s'. Try "
-                          "CONFIG HELP.\r" % ("z" * 32), "CONFIG", "z" * 40)
+                          "CONFIG HELP.\r" % ("z" * 40), "CONFIG", "z" * 40)
 
     def test_info_commandstats(self):
         """INFO commandstats counts each command once when it runs, over
