@@ -5,7 +5,9 @@
  */
 #include <sys/utsname.h>
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -81,10 +83,16 @@ section_server(struct info *in)
 	const struct config	*cfg = server.cfg;
 	struct utsname		 u;
 	uint64_t		 now = now_ms(), up;
+	char			 path[PATH_MAX];
 
 	up = stats->started_ms ? (now - stats->started_ms) / 1000 : 0;
 	if (uname(&u) == -1)
 		memset(&u, 0, sizeof(u));
+	/* Absolute, as Redis shows it (dqd never changes directory). */
+	if (cfg->path == NULL)
+		path[0] = '\0';
+	else if (realpath(cfg->path, path) == NULL)
+		snprintf(path, sizeof(path), "%s", cfg->path);
 	buf_appendf(&in->b, "# Server\r\nredis_version:7.2.0\r\n"
 	    "dqd_version:%s\r\nredis_mode:standalone\r\nos:%s %s %s\r\n"
 	    "arch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\n"
@@ -95,8 +103,7 @@ section_server(struct info *in)
 	    (int)sizeof(long) * 8, (int)stats->master_pid, (int)getpid(),
 	    server.slot, stats->nworkers, cfg->port,
 	    (unsigned long long)now * 1000, (unsigned long long)up,
-	    (unsigned long long)up / 86400, cfg->path ? cfg->path : "",
-	    cfg->data_dir);
+	    (unsigned long long)up / 86400, path, cfg->data_dir);
 	worker_pids(&in->b);
 }
 

@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
+import redis  # noqa: E402
 from dqtest import resp_cmd  # noqa: E402
 
 
@@ -346,6 +347,33 @@ class TestConfig(dqtest.TestCase):
         r = run_t(p)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(os.listdir(d), [], "dqd -t made files")
+
+    def test_info_config_file_is_absolute(self):
+        """INFO's config_file is the absolute path, as Redis shows it,
+        when dqd was started with a relative one."""
+        port = dqtest.free_port()
+        self.write("rel.conf", dqtest.conf_text(
+            {"port": port, "workers": 1, "data_dir": "d"}))
+        p = subprocess.Popen([dqtest.DQD, "-c", "rel.conf"], cwd=self.tmp,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            r = redis.Redis(port=port)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    info = r.info("server")
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            self.assertEqual(info["config_file"],
+                             os.path.join(os.path.realpath(self.tmp),
+                                          "rel.conf"))
+        finally:
+            p.terminate()
+            p.wait(timeout=30)
 
     def test_syntax_errors(self):
         for name, text, line in [("nosemi_value", "port = ;\n", 1),
