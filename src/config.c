@@ -1063,8 +1063,14 @@ resolves(const char *host, char *why, size_t len)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	if ((e = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	/* What looks like an address is one or nothing: no DNS query. */
+	if (host[strspn(host, "0123456789.")] == '\0' ||
+	    strchr(host, ':') != NULL)
+		hints.ai_flags |= AI_NUMERICHOST;
+	/* A port, as the master gives: glibc takes "*" for any address
+	   only with one. */
+	if ((e = getaddrinfo(host, "0", &hints, &res)) != 0) {
 		snprintf(why, len, "%s", e == EAI_SYSTEM ? strerror(errno) :
 		    gai_strerror(e));
 		return 0;

@@ -468,8 +468,8 @@ Test(config, syntax_error)
 {
 	expect_error("port = 1;\nbind = ;\n", 2, "syntax error");
 	expect_error("port = 1;\n\nworkers = = 2;\n", 3, "syntax error");
-	expect_error("port = 1;\nport = 2;\n", 2,
-	    "syntax error: duplicate setting name");
+	/* libconfig does not name it; dqd does. */
+	expect_error("port = 1;\nport = 2;\n", 2, "port: given twice");
 }
 
 Test(config, include_names_the_included_file)
@@ -539,8 +539,8 @@ Test(config, protected_mode)
 		"::ffff:127.0.0.1"
 	};
 	static const char *const remote[] = {
-		"0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "example.com",
-		"::ffff:10.0.0.1", "128.0.0.1"
+		"0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "192.0.2.10",
+		"::ffff:10.0.0.1", "128.0.0.1", "*"
 	};
 	char	text[256], err[512], want[512];
 	size_t	i;
@@ -571,6 +571,12 @@ Test(config, protected_mode)
 	/* An empty requirepass is no password. */
 	cr_expect_eq(check("bind = \"0.0.0.0\"; requirepass = \"\";\n", err,
 	    sizeof(err)), -1);
+	/* No address at all: said so, before protected mode (looks like
+	   an address, so no DNS query is made). */
+	cr_expect_eq(check("bind = \"256.1.1.1\";\n", err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:1: bind: cannot listen on 256.1.1.1: ",
+	    files[nfiles - 1]);
+	cr_expect(strncmp(err, want, strlen(want)) == 0, "%s", err);
 }
 
 Test(config, protected_mode_without_file)
