@@ -3,6 +3,7 @@
  * doc/storage.md for the layout and the locking.
  */
 #include <sys/file.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -74,8 +75,8 @@ env_setup(const struct config *cfg, DB_ENV **envp, int recover, char *err,
 	if ((ret = env->set_cachesize(env, cfg->cache_size_mb / 1024,
 	    (cfg->cache_size_mb % 1024) * 1024 * 1024, 1)) != 0 ||
 	    (ret = env->set_lk_detect(env, DB_LOCK_YOUNGEST)) != 0 ||
-	    (ret = env->set_lk_max_locks(env, 20000)) != 0 ||
-	    (ret = env->set_lk_max_objects(env, 20000)) != 0 ||
+	    (ret = env->set_lk_max_locks(env, LOCKS_MAX)) != 0 ||
+	    (ret = env->set_lk_max_objects(env, LOCKS_MAX)) != 0 ||
 	    (ret = env->set_lk_max_lockers(env, 4000)) != 0 ||
 	    (ret = env->set_tx_max(env, 512)) != 0 ||
 	    (ret = env->set_lg_bsize(env, 2 * 1024 * 1024)) != 0 ||
@@ -416,6 +417,23 @@ store_errstr(const struct store *s)
 	return s->err;
 }
 
+/* How full the lock table is, in tenths (locks or locked objects), or 0. */
+static int
+locks_held(struct store *s)
+{
+	DB_LOCK_STAT	*sp;
+	int		 ret, tenths;
+
+	if ((ret = s->env->lock_stat(s->env, &sp, 0)) != 0) {
+		log_warnx("lock_stat: %s", db_strerror(ret));
+		return 0;
+	}
+	tenths = (int)MAX(10ULL * sp->st_nlocks / MAX(sp->st_maxlocks, 1),
+	    10ULL * sp->st_nobjects / MAX(sp->st_maxobjects, 1));
+	free(sp);
+	return tenths;
+}
+
 /* Maps a Berkeley DB return value to a STORE_ code. */
 int
 st_rc(struct store *s, int ret, const char *what)
@@ -439,7 +457,11 @@ st_rc(struct store *s, int ret, const char *what)
 	default:
 		snprintf(s->err, sizeof(s->err), "%s: %s", what,
 		    db_strerror(ret));
-		log_warnx("%s", s->err);
+		/* Out of locks: store_out_of_locks() tells whose fault. */
+		if (ret == ENOMEM && locks_held(s) >= 9)
+			s->nomem = 1;
+		else
+			log_warnx("%s", s->err);
 		return STORE_ERR;
 	}
 }
@@ -451,6 +473,7 @@ st_txn(struct store *s)
 		return STORE_OK;
 	s->npending = 0;
 	s->wrote = 0;
+	s->nomem = 0;
 	return st_rc(s, s->env->txn_begin(s->env, NULL, &s->txn, 0),
 	    "txn_begin");
 }
@@ -571,6 +594,22 @@ store_commit(struct store *s)
 		return r;	/* the caller aborts */
 	s->txn = NULL;
 	return st_rc(s, t->commit(t, s->commit_flags), "commit");
+}
+
+int
+store_out_of_locks(struct store *s)
+{
+	if (!s->nomem)
+		return STORE_ERR;
+	s->nomem = 0;
+	/* Our locks went with the abort: what is left is someone else's. */
+	if (locks_held(s) >= 5)
+		return STORE_RETRY;
+	log_warnx("%s", s->err);
+	snprintf(s->err, sizeof(s->err), "the command needs more locks than "
+	    "Berkeley DB's lock table holds (%d); send fewer ids at a time",
+	    LOCKS_MAX);
+	return STORE_ERR;
 }
 
 void

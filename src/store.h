@@ -108,6 +108,14 @@ void	store_trim(struct store *);
 int	store_txn_wrote(const struct store *);
 int	store_commit(struct store *);
 void	store_abort(struct store *);
+/*
+ * After store_abort() of a transaction that failed with ENOMEM, the lock
+ * table being full: STORE_RETRY if someone else still holds most of it
+ * (a big transaction in another process: ours may run once it ends),
+ * else STORE_ERR with the reason (ours was the big one).  STORE_ERR too
+ * for any other failure.
+ */
+int	store_out_of_locks(struct store *);
 /* durability "fsync": commits write the log to its file but leave the
    sync to the caller (flush.h); under "write" and "none", no change. */
 void	store_defer_sync(struct store *);

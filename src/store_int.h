@@ -13,6 +13,7 @@
 #include "store.h"
 
 #define PENDING_MAX	64	/* queues whose count changes wait for commit */
+#define LOCKS_MAX	20000	/* lock table: locks, and locked objects */
 #define SEQ_SLOT_BITS	10	/* low bits of a sequence: the process */
 
 struct count_delta {
@@ -34,6 +35,7 @@ struct store {
 	uint32_t	 commit_flags;
 	int		 isolated;	/* store_isolate: no read-committed */
 	int		 wrote;		/* the transaction changed a record */
+	int		 nomem;		/* it failed with ENOMEM (locks) */
 	unsigned	 fake_deadlocks; /* store_fake_deadlocks */
 	/*
 	 * Count changes are added up in memory during a transaction and

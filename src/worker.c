@@ -591,6 +591,8 @@ run_solo(struct client *c, size_t argc, const char **argv,
 		buf_truncate(&c->out, mark);
 		if (r == STORE_PANIC)
 			panic();
+		if (r == STORE_ERR)
+			r = store_out_of_locks(server.store);
 		if (r != STORE_RETRY) {
 			reply_error(c, "ERR storage error, nothing was "
 			    "changed: %s", store_errstr(server.store));
@@ -842,6 +844,8 @@ run_batch(void)
 		rewind_batch(list);
 		if (r == STORE_PANIC)
 			panic();
+		if (r == STORE_ERR)
+			r = store_out_of_locks(server.store);
 		if (r != STORE_RETRY)
 			break;
 		STAT_ADD(retries, 1);

@@ -11,11 +11,13 @@ when a batch lost 16 times); DEBUG DEADLOCK n makes the next n commits of
 the worker fail the same way."""
 
 import os
+import random
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
+import redis  # noqa: E402
 from dqtest import resp_cmd, resp_parse_all  # noqa: E402
 
 BATCH_ATTEMPTS = 16     # worker.c
@@ -177,6 +179,43 @@ class Retries(dqtest.ServerCase):
                                    ("BSPOP", "q", "1"), timeout=20),
                          [1, [b"q", b"a"]])
         self.assertEqual(self.r.scard("q"), 0)
+
+
+class LockTable(dqtest.ServerCase):
+    """A command touching more pages than Berkeley DB's lock table (20000
+    locks) holds fails alone, with the reason, and changes nothing; the
+    other clients' commands go on (one whose lock request found the table
+    full while the big one held it runs again)."""
+    server_kw = {"workers": 2}
+
+    def test_too_many_ids_for_the_lock_table(self):
+        r = self.r
+        n = 300000    # pages of msgs.db and ids.db: more than locks
+        body = "b" * 100
+        p = r.pipeline(transaction=False)
+        for i in range(n):
+            p.execute_command("QPUT", "big", "id%d" % i, body,
+                              3600000 + (i * 7919) % 86400000)
+            if i % 10000 == 9999:
+                p.execute()
+                p = r.pipeline(transaction=False)
+        p.execute()
+        others = [c for _, c in dqtest.clients_on_workers(self.srv, 2).items()]
+        ids = ["id%d" % i for i in range(n)]
+        random.Random(1).shuffle(ids)     # scattered over the pages
+        with self.assertRaises(redis.ResponseError) as e:
+            r.execute_command("QCANCEL", "big", *ids[:100000])
+        self.assertIn("needs more locks than Berkeley DB's lock table "
+                      "holds (20000); send fewer ids at a time",
+                      str(e.exception))
+        self.assertEqual(r.scard("big"), n)
+        # in parts it works, and the others were never refused
+        for c in others:
+            self.assertEqual(c.execute_command("SADD", "small", "x", 0), 1)
+        done = 0
+        for i in range(0, 100000, 5000):
+            done += r.execute_command("QCANCEL", "big", *ids[i:i + 5000])
+        self.assertEqual((done, r.scard("big")), (100000, n - 100000))
 
 
 if __name__ == "__main__":
