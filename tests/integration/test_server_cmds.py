@@ -255,9 +255,14 @@ class ServerCmds(dqtest.TestCase):
         f = dict(kv.split("=", 1) for kv in line.split())
         self.assertEqual((f["flags"], f["multi"], f["cmd"]),
                          ("x", "2", "exec"), line)
-        r.execute_command("CONFIG", "GET", "port")
+        # CLIENT LIST shows the clients of the caller's worker
+        w = dqtest.worker_of(r)
+        for _ in range(100):
+            other = self.srv.client()
+            if dqtest.worker_of(other) == w:
+                break
+        self.assertEqual(dqtest.worker_of(other), w)
         me = r.client_id()
-        other = self.srv.client()
         mine = [c for c in other.client_list() if c["id"] == str(me)]
         self.assertEqual(mine[0]["cmd"], "client|id")
         self.assertEqual(mine[0]["multi"], "-1")
