@@ -725,10 +725,22 @@ cmd_command(struct cmdctx *x)
 	return STORE_OK;
 }
 
+/* One of the bytes of set is in s[0..len). */
+static int
+memchr_any(const char *s, size_t len, const char *set)
+{
+	for (; *set != '\0'; set++)
+		if (memchr(s, *set, len) != NULL)
+			return 1;
+	return 0;
+}
+
 struct config_pairs {
 	struct buf	 b;
 	size_t		 n;
 	char		 seen[64][48];	/* names already in the reply */
+	const char	*asked;		/* a name, not a pattern: as given */
+	size_t		 askedlen;
 };
 
 static void
@@ -742,7 +754,11 @@ config_pair(const char *name, const char *value, void *arg)
 			return;
 	if (p->n < 64)
 		snprintf(p->seen[p->n], sizeof(p->seen[p->n]), "%s", name);
-	resp_add_bulkstr(&p->b, name);
+	/* As Redis: CONFIG GET MAXCLIENTS answers MAXCLIENTS. */
+	if (p->asked != NULL)
+		resp_add_bulk(&p->b, p->asked, p->askedlen);
+	else
+		resp_add_bulkstr(&p->b, name);
 	resp_add_bulkstr(&p->b, value);
 	p->n++;
 }
@@ -782,9 +798,13 @@ cmd_config(struct cmdctx *x)
 	}
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.b, 0);
-	for (i = 2; i < x->argc; i++)
+	for (i = 2; i < x->argc; i++) {
+		p.asked = memchr_any(x->argv[i], x->argvlen[i], "*?[\\") ?
+		    NULL : x->argv[i];
+		p.askedlen = x->argvlen[i];
 		config_each(server.cfg, x->argv[i], x->argvlen[i], 1,
 		    config_pair, &p);
+	}
 	reply_array(x->c, 2 * p.n);
 	if (buf_append(&x->c->out, p.b.data, p.b.len) == -1)
 		x->c->flags |= CLIENT_CLOSE_ASAP;

@@ -479,6 +479,12 @@ class ServerCmds(dqtest.TestCase):
         v = self.cmd("CONFIG", "GET", "maxclients", "timeout")
         m = dict(zip(v[0::2], v[1::2]))
         self.assertEqual(set(m), {b"maxclients", b"timeout"}, v)
+        # as Redis 7: a name is echoed as asked, a pattern's matches as
+        # they are spelled
+        v = self.cmd("CONFIG", "GET", "MAXCLIENTS", "MAXCLIENT*")
+        self.assertEqual(v[0::2], [b"MAXCLIENTS"], v)
+        v = self.cmd("CONFIG", "GET", "MaxClient?")
+        self.assertEqual(v[0::2], [b"maxclients"], v)
 
     def test_config_get_star_lists_everything(self):
         """A Redis user expects CONFIG GET * to list every parameter
