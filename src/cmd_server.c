@@ -509,12 +509,68 @@ reply_flags(struct client *c, int flags)
 			reply_simple(c, names[i].name);
 }
 
+/*
+ * ACL categories as Redis 7 derives them from the flags (@write, @read,
+ * @fast or @slow, @blocking, @admin and @dangerous), then the command's
+ * group: @connection, @transaction, or dqd's own @queue and @server.
+ */
+#define NCATS	7
+
+/* Fills cat (NCATS; group holds the last one); returns how many. */
+static size_t
+categories(const struct cmd *cmd, const char **cat, char *group,
+    size_t grouplen)
+{
+	size_t	n = 0;
+
+	if (cmd->flags & CMD_WRITE)
+		cat[n++] = "@write";
+	if (cmd->flags & CMD_READONLY)
+		cat[n++] = "@read";
+	cat[n++] = (cmd->flags & CMD_FAST) ? "@fast" : "@slow";
+	if (cmd->flags & CMD_BLOCKING)
+		cat[n++] = "@blocking";
+	if (cmd->flags & CMD_ADMIN) {
+		cat[n++] = "@admin";
+		cat[n++] = "@dangerous";
+	}
+	snprintf(group, grouplen, "@%s", cmd->group);
+	cat[n++] = group;
+	return n;
+}
+
+static void
+reply_categories(struct client *c, const struct cmd *cmd)
+{
+	const char	*cat[NCATS];
+	char		 group[32];
+	size_t		 i, n;
+
+	n = categories(cmd, cat, group, sizeof(group));
+	reply_array(c, n);
+	for (i = 0; i < n; i++)
+		reply_simple(c, cat[i]);
+}
+
+/* COMMAND LIST FILTERBY ACLCAT: any of its categories, without the @. */
+static int
+in_category(const struct cmd *cmd, const char *name, size_t len)
+{
+	const char	*cat[NCATS];
+	char		 group[32];
+	size_t		 i, n;
+
+	n = categories(cmd, cat, group, sizeof(group));
+	for (i = 0; i < n; i++)
+		if (eqcase(name, len, cat[i] + 1))
+			return 1;
+	return 0;
+}
+
 /* Redis 7's ten-element command description. */
 static void
 reply_command_info(struct client *c, const struct cmd *cmd)
 {
-	char	cat[32];
-
 	reply_array(c, 10);
 	reply_bulkstr(c, cmd->name);
 	reply_int(c, cmd->arity);
@@ -522,9 +578,7 @@ reply_command_info(struct client *c, const struct cmd *cmd)
 	reply_int(c, cmd->firstkey);
 	reply_int(c, cmd->lastkey);
 	reply_int(c, cmd->keystep);
-	snprintf(cat, sizeof(cat), "@%s", cmd->group);
-	reply_array(c, 1);
-	reply_simple(c, cat);
+	reply_categories(c, cmd);
 	reply_array(c, 0);	/* tips */
 	reply_array(c, 0);	/* key specs */
 	reply_array(c, 0);	/* subcommands */
@@ -658,7 +712,7 @@ command_listed(const struct cmdctx *x, const struct cmd *cmd)
 		return glob_match(x->argv[4], x->argvlen[4], cmd->name,
 		    strlen(cmd->name), 1);
 	if (arg_eq(x, 3, "aclcat"))
-		return eqcase(x->argv[4], x->argvlen[4], cmd->group);
+		return in_category(cmd, x->argv[4], x->argvlen[4]);
 	return 0;		/* MODULE: there are none */
 }
 

@@ -295,6 +295,15 @@ class ServerCmds(dqtest.TestCase):
         self.assertEqual(info[0][0], b"sadd")
         self.assertEqual(info[0][1], -4)   # arity: SADD q body delay ...
         self.assertEqual(info[0][3:6], [1, 1, 1])  # first/last key, step
+        # ACL categories from the flags, as Redis 7 gives them
+        self.assertEqual(info[0][6], ["@write", "@fast", "@queue"])
+        self.assertEqual(self.cmd("COMMAND", "INFO", "ping")[0][6],
+                         ["@fast", "@connection"])
+        self.assertEqual(self.cmd("COMMAND", "INFO", "bspop")[0][6],
+                         ["@write", "@slow", "@blocking", "@queue"])
+        blocking = self.cmd("COMMAND", "LIST", "FILTERBY", "ACLCAT",
+                            "blocking")
+        self.assertEqual(sorted(blocking), [b"bspop", b"qreserve"])
         info = self.cmd("COMMAND", "INFO", "SPOP", "nosuchcmd")
         self.assertEqual(len(info), 2)
         self.assertEqual(info[0][0], b"spop")
@@ -456,8 +465,8 @@ class ServerCmds(dqtest.TestCase):
     def test_config(self):
         v = self.cmd("CONFIG", "GET", "port")
         self.assertEqual(v, [b"port", str(self.srv.port).encode()])
-        v = self.cmd("config", "get", "PORT")
-        self.assertEqual(v, [b"port", str(self.srv.port).encode()])
+        v = self.cmd("config", "get", "PORT")     # echoed as asked
+        self.assertEqual(v, [b"PORT", str(self.srv.port).encode()])
         v = self.cmd("CONFIG", "GET", "nosuchparam")
         self.assertEqual(v, [])
         v = self.cmd("CONFIG", "GET", "*")
