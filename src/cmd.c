@@ -500,9 +500,10 @@ check_disk_room(struct cmdctx *x)
 	}
 	if (!server.disk_low)
 		return 0;
-	reply_error(x->c, "ERR disk full: less than min_free_disk_mb (%d MiB) "
-	    "free in %s; enqueues are refused until space is freed "
-	    "(dequeues, acknowledgements and DEL go on)",
+	reply_error(x->c, "ERR disk full: less than %llu MiB (min_free_disk_mb "
+	    "%d, and room for a checkpoint) free in %s; enqueues are "
+	    "refused until space is freed (dequeues, acknowledgements and "
+	    "DEL go on)", (unsigned long long)config_disk_floor_mb(server.cfg),
 	    server.cfg->min_free_disk_mb, server.cfg->data_dir);
 	return -1;
 }

@@ -1209,6 +1209,19 @@ config_check_files(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+uint64_t
+config_disk_floor_mb(const struct config *cfg)
+{
+	uint64_t	cache = (uint64_t)cfg->cache_size_mb;
+
+	if (cfg->min_free_disk_mb == 0)
+		return 0;
+	/* Berkeley DB adds a quarter to a cache under 500 MiB. */
+	if (cache < 500)
+		cache += cache / 4;
+	return (uint64_t)cfg->min_free_disk_mb + cache + LOG_FILE_MB;
+}
+
 /* A key's value as CONFIG GET shows it; buf holds numbers. */
 static const char *
 show(const struct config *cfg, const struct key *k, char *buf, size_t len)

@@ -16,6 +16,9 @@
 #define DQ_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#define LOG_FILE_MB	8	/* each Berkeley DB log file (store.c) */
 
 enum durability {
 	DURABILITY_FSYNC,	/* on disk before the reply; group commit */
@@ -80,6 +83,12 @@ int	config_check(const struct config *, char *err, size_t errlen);
  */
 int	config_check_files(const struct config *, char *err, size_t errlen);
 void	config_free(struct config *);
+/*
+ * Free MiB below which enqueues are refused: min_free_disk_mb, plus what a
+ * checkpoint may still write (the whole cache, as Berkeley DB sizes it)
+ * and a new log file; 0 when min_free_disk_mb is 0 (no check).
+ */
+uint64_t config_disk_floor_mb(const struct config *);
 const char *config_durability_name(enum durability);
 const char *config_log_level_name(enum log_level);
 /*

@@ -79,7 +79,7 @@ disk_low(const struct config *cfg)
 	return cfg->min_free_disk_mb > 0 &&
 	    statvfs(cfg->data_dir, &sv) == 0 &&
 	    (uint64_t)sv.f_bavail * sv.f_frsize / (1024 * 1024) <
-	    (uint64_t)cfg->min_free_disk_mb;
+	    config_disk_floor_mb(cfg);
 }
 
 static void

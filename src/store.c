@@ -29,10 +29,30 @@
 
 #define NEAR_PAGE_SIZE	16384	/* msgs.db, when it is made */
 
+/*
+ * Berkeley DB's own messages.  A full disk makes it say the same few
+ * things for every write: at most ERR_BURST lines a second, then how many
+ * were left out.
+ */
+#define ERR_BURST	20
+
 static void
 bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 {
-	log_warnx("bdb: %s", msg);
+	static uint64_t	second;
+	static unsigned	said, dropped;
+	uint64_t	now = mono_ms() / 1000;
+
+	if (now != second) {
+		if (dropped > 0)
+			log_warnx("bdb: %u more messages left out", dropped);
+		second = now;
+		said = dropped = 0;
+	}
+	if (said++ < ERR_BURST)
+		log_warnx("bdb: %s", msg);
+	else
+		dropped++;
 }
 
 static void
@@ -81,7 +101,7 @@ env_setup(const struct config *cfg, DB_ENV **envp, int recover, char *err,
 	    (ret = env->set_tx_max(env, 512)) != 0 ||
 	    (ret = env->set_lg_bsize(env, 2 * 1024 * 1024)) != 0 ||
 	    /* Small log files: removed sooner after a checkpoint. */
-	    (ret = env->set_lg_max(env, 8 * 1024 * 1024)) != 0 ||
+	    (ret = env->set_lg_max(env, LOG_FILE_MB * 1024 * 1024)) != 0 ||
 	    (ret = env->set_thread_count(env, 64 + 4 * cfg->workers)) != 0 ||
 	    (ret = env->set_isalive(env, bdb_isalive)) != 0 ||
 	    (ret = env->set_flags(env, DB_AUTO_COMMIT, 1)) != 0 ||

@@ -742,19 +742,31 @@ sync_here(void)
 	return server.pending == NULL && flush_idle();
 }
 
-/* A log sync failed: the held replies cannot be sent, nor taken back. */
+/*
+ * A log sync failed: the held replies cannot be sent, nor taken back.  On
+ * a full disk that repeats for every batch: one line a second says it.
+ */
 static void
 drop_held(void)
 {
+	static uint64_t	 last_ms;
+	static int	 unsaid;
 	struct client	*c;
+	uint64_t	 now = mono_ms();
 	int		 n = 0;
 
 	while ((c = server.held) != NULL) {
 		free_client(c);
 		n++;
 	}
+	unsaid += n;
+	if (last_ms != 0 && now - last_ms < 1000)
+		return;
 	log_warnx("log sync failed (%s): closed %d client(s) whose last "
-	    "writes may not be durable", store_errstr(server.store), n);
+	    "writes may not be durable%s", store_errstr(server.store), unsaid,
+	    last_ms != 0 ? " (since the last such line)" : "");
+	last_ms = now;
+	unsaid = 0;
 }
 
 /*
@@ -992,18 +1004,20 @@ check_disk(void)
 	uint64_t	freemb;
 	int		low;
 
-	if (server.cfg->min_free_disk_mb == 0 ||
-	    statvfs(server.cfg->data_dir, &sv) == -1) {
+	uint64_t	floor = config_disk_floor_mb(server.cfg);
+
+	if (floor == 0 || statvfs(server.cfg->data_dir, &sv) == -1) {
 		server.disk_low = 0;
 		return;
 	}
 	freemb = (uint64_t)sv.f_bavail * sv.f_frsize / (1024 * 1024);
-	low = freemb < (uint64_t)server.cfg->min_free_disk_mb;
+	low = freemb < floor;
 	if (low && !server.disk_low)
-		log_warnx("%llu MiB free in %s, below min_free_disk_mb (%d): "
-		    "enqueues are refused until space is freed",
+		log_warnx("%llu MiB free in %s, below %llu (min_free_disk_mb "
+		    "%d, and room for a checkpoint of the cache): enqueues "
+		    "are refused until space is freed",
 		    (unsigned long long)freemb, server.cfg->data_dir,
-		    server.cfg->min_free_disk_mb);
+		    (unsigned long long)floor, server.cfg->min_free_disk_mb);
 	else if (!low && server.disk_low)
 		log_notice("%llu MiB free in %s again: enqueues accepted",
 		    (unsigned long long)freemb, server.cfg->data_dir);

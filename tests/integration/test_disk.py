@@ -251,6 +251,32 @@ def free_mb(path):
 
 
 class DiskFullTest(dqtest.TestCase):
+    def small_disk(self, mb):
+        """A tmpfs of mb MiB, unmounted at the end; skips without root."""
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            self.skipTest("needs root to mount a small tmpfs")
+        mnt = tempfile.mkdtemp(prefix="dqfull-")
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % mb,
+                            "tmpfs", mnt], capture_output=True, text=True)
+        if p.returncode != 0:
+            os.rmdir(mnt)
+            self.skipTest("cannot mount a tmpfs here: " + p.stderr.strip())
+        self.addCleanup(lambda: (subprocess.run(["umount", "-l", mnt]),
+                                 os.rmdir(mnt)))
+        return mnt
+
+    def fill(self, r, mnt, body):
+        """SADDs of 50 bodies until refused: (the error, the number of
+        SADDs accepted, the least free MiB seen)."""
+        least = free_mb(mnt)
+        for i in range(20000):
+            try:
+                r.execute_command("SADD", "fill", *([body, 3600000] * 50))
+            except redis.ResponseError as e:
+                return str(e), i, least
+            least = min(least, free_mb(mnt))
+        self.fail("the disk never filled")
+
 
     def test_enqueues_refused_below_min_free_disk(self):
         srv = self.server(workers=2, min_free_disk_mb=0)
@@ -283,31 +309,14 @@ class DiskFullTest(dqtest.TestCase):
 
     def test_real_full_disk(self):
         """A small tmpfs filled for real: errors, no crash, nothing lost."""
-        if os.geteuid() != 0 or shutil.which("mount") is None:
-            self.skipTest("needs root to mount a small tmpfs")
-        mnt = tempfile.mkdtemp(prefix="dqfull-")
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m",
-                            "tmpfs", mnt], capture_output=True, text=True)
-        if p.returncode != 0:
-            os.rmdir(mnt)
-            self.skipTest("cannot mount a tmpfs here: " + p.stderr.strip())
-        self.addCleanup(lambda: (subprocess.run(["umount", "-l", mnt]),
-                                 os.rmdir(mnt)))
+        mnt = self.small_disk(200)
         srv = self.server(workers=2, min_free_disk_mb=48, cache_size_mb=16,
                           checkpoint_interval_s=1,
                           data_dir=os.path.join(mnt, "data"))
         r = srv.client()
         other = srv.client()
         r.execute_command("QPUT", "keep", "k1", "precious", 0)
-        body = "x" * 4000
-        refused = None
-        for i in range(20000):
-            try:
-                r.execute_command("SADD", "fill", *([body, 3600000] * 50))
-            except redis.ResponseError as e:
-                refused = str(e)
-                break
-        self.assertIsNotNone(refused, "the disk never filled")
+        refused, i, _ = self.fill(r, mnt, "x" * 4000)
         self.assertTrue(refused.startswith("disk full"), refused)
         print("refused after %d batches, %d MiB free" % (i, free_mb(mnt)))
         self.assertTrue(other.ping())
@@ -330,6 +339,27 @@ class DiskFullTest(dqtest.TestCase):
         srv.start()
         self.assertEqual(srv.client().execute_command("QPEEK", "keep", 1)
                          [0][1], b"precious")
+
+    def test_refusal_leaves_room_for_the_checkpoint(self):
+        """min_free_disk_mb smaller than the cache: the enqueues stopped at
+        8 MiB free, then the checkpoints wrote the cache's dirty pages and
+        filled the disk anyway (every checkpoint failed, ENOSPC in the log).
+        The floor now adds the cache and a log file to min_free_disk_mb."""
+        mnt = self.small_disk(128)
+        srv = self.server(workers=2, min_free_disk_mb=8, cache_size_mb=32,
+                          checkpoint_interval_s=1,
+                          data_dir=os.path.join(mnt, "data"))
+        r = srv.client()
+        refused, _, least = self.fill(r, mnt, "x" * 2000)
+        self.assertIn("less than 56 MiB (min_free_disk_mb 8", refused)
+        # the checkpoints that follow write the cache out: room is left
+        for _ in range(30):
+            time.sleep(0.1)
+            least = min(least, free_mb(mnt))
+        print("refused with %d MiB free, least %d MiB" % (free_mb(mnt), least))
+        self.assertGreater(least, 4)
+        self.assertNotIn("No space left on device", srv.logs())
+        self.assertTrue(r.ping())
 
 
 if __name__ == "__main__":
