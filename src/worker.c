@@ -293,6 +293,24 @@ fair_share_left(void)
 	return server.nclients < fair + 1;
 }
 
+/*
+ * This worker stops accepting, over its share: one below its share may be
+ * asleep with the listening socket out of its epoll set (it left it when
+ * it was over its share itself), and a burst of connections would wait in
+ * the backlog until its next wake, 100 ms later, again and again.  A poke
+ * wakes it to take the socket back (balance_accept at the end of its loop).
+ */
+static void
+poke_other_workers(void)
+{
+	int	i, slots = stats_slots();
+
+	for (i = 0; i < slots; i++)
+		if (&stats->slot[i] != my_stats && stats->slot[i].is_worker &&
+		    stats->slot[i].pid != 0)
+			wake_poke(i);
+}
+
 static void
 balance_accept(void)
 {
@@ -312,6 +330,8 @@ balance_accept(void)
 		return;
 	}
 	accepting = want;
+	if (!want)
+		poke_other_workers();
 }
 
 /*

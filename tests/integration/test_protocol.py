@@ -382,6 +382,33 @@ class Accept(dqtest.TestCase):
             self.assertGreaterEqual(min(counts.values()), 8, counts)
             srv.cleanup()
 
+    def test_burst_of_connections_served_at_once(self):
+        """A reconnect storm: 300 connections at once, each sending PING.
+        A worker over its share left the listening socket, and the other,
+        which had left it too a moment before, slept on until its next
+        wake: the burst went through 4 or 5 connections per 100 ms (2.1 s
+        for 200, 2.4 s for 300).  Now the one that stops pokes the others.
+        They end up spread over both workers."""
+        srv = self.server(workers=2)
+        time.sleep(1.2)   # both workers up
+        socks = [srv.connect() for _ in range(300)]
+        t0 = time.monotonic()
+        for s in socks:
+            s.sendall(resp_cmd("PING"))
+        for s in socks:
+            self.assertEqual(s.recv(100), b"+PONG\r\n")
+        took = time.monotonic() - t0
+        print("\n300 connections at once answered in %.0f ms" % (took * 1000))
+        self.assertLess(took, 1.0)
+        counts = {}
+        for _ in range(10):
+            s, pid, _ = self.worker_of(srv)
+            socks.append(s)
+            counts[pid] = counts.get(pid, 0) + 1
+        self.assertEqual(len(counts), 2, counts)
+        for s in socks:
+            s.close()
+
 
 class OutOfDescriptors(dqtest.TestCase):
     def test_emfile_pauses_accepting(self):
