@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ static uint64_t		 accept_warned_ms;	/* mono ms, its last warning */
 static int		 live_workers = 1;
 static uint64_t		 next_block_check = UINT64_MAX;	/* mono ms */
 static int		 blocked_changed;
+static int		 trim_due;	/* big buffers freed: give memory back */
 static uint64_t		 block_seq_last;
 static struct client	**wakeq;	/* clients to wake (wakeq_run) */
 static size_t		 wakeq_len, wakeq_cap;
@@ -139,6 +141,28 @@ unhold(struct client *c)
 	c->flags &= ~CLIENT_HELD;
 }
 
+/* What a client holds in buffers and parsed arguments. */
+static size_t
+client_heap(const struct client *c)
+{
+	return c->in.cap + c->out.cap + c->multi.cap + c->parser.capargs *
+	    (2 * sizeof(size_t) + sizeof(char *)) + c->parser.scratchcap;
+}
+
+/*
+ * Once a second, after big buffers went: malloc keeps freed memory for
+ * reuse, so a worker that once served a few huge requests kept their size
+ * for good (hundreds of MiB after a burst of 1 MiB bodies).
+ */
+static void
+give_memory_back(void)
+{
+	if (!trim_due)
+		return;
+	trim_due = 0;
+	(void)malloc_trim(0);
+}
+
 static void
 free_client(struct client *c)
 {
@@ -157,6 +181,8 @@ free_client(struct client *c)
 	STAT_ADD(clients, -1);
 	__atomic_sub_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
 	log_debug("client %s closed", c->addr);
+	if (client_heap(c) > IN_KEEP_BYTES)
+		trim_due = 1;
 	client_free(c);
 }
 
@@ -731,8 +757,10 @@ finish_client(struct client *c, uint64_t ticket)
 	c->qpos = 0;
 	/* A big request served: its memory goes back (Redis resizes its
 	   query buffers likewise), or every client would keep its largest. */
-	if (c->in.cap > IN_KEEP_BYTES)
+	if (c->in.cap > IN_KEEP_BYTES) {
 		buf_shrink(&c->in);
+		trim_due = 1;
+	}
 	multi_settle(c);
 	if (ticket != 0 && !flush_covered(ticket))
 		hold(c, ticket);
@@ -1167,6 +1195,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		if (mono_ms() >= next_cron) {
 			count_live_workers();
 			close_idle_clients();
+			give_memory_back();
 			next_cron = mono_ms() + 1000;
 		}
 	}
