@@ -117,6 +117,13 @@ client_held(const struct client *c)
 	return c->out.len - c->sent;
 }
 
+size_t
+client_mem(const struct client *c)
+{
+	return c->in.cap + c->out.cap + c->multi.cap +
+	    resp_parser_mem(&c->parser);
+}
+
 static void
 reply_failed(struct client *c, int rc)
 {

@@ -99,6 +99,8 @@ int		 client_read(struct client *);
 int		 client_write(struct client *);
 size_t		 client_unsent(const struct client *);
 size_t		 client_held(const struct client *);
+/* Heap it holds: buffers and parsed arguments (CLIENT LIST tot-mem). */
+size_t		 client_mem(const struct client *);
 
 /* Replies.  On failure (memory) the client is marked CLOSE_ASAP. */
 void	reply_simple(struct client *, const char *);

@@ -231,14 +231,6 @@ cmd_hello(struct cmdctx *x)
 	return STORE_OK;
 }
 
-/* Memory the parser holds for arguments, outside the query buffer. */
-static size_t
-argv_mem(const struct resp_parser *p)
-{
-	return p->capargs * (2 * sizeof(size_t) + sizeof(char *)) +
-	    p->scratchcap;
-}
-
 /*
  * Every field of Redis 7.2's CLIENT LIST, in its order: clients parse the
  * line into a map and index fields such as argv-mem without a check.
@@ -252,7 +244,7 @@ client_line(struct buf *b, const struct client *c)
 	struct sockaddr_storage	ss;
 	socklen_t	sslen = sizeof(ss);
 	uint64_t	now = mono_ms();
-	size_t		amem = argv_mem(&c->parser);
+	size_t		amem = resp_parser_mem(&c->parser);
 	/* Inside EXEC, as Redis shows it: still a transaction. */
 	int		multi = (c->flags & (CLIENT_MULTI | CLIENT_EXEC)) != 0;
 	const char	*flags = multi ? "x" :
@@ -278,7 +270,7 @@ client_line(struct buf *b, const struct client *c)
 	    (long long)c->multi_n,
 	    c->in.len, c->in.cap - c->in.len, amem, c->multi.cap, c->in.cap,
 	    c->in.cap, c->out.len,
-	    c->in.cap + c->out.cap + c->multi.cap + amem,
+	    client_mem(c),
 	    (c->flags & CLIENT_EXEC) ? "exec" :
 	    c->last_cmd ? c->last_cmd : "NULL",
 	    c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");

@@ -102,6 +102,13 @@ resp_parser_free(struct resp_parser *p)
 	resp_parser_reset(p);
 }
 
+size_t
+resp_parser_mem(const struct resp_parser *p)
+{
+	return p->capargs * (2 * sizeof(size_t) + sizeof(char *)) +
+	    p->scratchcap;
+}
+
 static enum resp_status
 fail(struct resp_parser *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -71,6 +71,8 @@ struct resp_parser {
 void	resp_parser_init(struct resp_parser *, const struct resp_limits *);
 void	resp_parser_reset(struct resp_parser *);	/* forget a partial frame */
 void	resp_parser_free(struct resp_parser *);
+/* Memory it holds for arguments, outside the query buffer. */
+size_t	resp_parser_mem(const struct resp_parser *);
 enum resp_status resp_parse(struct resp_parser *, const char *buf, size_t len,
 	    size_t *consumed);
 

@@ -141,14 +141,6 @@ unhold(struct client *c)
 	c->flags &= ~CLIENT_HELD;
 }
 
-/* What a client holds in buffers and parsed arguments. */
-static size_t
-client_heap(const struct client *c)
-{
-	return c->in.cap + c->out.cap + c->multi.cap + c->parser.capargs *
-	    (2 * sizeof(size_t) + sizeof(char *)) + c->parser.scratchcap;
-}
-
 /*
  * Once a second, after big buffers went: malloc keeps freed memory for
  * reuse, so a worker that once served a few huge requests kept their size
@@ -181,7 +173,7 @@ free_client(struct client *c)
 	STAT_ADD(clients, -1);
 	__atomic_sub_fetch(&stats->clients, 1, __ATOMIC_RELAXED);
 	log_debug("client %s closed", c->addr);
-	if (client_heap(c) > IN_KEEP_BYTES)
+	if (client_mem(c) > IN_KEEP_BYTES)
 		trim_due = 1;
 	client_free(c);
 }
