@@ -112,6 +112,17 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def proc_start(pid):
+    """When pid started (clock ticks since boot), or None: with the pid,
+    it names one process even after the pid is reused."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return None
+    return int(st[st.rfind(")") + 2:].split()[19])
+
+
 def children_of(pid):
     """Pids of the direct children of pid (from /proc)."""
     kids = []
@@ -279,7 +290,7 @@ class Server:
         if not self.running():
             return self.last_exit
         self._close_clients()
-        workers = self.worker_pids()
+        workers = {p: proc_start(p) for p in self.worker_pids()}
         self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout)
@@ -300,22 +311,28 @@ class Server:
             return
         self._close_clients()
         pids = [self.proc.pid] + self.worker_pids()
+        started = {p: proc_start(p) for p in pids}
         for p in pids:
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.last_exit = self.proc.wait(10)
-        self._wait_gone(pids, 10)
+        self._wait_gone(started, 10)
 
     @staticmethod
-    def _wait_gone(pids, timeout):
+    def _wait_gone(started, timeout):
+        """Waits for the processes {pid: start time} to end.  A pid taken
+        by another process meanwhile is not ours: a parallel test's dqd
+        was once killed here as a stray."""
+        def ours(p):
+            return pid_alive(p) and proc_start(p) == started[p]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not any(pid_alive(p) for p in pids):
+            if not any(ours(p) for p in started):
                 return
             time.sleep(0.02)
-        left = [p for p in pids if pid_alive(p)]
+        left = [p for p in started if ours(p)]
         for p in left:       # never leave strays behind
             try:
                 os.kill(p, signal.SIGKILL)

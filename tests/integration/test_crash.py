@@ -184,7 +184,7 @@ class CrashTest(dqtest.TestCase):
         srv = self.server(workers=2)
         r = srv.client()
         r.execute_command("SADD", "q", "a", 0, "b", 0)
-        kids = srv.worker_pids()
+        kids = {p: dqtest.proc_start(p) for p in srv.worker_pids()}
         os.kill(srv.pid, signal.SIGKILL)
         srv.proc.wait(5)
         srv._wait_gone(kids, 10)     # they stop by themselves
@@ -210,6 +210,7 @@ class CrashTest(dqtest.TestCase):
             kids = []
             while not kids and srv.running():
                 kids = dqtest.children_of(srv.pid)
+            started = {p: dqtest.proc_start(p) for p in kids}
             os.kill(kids[0], signal.SIGSTOP)    # the first child: recovery
             if srv.logs().count("recovery done") == done:
                 break
@@ -221,7 +222,7 @@ class CrashTest(dqtest.TestCase):
         self.assertEqual(srv.stop(timeout=10), 0)
         print("stopped %.2f s after SIGTERM" % (time.monotonic() - t))
         self.assertIn("recovery interrupted by a stop", srv.logs())
-        srv._wait_gone(kids, 5)
+        srv._wait_gone(started, 5)
         srv.start()
         self.assertEqual(srv.client().scard("q"), 100000)
 
