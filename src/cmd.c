@@ -263,13 +263,13 @@ const struct cmd cmd_table[] = {
 	{ "hello", -1, NA | F, cmd_hello, 0, 0, 0, "connection", "0.1.0",
 	  "Handshake: RESP2 only",
 	  hello_args },
-	{ "client", -2, 0, cmd_client, 0, 0, 0, "connection", "0.1.0",
+	{ "client", -2, CMD_SUBCMDS, cmd_client, 0, 0, 0, "connection", "0.1.0",
 	  "The connection: SETNAME, GETNAME, SETINFO, ID, INFO, LIST, HELP",
 	  client_args },
-	{ "command", -1, 0, cmd_command, 0, 0, 0, "server", "0.1.0",
+	{ "command", -1, CMD_SUBCMDS, cmd_command, 0, 0, 0, "server", "0.1.0",
 	  "Details of the commands: COUNT, LIST, INFO, DOCS, HELP",
 	  command_args },
-	{ "config", -2, CMD_ADMIN, cmd_config, 0, 0, 0, "server", "0.1.0",
+	{ "config", -2, CMD_ADMIN | CMD_SUBCMDS, cmd_config, 0, 0, 0, "server", "0.1.0",
 	  "Read the configuration: GET, HELP",
 	  config_args },
 	{ "info", -1, 0, cmd_info, 0, 0, 0, "server", "0.1.0",
@@ -352,10 +352,12 @@ last_cmd_name(const struct cmd *cmd, size_t argc, const char **argv,
 		"config|resetstat", "config|help", NULL
 	};
 	const char *const	*p;
-	size_t			 n = strlen(cmd->name);
+	size_t			 n;
 
-	if (argc < 2)
+	/* Off the path of every other command. */
+	if (!(cmd->flags & CMD_SUBCMDS) || argc < 2)
 		return cmd->name;
+	n = strlen(cmd->name);
 	for (p = subs; *p != NULL; p++)
 		if (strncmp(*p, cmd->name, n) == 0 && (*p)[n] == '|' &&
 		    strlen(*p + n + 1) == argvlen[1] &&

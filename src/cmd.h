@@ -24,6 +24,7 @@ struct client;
 #define CMD_ADMIN	0x10
 #define CMD_BLOCKING	0x20	/* may wait for messages */
 #define CMD_TXCTL	0x40	/* runs at once between MULTI and EXEC */
+#define CMD_SUBCMDS	0x80	/* argv[1] names a subcommand (CLIENT ...) */
 
 /* Returned by a blocking handler that found nothing yet: see worker.c. */
 #define CMD_BLOCKED	5

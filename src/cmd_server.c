@@ -771,16 +771,6 @@ cmd_command(struct cmdctx *x)
 	return STORE_OK;
 }
 
-/* One of the bytes of set is in s[0..len). */
-static int
-memchr_any(const char *s, size_t len, const char *set)
-{
-	for (; *set != '\0'; set++)
-		if (memchr(s, *set, len) != NULL)
-			return 1;
-	return 0;
-}
-
 struct config_pairs {
 	struct buf	 b;
 	size_t		 n;
@@ -845,8 +835,8 @@ cmd_config(struct cmdctx *x)
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.b, 0);
 	for (i = 2; i < x->argc; i++) {
-		p.asked = memchr_any(x->argv[i], x->argvlen[i], "*?[\\") ?
-		    NULL : x->argv[i];
+		p.asked = glob_special(x->argv[i], x->argvlen[i]) ? NULL :
+		    x->argv[i];
 		p.askedlen = x->argvlen[i];
 		config_each(server.cfg, x->argv[i], x->argvlen[i], 1,
 		    config_pair, &p);

@@ -135,3 +135,19 @@ glob_match(const char *pattern, size_t patlen, const char *string, size_t len,
 		pi++;
 	return pi == patlen;
 }
+
+int
+glob_special(const char *pat, size_t patlen)
+{
+	size_t	i;
+
+	for (i = 0; i < patlen; i++)
+		switch (pat[i]) {
+		case '*':
+		case '?':
+		case '[':
+		case '\\':
+			return 1;
+		}
+	return 0;
+}

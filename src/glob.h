@@ -14,5 +14,8 @@
 
 int	glob_match(const char *pat, size_t patlen, const char *str, size_t len,
 	    int nocase);
+/* The pattern has a special byte ('*', '?', '[', '\\'): it is no plain
+   name. */
+int	glob_special(const char *pat, size_t patlen);
 
 #endif

@@ -477,10 +477,12 @@ st_rc(struct store *s, int ret, const char *what)
 	default:
 		snprintf(s->err, sizeof(s->err), "%s: %s", what,
 		    db_strerror(ret));
-		/* Out of locks: store_out_of_locks() tells whose fault. */
-		if (ret == ENOMEM && locks_held(s) >= 9)
+		/* Out of locks: a worker's store_out_of_locks() says whose
+		   fault, once; the retries of others are not worth a line. */
+		if (ret == ENOMEM && locks_held(s) >= 9) {
 			s->nomem = 1;
-		else
+			log_debug("%s (lock table full)", s->err);
+		} else
 			log_warnx("%s", s->err);
 		return STORE_ERR;
 	}

@@ -1041,23 +1041,21 @@ void
 check_disk(void)
 {
 	struct statvfs	sv;
-	uint64_t	freemb;
+	uint64_t	freemb, floor_mb = config_disk_floor_mb(server.cfg);
 	int		low;
 
-	uint64_t	floor = config_disk_floor_mb(server.cfg);
-
-	if (floor == 0 || statvfs(server.cfg->data_dir, &sv) == -1) {
+	if (floor_mb == 0 || statvfs(server.cfg->data_dir, &sv) == -1) {
 		server.disk_low = 0;
 		return;
 	}
 	freemb = (uint64_t)sv.f_bavail * sv.f_frsize / (1024 * 1024);
-	low = freemb < floor;
+	low = freemb < floor_mb;
 	if (low && !server.disk_low)
 		log_warnx("%llu MiB free in %s, below %llu (min_free_disk_mb "
 		    "%d, and room for a checkpoint of the cache): enqueues "
 		    "are refused until space is freed",
 		    (unsigned long long)freemb, server.cfg->data_dir,
-		    (unsigned long long)floor, server.cfg->min_free_disk_mb);
+		    (unsigned long long)floor_mb, server.cfg->min_free_disk_mb);
 	else if (!low && server.disk_low)
 		log_notice("%llu MiB free in %s again: enqueues accepted",
 		    (unsigned long long)freemb, server.cfg->data_dir);

@@ -228,3 +228,18 @@ Test(glob, pathological_patterns_are_fast)
 	dq_free(s);
 	cr_assert_lt(elapsed(&t0), 5.0, "glob took %.2fs", elapsed(&t0));
 }
+
+/* CONFIG GET echoes a plain name as asked, a pattern's matches as spelled. */
+Test(glob, special)
+{
+	cr_assert_eq(glob_special("maxclients", 10), 0);
+	cr_assert_eq(glob_special("", 0), 0);
+	cr_assert_eq(glob_special("metrics.port", 12), 0);
+	cr_assert_eq(glob_special("max*", 4), 1);
+	cr_assert_eq(glob_special("port?", 5), 1);
+	cr_assert_eq(glob_special("[mp]ort", 7), 1);
+	cr_assert_eq(glob_special("a\\b", 3), 1);
+	/* binary safe: a NUL is no special byte, and the length is obeyed */
+	cr_assert_eq(glob_special("a\0*", 2), 0);
+	cr_assert_eq(glob_special("a\0*", 3), 1);
+}
