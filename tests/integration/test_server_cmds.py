@@ -304,6 +304,14 @@ class ServerCmds(dqtest.TestCase):
         blocking = self.cmd("COMMAND", "LIST", "FILTERBY", "ACLCAT",
                             "blocking")
         self.assertEqual(sorted(blocking), [b"bspop", b"qreserve"])
+        # any case; the '@' is not part of the name; unknown: nothing
+        self.assertEqual(sorted(self.cmd("COMMAND", "LIST", "FILTERBY",
+                                         "ACLCAT", "BLOCKING")), sorted(blocking))
+        for cat in ("@blocking", "nosuch", ""):
+            self.assertEqual(self.cmd("COMMAND", "LIST", "FILTERBY",
+                                      "ACLCAT", cat), [], cat)
+        # CONFIG GET of a name that is no key: nothing, asked as it is
+        self.assertEqual(self.cmd("CONFIG", "GET", "NOSUCH"), [])
         info = self.cmd("COMMAND", "INFO", "SPOP", "nosuchcmd")
         self.assertEqual(len(info), 2)
         self.assertEqual(info[0][0], b"spop")
