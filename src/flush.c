@@ -128,11 +128,13 @@ publish(uint64_t t)
 	uint64_t		 old, want;
 	int			 i, n;
 
+	/* Counted first: a worker that sees covered move may reply at
+	   once, and its client's INFO must count the sync it waited for. */
+	STAT_ADD(log_syncs, 1);
 	old = __atomic_load_n(&f->covered, __ATOMIC_SEQ_CST);
 	while (old < t && !__atomic_compare_exchange_n(&f->covered, &old, t,
 	    0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		;
-	STAT_ADD(log_syncs, 1);
 	n = stats_slots();
 	for (i = 0; i < n; i++) {
 		w = &stats->slot[i];

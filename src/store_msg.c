@@ -1048,17 +1048,20 @@ store_queue_stat(struct store *s, uint32_t qid, uint64_t now,
 	int		r;
 
 	memset(q, 0, sizeof(*q));
-	if ((r = store_queue_counters(s, qid, q->c)) != STORE_OK)
-		return r;
 	/*
 	 * Ready messages are those due by now (a lease that ran out is due
 	 * again), counted by a key-only walk of the smaller side of now.
 	 * Leases that ran out but were not yet ended are counted likewise in
-	 * leases.db, which the housekeeper keeps short.
+	 * leases.db, which the housekeeper keeps short.  The reads are not one
+	 * snapshot, and the housekeeper may end such a lease between them:
+	 * leases first, then the counters, so that the ending is seen by the
+	 * counters or not at all, never as a lease still held that no longer
+	 * is (reserved 1 and ready 1 for one message).
 	 */
-	if ((r = count_due(s, qid, now, q->c[STORE_C_MESSAGES], &q->ready,
-	    &next)) != STORE_OK || (r = count_range(s, s->leases, qid, 0, now,
-	    &expired, NULL)) != STORE_OK)
+	if ((r = count_range(s, s->leases, qid, 0, now, &expired, NULL)) !=
+	    STORE_OK || (r = store_queue_counters(s, qid, q->c)) != STORE_OK ||
+	    (r = count_due(s, qid, now, q->c[STORE_C_MESSAGES], &q->ready,
+	    &next)) != STORE_OK)
 		return r;
 	if (q->ready < 0)
 		q->ready = 0;
