@@ -1053,11 +1053,11 @@ same_bind(const char *a, const char *b)
 	return 0;
 }
 
-/* Whether host names an address to listen on, as the master asks. */
+/* The addresses host names, looked up as the master does; 0 with why. */
 static int
-resolves(const char *host, char *why, size_t len)
+host_lookup(const char *host, struct addrinfo **res, char *why, size_t len)
 {
-	struct addrinfo	 hints, *res;
+	struct addrinfo	 hints;
 	int		 e;
 
 	memset(&hints, 0, sizeof(hints));
@@ -1070,11 +1070,22 @@ resolves(const char *host, char *why, size_t len)
 		hints.ai_flags |= AI_NUMERICHOST;
 	/* A port, as the master gives: glibc takes "*" for any address
 	   only with one. */
-	if ((e = getaddrinfo(host, "0", &hints, &res)) != 0) {
+	if ((e = getaddrinfo(host, "0", &hints, res)) != 0) {
 		snprintf(why, len, "%s", e == EAI_SYSTEM ? strerror(errno) :
 		    gai_strerror(e));
 		return 0;
 	}
+	return 1;
+}
+
+/* Whether host names an address to listen on, as the master asks. */
+static int
+resolves(const char *host, char *why, size_t len)
+{
+	struct addrinfo	*res;
+
+	if (!host_lookup(host, &res, why, len))
+		return 0;
 	freeaddrinfo(res);
 	return 1;
 }
@@ -1179,6 +1190,56 @@ parent_usable(const char *file, char *why, size_t len)
 	return dir_usable(dir, why, len);
 }
 
+/* A file dqd opens for writing (pidfile, log_file) can be. */
+static int
+file_usable(const char *file, char *why, size_t len)
+{
+	struct stat	st;
+
+	if (stat(file, &st) == -1)
+		return parent_usable(file, why, len);
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(why, len, "%s: %s", file, strerror(EISDIR));
+		return 0;
+	}
+	if (access(file, W_OK) == -1) {
+		snprintf(why, len, "%s: %s", file, strerror(errno));
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * host is an address of this machine: a socket binds to it (port 0, any
+ * free one), as the master's listening socket will.  An address of
+ * another host resolves but cannot be listened on.
+ */
+static int
+bindable(const char *host, char *why, size_t len)
+{
+	struct addrinfo	*res, *ai;
+	int		 e = 0, fd, ok = 0;
+
+	if (!host_lookup(host, &res, why, len))
+		return 0;
+	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
+		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol)) == -1) {
+			e = errno;
+			continue;
+		}
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			ok = 1;
+		else
+			e = errno;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	if (!ok)
+		snprintf(why, len, "%s", strerror(e));
+	return ok;
+}
+
 int
 config_check_files(const struct config *cfg, char *err, size_t errlen)
 {
@@ -1187,6 +1248,19 @@ config_check_files(const struct config *cfg, char *err, size_t errlen)
 
 	if (errlen > 0)
 		err[0] = '\0';
+	if (!bindable(cfg->bind, why, sizeof(why))) {
+		errf(err, errlen, "%sbind: cannot listen on %s: %s",
+		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
+		    cfg->bind, why);
+		return -1;
+	}
+	if (cfg->metrics_port != 0 &&
+	    !bindable(cfg->metrics_bind, why, sizeof(why))) {
+		errf(err, errlen, "%smetrics.bind: cannot listen on %s: %s",
+		    origin(cfg, cfg->metrics_bind_origin, where, sizeof(where)),
+		    cfg->metrics_bind, why);
+		return -1;
+	}
 	/* data_dir is made (one level) when missing. */
 	if (stat(cfg->data_dir, &st) == 0 ? !dir_usable(cfg->data_dir, why,
 	    sizeof(why)) : !parent_usable(cfg->data_dir, why, sizeof(why))) {
@@ -1194,14 +1268,14 @@ config_check_files(const struct config *cfg, char *err, size_t errlen)
 		    origin(cfg, cfg->data_dir_origin, where, sizeof(where)), why);
 		return -1;
 	}
-	if (cfg->pidfile != NULL && !parent_usable(cfg->pidfile, why,
+	if (cfg->pidfile != NULL && !file_usable(cfg->pidfile, why,
 	    sizeof(why))) {
 		errf(err, errlen, "%spidfile: cannot be written: %s",
 		    origin(cfg, cfg->pidfile_origin, where, sizeof(where)), why);
 		return -1;
 	}
 	if (cfg->log_file != NULL && strcmp(cfg->log_file, "syslog") != 0 &&
-	    !parent_usable(cfg->log_file, why, sizeof(why))) {
+	    !file_usable(cfg->log_file, why, sizeof(why))) {
 		errf(err, errlen, "%slog_file: cannot be written: %s",
 		    origin(cfg, cfg->log_file_origin, where, sizeof(where)), why);
 		return -1;

@@ -78,8 +78,10 @@ int	config_load(struct config *, const char *path, char *err, size_t errlen);
 /* Protected mode and other cross-key rules; same error convention. */
 int	config_check(const struct config *, char *err, size_t errlen);
 /*
- * dqd -t: what only a start finds otherwise: the directories of pidfile
- * and log_file exist, data_dir can be made or used.  Same convention.
+ * dqd -t: what only a start finds otherwise: pidfile and log_file can be
+ * written (their directory exists, they are no directory), data_dir can
+ * be made or used, bind and metrics.bind are addresses of this host.
+ * Same convention.
  */
 int	config_check_files(const struct config *, char *err, size_t errlen);
 void	config_free(struct config *);

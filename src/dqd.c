@@ -130,10 +130,13 @@ main(int argc, char *argv[])
 			path = optarg;
 			break;
 		case 't':
-			test = 1;
-			break;
 		case 'T':
-			test = 2;
+			if (test != 0 && test != (ch == 't' ? 1 : 2)) {
+				fprintf(stderr, "dqd: -t and -T exclude each "
+				    "other\n");
+				usage(1);
+			}
+			test = ch == 't' ? 1 : 2;
 			break;
 		case 'd':
 			debug = 1;
@@ -147,8 +150,11 @@ main(int argc, char *argv[])
 			usage(1);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc) {
+		fprintf(stderr, "dqd: unexpected argument '%s' (the "
+		    "configuration file goes after -c)\n", argv[optind]);
 		usage(1);
+	}
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
 		fprintf(stderr, "dqd: out of memory\n");
 		return 1;

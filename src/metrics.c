@@ -476,9 +476,9 @@ render_env(struct buf *b)
 	metric(b, "dqd_queues", "gauge", "Queues holding messages.",
 	    e.nqueues);
 	queue_gauge(b, &e, "dqd_queue_messages", "Messages in a queue (the "
-	    "first 100 queues by name).", 0);
+	    "first 100 queues, in creation order).", 0);
 	queue_gauge(b, &e, "dqd_queue_reserved", "Messages of a queue "
-	    "carrying a lease (the first 100 queues by name).", 1);
+	    "carrying a lease (the first 100 queues, in creation order).", 1);
 }
 
 /* The figures added up over the workers' slots, in the order shown. */

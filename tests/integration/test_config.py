@@ -292,6 +292,36 @@ class TestConfig(dqtest.TestCase):
         self.assertIn("%s:2: metrics.port: %d is the server's own port"
                       % (inc, port), r.stderr.decode())
 
+    def test_command_line_mistakes(self):
+        """Arguments dqd cannot use are named, then the usage follows:
+        a bare file name (without -c), -t with -T, an unknown option."""
+        def run(*argv):
+            r = subprocess.run([dqtest.DQD] + list(argv),
+                               capture_output=True, timeout=10,
+                               stdin=subprocess.DEVNULL)
+            return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+        rc, out, err = run("dqd.conf")
+        self.assertEqual(rc, 1)
+        self.assertIn("dqd: unexpected argument 'dqd.conf' (the "
+                      "configuration file goes after -c)", err)
+        self.assertIn("usage: dqd", err)
+        self.assertEqual(out, "")
+        for argv in (("-t", "-T"), ("-T", "--test-config")):
+            rc, _, err = run(*argv)
+            self.assertEqual(rc, 1, argv)
+            self.assertIn("dqd: -t and -T exclude each other", err)
+        rc, _, err = run("--no-such-option")
+        self.assertEqual(rc, 1)
+        self.assertIn("usage: dqd", err)
+        # the same option twice is no conflict
+        rc, out, err = run("-t", "-t")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("is valid", out)
+        rc, out, _ = run("-h")
+        self.assertEqual(rc, 0)
+        self.assertIn("usage: dqd", out)
+
     def test_byte_order_mark(self):
         """A file saved with a UTF-8 BOM (Windows editors) was a bare
         "syntax error" on line 1: the message now names the cause."""
@@ -327,6 +357,18 @@ class TestConfig(dqtest.TestCase):
              "Not a directory"),
             ("data_dir_parent", 'data_dir = "%s/data";\n' % missing, 1,
              "data_dir", "No such file or directory"),
+            # a directory where a file is wanted (a path without its name)
+            ("pidfile_dir", 'pidfile = "%s";\n' % self.tmp, 1, "pidfile",
+             "Is a directory"),
+            ("log_file_dir", '\nlog_file = "%s";\n' % self.tmp, 2,
+             "log_file", "Is a directory"),
+            # an address, but not of this host (TEST-NET-1, RFC 5737)
+            ("bind_elsewhere", 'protected_mode = false;\nbind = "192.0.2.1";'
+             '\n', 2, "bind", "cannot listen on 192.0.2.1: Cannot assign "
+             "requested address"),
+            ("metrics_bind_elsewhere", 'metrics = { port = %d; bind = '
+             '"192.0.2.1"; };\n' % dqtest.free_port(), 1, "metrics.bind",
+             "cannot listen on 192.0.2.1: Cannot assign requested address"),
         ]
         for name, text, line, key, why in cases:
             with self.subTest(case=name):
@@ -347,6 +389,11 @@ class TestConfig(dqtest.TestCase):
         r = run_t(p)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(os.listdir(d), [], "dqd -t made files")
+        # a log file that is there already, any address of this host
+        p = self.write("ok2.conf", 'log_file = "%s";\nbind = "*";\n'
+                       'protected_mode = false;\n' % f)
+        r = run_t(p)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_info_config_file_is_absolute(self):
         """INFO's config_file is the absolute path, as Redis shows it,

@@ -79,7 +79,8 @@ class Sadd(dqtest.ServerCase):
     def test_bad_delays_rejected(self):
         r = self.r
         bad = [str(MAX_DELAY + 1), "-1", "1.5", " 1", "1 ", "abc", "",
-               "0x10", "1e3", "99999999999999999999999999", "-0.0"]
+               "0x10", "1e3", "05", "+5", "00", "99999999999999999999999999",
+               "-0.0"]
         for d in bad:
             with self.subTest(delay=d):
                 self.assertErrRaw(self.srv, "-ERR ", "SADD", "q", "body", d)
