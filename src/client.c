@@ -16,6 +16,15 @@
 #define READ_CHUNK	(64 * 1024)
 #define MAX_INLINE	(64 * 1024)
 #define MAX_ARGC	(1024 * 1024)
+/*
+ * Requests a client may send ahead of the replies it has read: while its
+ * replies wait (CLIENT_THROTTLED in worker.c) its commands do not run, but
+ * its input is still read, or a client that writes a whole pipeline before
+ * it reads (redis-py, hiredis) and the server would wait for each other
+ * for ever.  Beyond this the client is closed, as Redis closes one at its
+ * client-query-buffer-limit.  One argument stays bounded by max_bulk.
+ */
+#define IN_AHEAD_MAX	(64 * 1024 * 1024)
 
 struct client *
 client_new(int fd, uint64_t id, const char *addr, size_t max_bulk,
@@ -29,7 +38,8 @@ client_new(int fd, uint64_t id, const char *addr, size_t max_bulk,
 	c->fd = fd;
 	c->id = id;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
-	buf_init(&c->in, query_limit);
+	buf_init(&c->in, query_limit > IN_AHEAD_MAX ? query_limit :
+	    IN_AHEAD_MAX);
 	buf_init(&c->out, 0);
 	buf_init(&c->multi, query_limit);
 	resp_parser_init(&c->parser, &lim);

@@ -37,7 +37,7 @@
 
 #define BATCH_MAX_CMDS	4096		/* commands in one transaction */
 #define BATCH_MIN_CMDS	8
-#define OUT_SOFT_LIMIT	(8 * 1024 * 1024) /* pause input above this */
+#define OUT_SOFT_LIMIT	(8 * 1024 * 1024) /* run no more commands above */
 #define IN_KEEP_BYTES	(1024 * 1024)	/* a bigger input buffer shrinks */
 #define BATCH_ATTEMPTS	16		/* deadlocks before going solo */
 #define SOLO_ATTEMPTS	1000
@@ -183,8 +183,9 @@ update_events(struct client *c)
 {
 	int	mask = 0;
 
-	if (!(c->flags & (CLIENT_THROTTLED | CLIENT_CLOSE_AFTER_REPLY)) &&
-	    !server.stop)
+	/* Throttled, it still reads ahead, up to the query buffer limit
+	   (client.c, IN_AHEAD_MAX), where it is closed as Redis does. */
+	if (!(c->flags & CLIENT_CLOSE_AFTER_REPLY) && !server.stop)
 		mask |= EV_READ;
 	if (client_unsent(c) > 0)
 		mask |= EV_WRITE;
@@ -219,7 +220,8 @@ on_client(struct ev_loop *ev, int fd, int events, void *arg)
 			return;
 		}
 		c->last_ms = mono_ms();
-		pend(c);
+		if (!(c->flags & CLIENT_THROTTLED))
+			pend(c);
 	}
 	if (events & EV_WRITE) {
 		if (client_write(c) == -1) {

@@ -255,6 +255,53 @@ class BigBodies(dqtest.TestCase):
 
 
 class Limits(dqtest.TestCase):
+    def test_pipeline_written_whole_before_reading(self):
+        """redis-py sends a whole pipeline before it reads a reply: with
+        more than 8 MiB of replies waiting dqd stopped reading, the client
+        could not finish writing, and both waited for ever (19 MiB each
+        way hung; Redis answers it in 0.2 s).  The commands wait, but the
+        requests are read ahead."""
+        srv = self.server(workers=1)
+        r = srv.client(socket_timeout=20)
+        other = srv.client(socket_timeout=5)
+        p = r.pipeline(transaction=False)
+        payload = b"x" * 65536
+        for _ in range(300):
+            p.echo(payload)
+        res = p.execute()
+        self.assertEqual(len(res), 300)
+        self.assertTrue(all(x == payload for x in res))
+        # enqueue and take back 25 MiB of bodies in one pipeline
+        body = os.urandom(256 * 1024)
+        for _ in range(100):
+            p.execute_command("SADD", "bp", body, 0)
+            p.execute_command("SPOP", "bp")
+        res = p.execute()
+        self.assertEqual(res, [1, body] * 100)
+        self.assertEqual(other.scard("bp"), 0)
+
+    def test_requests_sent_ahead_are_bounded(self):
+        """A client that sends and never reads: once its replies wait, what
+        it sends is read ahead up to 64 MiB, then it is closed (as Redis
+        closes one at its query buffer limit); the others go on."""
+        srv = self.server(workers=1)
+        other = srv.client(socket_timeout=5)
+        other.execute_command("SADD", "q", "kept", 0)
+        s = srv.connect(timeout=20)
+        one = resp_cmd("ECHO", "y" * 65536)
+        closed = False
+        try:
+            for _ in range(2000):           # 128 MiB
+                s.sendall(one)
+        except OSError:
+            closed = True
+        self.assertTrue(closed or dqtest.is_closed(s), "never closed")
+        s.close()
+        with open(srv.log_file, errors="replace") as f:
+            self.assertIn("query buffer limit of 67108864 bytes reached, "
+                          "closing", f.read())
+        self.assertEqual(other.execute_command("SPOP", "q"), b"kept")
+
     def test_maxclients(self):
         srv = self.server(maxclients=3)
         time.sleep(0.2)   # let the start-up probe connection go away
