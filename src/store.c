@@ -55,10 +55,36 @@ bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 		dropped++;
 }
 
+/*
+ * Its informational messages: failchk says "Freeing log information for
+ * process" once per database handle of the dead one (two dozen identical
+ * lines), so a repeat is counted and said once, before the next different
+ * message or at bdb_msg_flush().
+ */
+static char	msg_last[256];
+static unsigned	msg_repeats;
+
+static void
+bdb_msg_flush(void)
+{
+	if (msg_repeats > 0)
+		log_notice("bdb: (the message above %u more time%s)",
+		    msg_repeats, msg_repeats == 1 ? "" : "s");
+	msg_repeats = 0;
+	msg_last[0] = '\0';
+}
+
 static void
 bdb_msgcall(const DB_ENV *env, const char *msg)
 {
+	if (msg_last[0] != '\0' && strncmp(msg, msg_last,
+	    sizeof(msg_last) - 1) == 0) {
+		msg_repeats++;
+		return;
+	}
+	bdb_msg_flush();
 	log_notice("bdb: %s", msg);
+	snprintf(msg_last, sizeof(msg_last), "%s", msg);
 }
 
 /*
@@ -371,7 +397,9 @@ store_failchk(const struct config *cfg)
 		log_warnx("failchk: %s", err);
 		return -1;
 	}
-	if ((ret = env->failchk(env, 0)) != 0) {
+	ret = env->failchk(env, 0);
+	bdb_msg_flush();
+	if (ret != 0) {
 		log_warnx("failchk: %s", db_strerror(ret));
 		return -1;
 	}

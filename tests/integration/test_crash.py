@@ -137,7 +137,15 @@ class CrashTest(dqtest.TestCase):
         self.assertEqual(len(srv.worker_pids()), 3,
                          "the dead worker was not replaced")
         self.assertEqual(sc.execute_command("SPOP", "q"), b"kept")
-        self.assertIn("environment is consistent", srv.logs())
+        logs = srv.logs()
+        self.assertIn("environment is consistent", logs)
+        # failchk's message for each of the dead worker's database
+        # handles, said once with a count (it was two dozen lines)
+        freeing = [l for l in logs.splitlines()
+                   if "Freeing log information for process: %d/" % victim
+                   in l]
+        self.assertEqual(len(freeing), 1, "\n".join(freeing))
+        self.assertRegex(logs, r"bdb: \(the message above \d+ more times\)")
 
     def test_hung_failchk_costs_little(self):
         # failchk hangs about as often as it fails after a kill inside
