@@ -22,7 +22,7 @@
 #define CLIENT_CLOSE_ASAP	0x02	/* I/O error: drop without replying */
 #define CLIENT_AUTHED		0x04
 #define CLIENT_PENDING		0x08	/* on the pending list */
-#define CLIENT_THROTTLED	0x10	/* output backlog: input paused */
+#define CLIENT_THROTTLED	0x10	/* output backlog: commands wait */
 #define CLIENT_MORE		0x20	/* stopped with complete commands left */
 #define CLIENT_ARMED		0x40	/* in a blocking command, watching */
 #define CLIENT_BLOCKED		0x80	/* asleep until woken or timed out */
@@ -30,6 +30,8 @@
 #define CLIENT_MULTI		0x200	/* between MULTI and EXEC */
 #define CLIENT_DIRTY		0x400	/* a command refused since MULTI */
 #define CLIENT_EXEC		0x800	/* running EXEC: nothing blocks */
+#define CLIENT_LINGER		0x1000	/* close after reply, reading first */
+#define CLIENT_LINGERING	0x2000	/* reply sent, input discarded */
 
 struct client {
 	uint64_t		 id;
@@ -42,6 +44,7 @@ struct client {
 	uint64_t		 created_ms;
 	uint64_t		 last_ms;	/* last input, for timeout */
 	uint64_t		 last_out_ms;	/* last reply bytes written */
+	uint64_t		 linger_until;	/* mono ms: CLIENT_LINGERING */
 	size_t			 outq;		/* kernel send queue, last look */
 	const char		*last_cmd;
 

@@ -49,6 +49,7 @@
 #define RETIRE_MS	60000		/* old clients' grace after a reload */
 #define SPIN_US		50		/* polling, no sleep, after a batch */
 #define ACCEPT_PAUSE_MS	100		/* out of descriptors: accept later */
+#define LINGER_MS	2000		/* reading after a protocol error */
 
 struct server		 server;
 static size_t		 batch_ncmds;
@@ -160,6 +161,8 @@ free_client(struct client *c)
 {
 	unpend(c);
 	unhold(c);
+	if (c->flags & CLIENT_LINGERING)
+		server.lingering--;
 	if (c->flags & (CLIENT_ARMED | CLIENT_BLOCKED))
 		blocked_changed = 1;	/* the gauge and watched queues */
 	if (c->prev != NULL)
@@ -193,12 +196,63 @@ update_events(struct client *c)
 		log_warn("epoll_ctl");
 }
 
+/*
+ * The error reply of a protocol error is sent; the client may still be
+ * sending the request it answers (a body over the limit).  Closing now
+ * with unread input makes the kernel send a reset, and the client would
+ * see "connection reset" instead of the error: the write side is shut,
+ * and what comes in is read and dropped until the client closes or
+ * LINGER_MS pass (nginx's lingering close).
+ */
+static void
+linger(struct client *c)
+{
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		free_client(c);
+		return;
+	}
+	c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_LINGER);
+	c->flags |= CLIENT_LINGERING;
+	c->linger_until = mono_ms() + LINGER_MS;
+	server.lingering++;
+	update_events(c);
+}
+
+/* Reads and drops what a lingering client sends; closes it at its end. */
+static void
+linger_read(struct client *c)
+{
+	if (client_read(c) == -1 || mono_ms() >= c->linger_until) {
+		free_client(c);
+		return;
+	}
+	c->in.len = 0;
+}
+
+static void
+close_lingering(void)
+{
+	struct client	*c, *next;
+	uint64_t	 now = mono_ms();
+
+	if (server.lingering == 0)
+		return;
+	for (c = server.clients; c != NULL; c = next) {
+		next = c->next;
+		if ((c->flags & CLIENT_LINGERING) && now >= c->linger_until)
+			free_client(c);
+	}
+}
+
 /* After a write: close, resume input, or wait for the socket. */
 static void
 after_write(struct client *c)
 {
 	if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && c->sent == c->out.len) {
-		free_client(c);
+		if (c->flags & CLIENT_LINGER)
+			linger(c);
+		else
+			free_client(c);
 		return;
 	}
 	if ((c->flags & CLIENT_THROTTLED) &&
@@ -214,6 +268,10 @@ on_client(struct ev_loop *ev, int fd, int events, void *arg)
 {
 	struct client	*c = arg;
 
+	if (c->flags & CLIENT_LINGERING) {
+		linger_read(c);
+		return;
+	}
 	if (events & EV_READ) {
 		if (client_read(c) == -1) {
 			free_client(c);
@@ -655,7 +713,7 @@ protocol_error(struct client *c)
 	log_notice("client %s: %s", c->addr, c->parser.error);
 	STAT_ADD(protocol_errors, 1);
 	reply_error(c, "%s", c->parser.error);
-	c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+	c->flags |= CLIENT_CLOSE_AFTER_REPLY | CLIENT_LINGER;
 	c->qpos = c->in.len;
 }
 
@@ -718,8 +776,8 @@ rewind_batch(struct client *list)
 		buf_truncate(&c->out, c->batch_outlen);
 		multi_restore(c);
 		resp_parser_reset(&c->parser);
-		c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_MORE |
-		    CLIENT_BLOCKED);
+		c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_LINGER |
+		    CLIENT_MORE | CLIENT_BLOCKED);
 	}
 }
 
@@ -1187,6 +1245,7 @@ worker_main(const struct config *cfg, int slot, int listen_fd)
 		if (mono_ms() >= next_cron) {
 			count_live_workers();
 			close_idle_clients();
+			close_lingering();
 			give_memory_back();
 			next_cron = mono_ms() + 1000;
 		}

@@ -11,6 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dqtest  # noqa: E402
+import redis  # noqa: E402
 from dqtest import resp_cmd, resp_parse_all  # noqa: E402
 
 GARBAGE = [
@@ -279,6 +280,37 @@ class Limits(dqtest.TestCase):
         res = p.execute()
         self.assertEqual(res, [1, body] * 100)
         self.assertEqual(other.scard("bp"), 0)
+
+    def test_oversized_body_error_reaches_the_client(self):
+        """A body over twice max_message_bytes is a protocol error and the
+        connection is closed; closed at once, with most of the body still
+        unread, the kernel reset the connection and redis-py showed
+        "Connection reset by peer" instead of the error.  Now the write
+        side is shut and the rest is read and dropped until the client
+        closes (or 2 s pass): the error arrives."""
+        srv = self.server(workers=1)
+        r = srv.client(socket_timeout=10)
+        for size in (3 * 2**20, 40 * 2**20):
+            with self.assertRaises(redis.exceptions.ResponseError) as cm:
+                r.execute_command("SADD", "q", b"x" * size, 0)
+            self.assertIn("Protocol error: invalid bulk length (%d exceeds "
+                          "the limit of 2097152)" % size, str(cm.exception))
+        self.assertEqual(r.scard("q"), 0)
+        # a client that neither closes nor stops sending is closed anyway
+        s = srv.connect(timeout=10)
+        s.sendall(b"*3\r\n$4\r\nSADD\r\n$1\r\nq\r\n$99999999\r\n")
+        t0 = time.monotonic()
+        data, end = b"", None
+        while end is None and time.monotonic() - t0 < 8:
+            try:
+                s.sendall(b"y" * 65536)
+                time.sleep(0.01)
+            except OSError:
+                end = time.monotonic() - t0
+        self.assertIsNotNone(end, "the lingering client was never closed")
+        self.assertLess(end, 5)
+        s.close()
+        self.assertEqual(int(r.info("clients")["connected_clients"]), 1)
 
     def test_requests_sent_ahead_are_bounded(self):
         """A client that sends and never reads: once its replies wait, what
