@@ -104,7 +104,8 @@ panic(void)
 static void
 pend(struct client *c)
 {
-	if (c->flags & CLIENT_PENDING)
+	/* A lingering client's input is dropped, never run. */
+	if (c->flags & (CLIENT_PENDING | CLIENT_LINGERING))
 		return;
 	c->flags |= CLIENT_PENDING;
 	c->pnext = server.pending;
