@@ -57,34 +57,38 @@ bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 
 /*
  * Its informational messages: failchk says "Freeing log information for
- * process" once per database handle of the dead one (two dozen identical
- * lines), so a repeat is counted and said once, before the next different
- * message or at bdb_msg_flush().
+ * process" once per database handle of the dead one, and "Freeing read
+ * locks for locker" once per locker (dozens of lines).  A run of messages
+ * with the same number (BDBnnnn) is said once, then counted; the count
+ * is said before the next other message or at bdb_msg_flush().
  */
-static char	msg_last[256];
+static char	msg_code[16];
 static unsigned	msg_repeats;
 
 static void
 bdb_msg_flush(void)
 {
 	if (msg_repeats > 0)
-		log_notice("bdb: (the message above %u more time%s)",
-		    msg_repeats, msg_repeats == 1 ? "" : "s");
+		log_notice("bdb: (%u more like the message above)",
+		    msg_repeats);
 	msg_repeats = 0;
-	msg_last[0] = '\0';
+	msg_code[0] = '\0';
 }
 
 static void
 bdb_msgcall(const DB_ENV *env, const char *msg)
 {
-	if (msg_last[0] != '\0' && strncmp(msg, msg_last,
-	    sizeof(msg_last) - 1) == 0) {
+	size_t	len = strcspn(msg, " ");
+
+	if (len > 3 && len < sizeof(msg_code) && strncmp(msg, "BDB", 3) ==
+	    0 && strlen(msg_code) == len && strncmp(msg, msg_code, len) == 0) {
 		msg_repeats++;
 		return;
 	}
 	bdb_msg_flush();
 	log_notice("bdb: %s", msg);
-	snprintf(msg_last, sizeof(msg_last), "%s", msg);
+	if (len > 3 && len < sizeof(msg_code) && strncmp(msg, "BDB", 3) == 0)
+		snprintf(msg_code, sizeof(msg_code), "%.*s", (int)len, msg);
 }
 
 /*
