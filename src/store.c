@@ -642,10 +642,20 @@ store_commit(struct store *s)
 		return STORE_OK;
 	if (s->fake_deadlocks > 0) {
 		s->fake_deadlocks--;
-		return st_rc(s, DB_LOCK_DEADLOCK, "commit");
+		r = st_rc(s, DB_LOCK_DEADLOCK, "commit");
+		store_abort(s);
+		return r;
 	}
-	if ((r = st_adds_flush(s)) != 0 || (r = counts_flush(s)) != 0)
-		return r;	/* the caller aborts */
+	/*
+	 * A write deferred to the commit can be a deadlock's victim: the
+	 * transaction is aborted here, as Berkeley DB ends one whose commit
+	 * failed.  Left open, the next operation of the handle would run in
+	 * it ("previous transaction deadlock return not resolved").
+	 */
+	if ((r = st_adds_flush(s)) != 0 || (r = counts_flush(s)) != 0) {
+		store_abort(s);
+		return r;
+	}
 	s->txn = NULL;
 	return st_rc(s, t->commit(t, s->commit_flags), "commit");
 }

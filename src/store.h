@@ -106,6 +106,7 @@ void	store_trim(struct store *);
 /* The open transaction changed (or will at commit write) a record: its
    commit has a log record to sync.  A read-only one has none. */
 int	store_txn_wrote(const struct store *);
+/* Ends the transaction, committed or (on failure, any code) aborted. */
 int	store_commit(struct store *);
 void	store_abort(struct store *);
 /*

@@ -406,3 +406,27 @@ Test(wheel, stat_counts_a_started_buckets_messages_ready)
 	add(q, t0, many, 20);
 	stat_is(q, t0 + 5200, 62, 21, (int64_t)(t0 + 9000));
 }
+
+/*
+ * A pass whose commit fails (a deadlock on a write deferred to the commit)
+ * leaves no transaction open: the housekeeper's next operation ran in the
+ * dead one ("previous transaction deadlock return not resolved").
+ */
+Test(wheel, a_failed_commit_ends_the_transaction)
+{
+	uint64_t	t0 = now_ms();
+	uint64_t	d[] = { 10200, 10300, 10400 };
+	uint32_t	q = queue("q");
+	int		more;
+
+	add(q, t0, d, 3);
+	store_fake_deadlocks(s, 1);
+	cr_assert_eq(store_wheel_turn(s, t0 + 10400, 100, &more),
+	    STORE_RETRY);
+	cr_assert_not(store_in_txn(s), "the failed pass left its "
+	    "transaction open");
+	cr_assert_eq(moved, 0);
+	turn(t0 + 10400, 100);
+	cr_assert_eq(moved, 3, "the next pass moved what the failed one "
+	    "had not");
+}
