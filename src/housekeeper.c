@@ -206,11 +206,12 @@ static void	check(int, const char *);
 static void
 compact(struct store *s)
 {
-	uint64_t	freed;
+	uint64_t	freed, t0 = mono_ms();
 
 	check(store_compact(s, &freed), "compact");
-	log_info("compaction gave %llu pages back",
-	    (unsigned long long)freed);
+	/* Rare and heavy (seconds of I/O): said at the default level. */
+	log_notice("compaction gave %llu pages back in %.1f s",
+	    (unsigned long long)freed, (double)(mono_ms() - t0) / 1000);
 	compact_wanted = compact_ckpt = 0;
 	base_messages = -1;	/* the next publish sets it again */
 }
