@@ -275,7 +275,9 @@ housekeeper_main(const struct config *cfg, int slot)
 			next_publish += next_publish - now > PUBLISH_MS / 10 ?
 			    10 * (next_publish - now) : PUBLISH_MS;
 		}
-		if (compact_due(cfg, now))
+		/* Not while a deleted queue is purged: its pages are still
+		   in use, and its end wants a compaction anyway. */
+		if (compact_due(cfg, now) && !purging)
 			compact(s);
 		check(r = store_purge_step(s, PURGE_CHUNK, &more), "purge");
 		/*
