@@ -62,8 +62,14 @@ class InitScript:
             settings.update(daemonize=True, pidfile=self.pidfile,
                             log_file=self.logfile)
         settings.update(over)
-        with open(self.conf, "w") as f:
+        # Whole or not at all (rename), as editors save: a master still
+        # reading it for an earlier reload must never see it half written
+        # (an empty file is valid and has no pidfile: the master removed
+        # its pidfile, and the next reload found dqd not running).
+        tmp = self.conf + ".tmp"
+        with open(tmp, "w") as f:
             f.write(dqtest.conf_text(settings) + extra)
+        os.replace(tmp, self.conf)
 
     def run(self, action, timeout=60):
         env = dict(os.environ, DQD_DEFAULTS=self.defaults)
@@ -154,8 +160,15 @@ class InitdTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(s.pid(), pid)
         self.assertEqual(s.client().execute_command("SCARD", "q"), 2)
+        workers = dqtest.children_of(pid)
         rc, out = s.run("force-reload")
         self.assertEqual(rc, 0, out)
+        # the signal is handled after the script returns: let it be
+        deadline = time.monotonic() + 10
+        while set(dqtest.children_of(pid)) & set(workers):
+            self.assertLess(time.monotonic(), deadline,
+                            "workers not replaced after force-reload")
+            time.sleep(0.1)
 
         # A broken configuration: reload refuses, dqd keeps running.
         s.write_conf("no_such_key = 1;\n")
