@@ -97,15 +97,36 @@ class InitScript:
             return ""
         return text if whole else text[-5000:]
 
+    def masters(self):
+        """Pids of the dqd processes started with this script's file,
+        found by their command line: a failed test may have lost the
+        pidfile (the master removes it when a reload drops it)."""
+        found = []
+        want = ("-c\0%s\0" % self.conf).encode()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    if want in f.read():
+                        found.append(int(d))
+            except OSError:
+                pass
+        return found
+
     def cleanup(self):
+        pids = set(self.masters())
         pid = self.pid()
         if pid and dqtest.pid_alive(pid):
-            pids = [pid] + dqtest.children_of(pid)
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            pids.add(pid)
+        for p in list(pids):
+            pids.update(dqtest.children_of(p))
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if pids:
             time.sleep(0.5)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
