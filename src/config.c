@@ -1090,6 +1090,37 @@ resolves(const char *host, char *why, size_t len)
 	return 1;
 }
 
+/*
+ * host is an address of this machine: a socket binds to it (port 0, any
+ * free one), as the master's listening socket will.  An address of
+ * another host resolves but cannot be listened on.
+ */
+static int
+bindable(const char *host, char *why, size_t len)
+{
+	struct addrinfo	*res, *ai;
+	int		 e = 0, fd, ok = 0;
+
+	if (!host_lookup(host, &res, why, len))
+		return 0;
+	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
+		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol)) == -1) {
+			e = errno;
+			continue;
+		}
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			ok = 1;
+		else
+			e = errno;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	if (!ok)
+		snprintf(why, len, "%s", strerror(e));
+	return ok;
+}
+
 /* "FILE:LINE: ", "FILE: " or "": where a key of cfg came from. */
 static const char *
 origin(const struct config *cfg, const char *at, char *buf, size_t len)
@@ -1103,10 +1134,36 @@ origin(const struct config *cfg, const char *at, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * bind and metrics.bind (when metrics are on) against ok (resolves or
+ * bindable); 1 with the error in err when one fails.
+ */
+static int
+listen_addrs_fail(const struct config *cfg,
+    int (*ok)(const char *, char *, size_t), char *err, size_t errlen)
+{
+	char	where[4200], why[256];
+
+	if (!ok(cfg->bind, why, sizeof(why))) {
+		errf(err, errlen, "%sbind: cannot listen on %s: %s",
+		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
+		    cfg->bind, why);
+		return 1;
+	}
+	if (cfg->metrics_port != 0 &&
+	    !ok(cfg->metrics_bind, why, sizeof(why))) {
+		errf(err, errlen, "%smetrics.bind: cannot listen on %s: %s",
+		    origin(cfg, cfg->metrics_bind_origin, where, sizeof(where)),
+		    cfg->metrics_bind, why);
+		return 1;
+	}
+	return 0;
+}
+
 int
 config_check(const struct config *cfg, char *err, size_t errlen)
 {
-	char	where[4200], why[256];
+	char	where[4200];
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -1116,19 +1173,8 @@ config_check(const struct config *cfg, char *err, size_t errlen)
 		    origin(cfg, NULL, where, sizeof(where)));
 		return -1;
 	}
-	if (!resolves(cfg->bind, why, sizeof(why))) {
-		errf(err, errlen, "%sbind: cannot listen on %s: %s",
-		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
-		    cfg->bind, why);
+	if (listen_addrs_fail(cfg, resolves, err, errlen))
 		return -1;
-	}
-	if (cfg->metrics_port != 0 &&
-	    !resolves(cfg->metrics_bind, why, sizeof(why))) {
-		errf(err, errlen, "%smetrics.bind: cannot listen on %s: %s",
-		    origin(cfg, cfg->metrics_bind_origin, where, sizeof(where)),
-		    cfg->metrics_bind, why);
-		return -1;
-	}
 	if (cfg->requirepass == NULL && cfg->protected_mode &&
 	    !is_loopback(cfg->bind)) {
 		errf(err, errlen, "%sbind: protected mode refuses to listen "
@@ -1209,37 +1255,6 @@ file_usable(const char *file, char *why, size_t len)
 	return 1;
 }
 
-/*
- * host is an address of this machine: a socket binds to it (port 0, any
- * free one), as the master's listening socket will.  An address of
- * another host resolves but cannot be listened on.
- */
-static int
-bindable(const char *host, char *why, size_t len)
-{
-	struct addrinfo	*res, *ai;
-	int		 e = 0, fd, ok = 0;
-
-	if (!host_lookup(host, &res, why, len))
-		return 0;
-	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-		    ai->ai_protocol)) == -1) {
-			e = errno;
-			continue;
-		}
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			ok = 1;
-		else
-			e = errno;
-		close(fd);
-	}
-	freeaddrinfo(res);
-	if (!ok)
-		snprintf(why, len, "%s", strerror(e));
-	return ok;
-}
-
 int
 config_check_files(const struct config *cfg, char *err, size_t errlen)
 {
@@ -1248,19 +1263,8 @@ config_check_files(const struct config *cfg, char *err, size_t errlen)
 
 	if (errlen > 0)
 		err[0] = '\0';
-	if (!bindable(cfg->bind, why, sizeof(why))) {
-		errf(err, errlen, "%sbind: cannot listen on %s: %s",
-		    origin(cfg, cfg->bind_origin, where, sizeof(where)),
-		    cfg->bind, why);
+	if (listen_addrs_fail(cfg, bindable, err, errlen))
 		return -1;
-	}
-	if (cfg->metrics_port != 0 &&
-	    !bindable(cfg->metrics_bind, why, sizeof(why))) {
-		errf(err, errlen, "%smetrics.bind: cannot listen on %s: %s",
-		    origin(cfg, cfg->metrics_bind_origin, where, sizeof(where)),
-		    cfg->metrics_bind, why);
-		return -1;
-	}
 	/* data_dir is made (one level) when missing. */
 	if (stat(cfg->data_dir, &st) == 0 ? !dir_usable(cfg->data_dir, why,
 	    sizeof(why)) : !parent_usable(cfg->data_dir, why, sizeof(why))) {

@@ -80,15 +80,17 @@ static void
 bdb_msgcall(const DB_ENV *env, const char *msg)
 {
 	size_t	len = strcspn(msg, " ");
+	int	coded = len > 3 && len < sizeof(msg_code) &&
+		    strncmp(msg, "BDB", 3) == 0;
 
-	if (len > 3 && len < sizeof(msg_code) && strncmp(msg, "BDB", 3) ==
-	    0 && strlen(msg_code) == len && strncmp(msg, msg_code, len) == 0) {
+	if (coded && strlen(msg_code) == len &&
+	    strncmp(msg, msg_code, len) == 0) {
 		msg_repeats++;
 		return;
 	}
 	bdb_msg_flush();
 	log_notice("bdb: %s", msg);
-	if (len > 3 && len < sizeof(msg_code) && strncmp(msg, "BDB", 3) == 0)
+	if (coded)
 		snprintf(msg_code, sizeof(msg_code), "%.*s", (int)len, msg);
 }
 
@@ -641,19 +643,18 @@ store_commit(struct store *s)
 
 	if (t == NULL)
 		return STORE_OK;
-	if (s->fake_deadlocks > 0) {
-		s->fake_deadlocks--;
-		r = st_rc(s, DB_LOCK_DEADLOCK, "commit");
-		store_abort(s);
-		return r;
-	}
 	/*
 	 * A write deferred to the commit can be a deadlock's victim: the
 	 * transaction is aborted here, as Berkeley DB ends one whose commit
 	 * failed.  Left open, the next operation of the handle would run in
 	 * it ("previous transaction deadlock return not resolved").
 	 */
-	if ((r = st_adds_flush(s)) != 0 || (r = counts_flush(s)) != 0) {
+	if (s->fake_deadlocks > 0) {
+		s->fake_deadlocks--;
+		r = st_rc(s, DB_LOCK_DEADLOCK, "commit");
+	} else if ((r = st_adds_flush(s)) == 0)
+		r = counts_flush(s);
+	if (r != 0) {
 		store_abort(s);
 		return r;
 	}

@@ -162,8 +162,6 @@ free_client(struct client *c)
 {
 	unpend(c);
 	unhold(c);
-	if (c->flags & CLIENT_LINGERING)
-		server.lingering--;
 	if (c->flags & (CLIENT_ARMED | CLIENT_BLOCKED))
 		blocked_changed = 1;	/* the gauge and watched queues */
 	if (c->prev != NULL)
@@ -215,7 +213,6 @@ linger(struct client *c)
 	c->flags &= ~(CLIENT_CLOSE_AFTER_REPLY | CLIENT_LINGER);
 	c->flags |= CLIENT_LINGERING;
 	c->linger_until = mono_ms() + LINGER_MS;
-	server.lingering++;
 	update_events(c);
 }
 
@@ -236,8 +233,6 @@ close_lingering(void)
 	struct client	*c, *next;
 	uint64_t	 now = mono_ms();
 
-	if (server.lingering == 0)
-		return;
 	for (c = server.clients; c != NULL; c = next) {
 		next = c->next;
 		if ((c->flags & CLIENT_LINGERING) && now >= c->linger_until)

@@ -31,7 +31,6 @@ struct server {
 	uint64_t		 next_id;
 	uint64_t		 start_ms;
 	int			 nclients;
-	int			 lingering;	/* clients CLIENT_LINGERING */
 	struct client		*clients;
 	struct client		*pending;	/* clients with input to run */
 	struct client		*held;		/* replies wait for a sync */
