@@ -28,7 +28,6 @@
 #include "store_int.h"
 
 #define NEAR_PAGE_SIZE	16384	/* msgs.db, when it is made */
-#define FAR_COMPACT_FILL 30	/* far.db pages merged below this % full */
 
 /*
  * Berkeley DB's own messages.  A full disk makes it say the same few
@@ -1279,15 +1278,6 @@ store_compact(struct store *s, uint64_t *freed)
 	*freed = 0;
 	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		memset(&c, 0, sizeof(c));
-		/*
-		 * Far keys fill their pages about half by design (key.c) and
-		 * the next enqueues split full ones again: merging them all
-		 * rewrote the whole tree (1.4 GB of log in 15 s with 4.5
-		 * million waiting, for 23 MB given back).  Only pages less
-		 * than FAR_COMPACT_FILL % full are merged there.
-		 */
-		if (dbs[i] == s->far)
-			c.compact_fillpercent = FAR_COMPACT_FILL;
 		r = st_rc(s, dbs[i]->compact(dbs[i], NULL, NULL, NULL, &c,
 		    DB_FREE_SPACE, NULL), "compact");
 		*freed += c.compact_pages_truncated;
