@@ -744,6 +744,26 @@ fit_maxclients(struct config *c)
 	c->maxclients = (int)fit;
 }
 
+/*
+ * An empty file is the defaults at the start, but on a reload it is far
+ * more likely a file caught between its truncation and its writing (an
+ * editor or a script that rewrites it in place): applied, it dropped the
+ * pidfile and the log file.  Refused, as nginx refuses a file without its
+ * required blocks.
+ */
+static int
+reload_empty(const char *path, char *err, size_t errlen)
+{
+	struct stat	st;
+
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+		snprintf(err, errlen, "%s is empty (being written?); to run on "
+		    "the defaults, restart or leave a comment in it", path);
+		return -1;
+	}
+	return 0;
+}
+
 /* The file's configuration, checked; NULL (logged) if it is refused. */
 static struct config *
 reload_load(void)
@@ -756,8 +776,9 @@ reload_load(void)
 		return NULL;
 	}
 	config_defaults(n);
-	if ((cfg->path != NULL && config_load(n, cfg->path, err,
-	    sizeof(err)) == -1) || config_check(n, err, sizeof(err)) == -1) {
+	if ((cfg->path != NULL && (reload_empty(cfg->path, err,
+	    sizeof(err)) == -1 || config_load(n, cfg->path, err,
+	    sizeof(err)) == -1)) || config_check(n, err, sizeof(err)) == -1) {
 		log_warnx("reload failed, keeping the running configuration: "
 		    "%s", err);
 		config_free(n);

@@ -717,6 +717,36 @@ class TestConfig(dqtest.TestCase):
         srv.stop()
         self.assertFalse(os.path.exists(moved))
 
+    def test_sighup_empty_file_refused(self):
+        """An empty file on SIGHUP is a file being written, not the
+        defaults: refused, the pidfile and log file stay.  A file with
+        only a comment is the defaults."""
+        pidfile = os.path.join(self.tmp, "dqd.pid")
+        srv = self.server(pidfile=pidfile, workers=1)
+        open(srv.conf_file, "w").close()
+        os.kill(srv.pid, signal.SIGHUP)
+        log = self.wait_log(srv, "reload failed")
+        self.assertIn("%s is empty" % srv.conf_file,
+                      log.split("reload failed", 1)[1])
+        time.sleep(0.3)
+        with open(pidfile) as f:
+            self.assertEqual(f.read().strip(), str(srv.pid))
+        r = srv.client()
+        self.assertEqual(r.config_get("pidfile"), {"pidfile": pidfile})
+        self.assertTrue(r.ping())
+        # only a comment: the defaults, which have no pidfile
+        with open(srv.conf_file + ".tmp", "w") as f:
+            f.write("# the defaults\n")
+        os.rename(srv.conf_file + ".tmp", srv.conf_file)
+        os.kill(srv.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while os.path.exists(pidfile):
+            self.assertLess(time.monotonic(), deadline, "pidfile stayed")
+            time.sleep(0.05)
+        self.assertEqual(srv.client().config_get("pidfile"),
+                         {"pidfile": ""})
+        srv.stop()
+
     def test_pidfile_never_empty_during_reloads(self):
         """A reload rewrites the pidfile; one written in place was empty
         for an instant, and start-stop-daemon --status then said "not
