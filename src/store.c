@@ -28,6 +28,8 @@
 #include "store_int.h"
 
 #define NEAR_PAGE_SIZE	16384	/* msgs.db, when it is made */
+#define COMPACT_FILL	30	/* pages merged below this % full ... */
+#define COMPACT_SLACK	256	/* ... and all of them past this many free */
 
 /*
  * Berkeley DB's own messages.  A full disk makes it say the same few
@@ -1262,29 +1264,71 @@ store_log_flush(struct store *s)
 }
 
 /*
- * Compacts the message databases: merges sparse B-tree pages and gives
- * the free pages at the end of each file back to the file system, so that
- * a drained or deleted queue gives its space back.  Berkeley DB runs it in
- * transactions of its own, a few pages at a time, beside the workers.
+ * One compaction pass over one database, pages merged up to fill % full
+ * (0: full), free pages at the end of the file given back.  Berkeley DB
+ * runs it in transactions of its own, a few pages at a time, beside the
+ * workers; busy pages wait for the next time.
+ */
+static int
+compact_pass(struct store *s, DB *db, uint32_t fill, DB_COMPACT *c)
+{
+	int	r;
+
+	memset(c, 0, sizeof(*c));
+	c->compact_fillpercent = fill;
+	r = st_rc(s, db->compact(db, NULL, NULL, NULL, c, DB_FREE_SPACE,
+	    NULL), "compact");
+	return r == STORE_RETRY ? STORE_OK : r;
+}
+
+/* The pages of a database's file, from its metadata (no tree walk). */
+static int
+db_pages(struct store *s, DB *db, uint32_t *pages)
+{
+	DB_BTREE_STAT	*st;
+	int		 r;
+
+	r = st_rc(s, db->stat(db, NULL, &st, DB_FAST_STAT), "stat");
+	if (r == STORE_OK) {
+		*pages = st->bt_pagecnt;
+		free(st);
+	}
+	return r;
+}
+
+/*
+ * Compacts the message databases, so that a drained or deleted queue gives
+ * its space back.  Merging every page up to full rewrites the tree through
+ * the log, and keys that arrive in random order (far.db, ids chosen by
+ * producers) leave pages about half full by design: with 4.5 million
+ * waiting that was 1.4 GB of log in 15 s, p99 3.6 -> 65 ms, for 23 MB given
+ * back, and the next enqueues split the merged pages again.  So the first
+ * pass merges only pages under COMPACT_FILL % full.  It does not always
+ * move the pages that sit above the free space (after DEL of most of a
+ * file it once gave 21 pages of 5,400 back), so when the file is still
+ * more than twice the leaf pages that pass walked, a full pass follows:
+ * then little is left to rewrite.
  */
 int
 store_compact(struct store *s, uint64_t *freed)
 {
 	DB		*dbs[] = { s->msgs, s->far, s->ids, s->leases };
 	DB_COMPACT	 c;
+	uint32_t	 pages, live;
 	size_t		 i;
 	int		 r = STORE_OK;
 
 	*freed = 0;
-	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		memset(&c, 0, sizeof(c));
-		r = st_rc(s, dbs[i]->compact(dbs[i], NULL, NULL, NULL, &c,
-		    DB_FREE_SPACE, NULL), "compact");
-		*freed += c.compact_pages_truncated;
-		if (r == STORE_RETRY)
-			r = STORE_OK;	/* busy pages: the next time */
-		if (r != STORE_OK)
+	for (i = 0; r == STORE_OK && i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		if ((r = compact_pass(s, dbs[i], COMPACT_FILL, &c)) != 0)
 			break;
+		*freed += c.compact_pages_truncated;
+		live = c.compact_pages_examine;
+		if ((r = db_pages(s, dbs[i], &pages)) != 0 ||
+		    pages <= 2 * live + COMPACT_SLACK)
+			continue;
+		r = compact_pass(s, dbs[i], 0, &c);
+		*freed += c.compact_pages_truncated;
 	}
 	return r;
 }
