@@ -71,6 +71,8 @@ static const struct key top_keys[] = {
 	INT("checkpoint_interval_s", checkpoint_interval_s, 1, 86400, NULL),
 	INT("min_free_disk_mb", min_free_disk_mb, 0, 1048576, "0: no check"),
 	INT("wheel_bucket_ms", wheel_bucket_ms, 100, 86400000, NULL),
+	INT("empty_queue_ttl_s", empty_queue_ttl_s, 0, 31536000,
+	    "0: never"),
 	{ NULL, K_INT, 0, 0, 0, NULL }
 };
 
@@ -219,6 +221,7 @@ config_defaults(struct config *cfg)
 	cfg->daemonize = 0;
 	cfg->checkpoint_interval_s = 60;
 	cfg->wheel_bucket_ms = 65536;
+	cfg->empty_queue_ttl_s = 600;
 	cfg->metrics_bind = dq_strdup("127.0.0.1");
 	cfg->metrics_port = 0;
 }

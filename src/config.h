@@ -57,6 +57,7 @@ struct config {
 	int		 enable_debug_command; /* 0: DEBUG refused */
 	int		 checkpoint_interval_s;	/* 60 */
 	int		 wheel_bucket_ms;	/* 65536; fixed at creation */
+	int		 empty_queue_ttl_s;	/* 600; 0: names kept for ever */
 	int		 min_free_disk_mb;	/* 64: enqueues refused below */
 	char		*metrics_bind;	/* "127.0.0.1" */
 	int		 metrics_port;	/* 0: no metrics endpoint */

@@ -828,21 +828,15 @@ st_cursor_del(struct store *s, DBC *c, const char *what)
 	return st_rc(s, c->del(c, 0), what);
 }
 
-int
-store_queue_delete(struct store *s, const void *name, size_t len,
-    int64_t *count)
+/* The queue's name both ways and its counters go (DEL, forgetting). */
+static int
+queue_unregister(struct store *s, const void *name, size_t len,
+    uint32_t qid)
 {
 	unsigned char	kb[QID_LEN];
-	DBT		key, val;
-	uint32_t	qid;
 	size_t		i;
 	int		r;
 
-	*count = 0;
-	if ((r = queue_get(s, name, len, &qid, DB_RMW)) != 0)
-		return r;
-	if ((r = store_queue_count(s, qid, count)) != 0)
-		return r;
 	be32_put(kb, qid);
 	if ((r = st_del_key(s, s->queues, name, len, "queues del")) != 0 ||
 	    (r = st_del_key(s, s->qnames, kb, sizeof(kb), "qnames del")) != 0)
@@ -854,6 +848,91 @@ store_queue_delete(struct store *s, const void *name, size_t len,
 	for (i = 0; i < s->npending; i++)
 		if (s->pending[i].qid == qid)
 			memset(s->pending[i].d, 0, sizeof(s->pending[i].d));
+	return STORE_OK;
+}
+
+/* STORE_OK if db holds a key of the queue, STORE_NOTFOUND if not. */
+static int
+queue_has_keys(struct store *s, DB *db, uint32_t qid)
+{
+	unsigned char	 kb[QID_LEN];
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	if ((r = st_cursor_open(s, db, &c, DB_READ_COMMITTED)) != 0)
+		return r;
+	be32_put(kb, qid);
+	dbt_set(&key, kb, sizeof(kb));
+	dbt_set(&val, NULL, 0);
+	val.flags = DB_DBT_PARTIAL;	/* keys only */
+	r = st_rc(s, c->get(c, &key, &val, DB_SET_RANGE), "forget seek");
+	if (r == STORE_OK && (key.size < QID_LEN || be32_get(key.data) != qid))
+		r = STORE_NOTFOUND;
+	return st_cursor_close(s, c, r);
+}
+
+uint64_t
+store_queue_stamp(const int64_t c[STORE_NCOUNTERS])
+{
+	uint64_t	stamp = 0;
+	size_t		i;
+
+	/* The totals only grow: any message's coming, going or moving
+	   adds to their sum. */
+	for (i = STORE_C_ENQUEUED; i < STORE_NCOUNTERS; i++)
+		stamp += (uint64_t)c[i];
+	return stamp;
+}
+
+int
+store_queue_forget(struct store *s, uint32_t qid, uint64_t stamp)
+{
+	DB		*dbs[] = { s->msgs, s->far, s->ids, s->leases };
+	char		 name[STORE_DEAD_NAME_MAX + 1];
+	int64_t		 c[STORE_NCOUNTERS];
+	uint32_t	 found;
+	size_t		 len, i;
+	int		 r;
+
+	if ((r = store_queue_name(s, qid, name, sizeof(name), &len)) != 0 ||
+	    (r = queue_get(s, name, len, &found, DB_RMW)) != 0)
+		return r;
+	/* Read-committed is enough now: no writer of the queue is left. */
+	if (found != qid || (r = store_queue_counters(s, qid, c)) != 0)
+		return found != qid ? STORE_NOTFOUND : r;
+	if (c[STORE_C_MESSAGES] != 0 || c[STORE_C_RESERVED] != 0 ||
+	    store_queue_stamp(c) != stamp)
+		return STORE_NOTFOUND;
+	/* The counters say empty; the messages must agree, or it stays. */
+	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		if ((r = queue_has_keys(s, dbs[i], qid)) == STORE_OK) {
+			log_warnx("queue %u counts no message but has keys: "
+			    "kept", qid);
+			return STORE_NOTFOUND;
+		}
+		if (r != STORE_NOTFOUND)
+			return r;
+	}
+	return queue_unregister(s, name, len, qid);
+}
+
+int
+store_queue_delete(struct store *s, const void *name, size_t len,
+    int64_t *count)
+{
+	unsigned char	kb[QID_LEN];
+	DBT		key, val;
+	uint32_t	qid;
+	int		r;
+
+	*count = 0;
+	if ((r = queue_get(s, name, len, &qid, DB_RMW)) != 0)
+		return r;
+	if ((r = store_queue_count(s, qid, count)) != 0 ||
+	    (r = queue_unregister(s, name, len, qid)) != 0)
+		return r;
+	be32_put(kb, qid);
 	dbt_set(&key, kb, sizeof(kb));
 	dbt_set(&val, "", 0);
 	s->wrote = 1;

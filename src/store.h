@@ -154,6 +154,18 @@ int	store_queue_scan(struct store *, uint64_t *cursor, size_t n,
 
 int	store_queue_counters(struct store *, uint32_t,
 	    int64_t c[STORE_NCOUNTERS]);
+/*
+ * Forgetting empty queues.  The stamp of a queue's counters changes with
+ * every message that comes, goes or moves.  store_queue_forget removes
+ * the registry entry and the counters of an empty queue, as DEL would,
+ * if it still has no message and the same stamp; STORE_NOTFOUND if it
+ * changed or has gone.  The registry entry is locked first (DB_RMW):
+ * every command that changes a queue looks it up in its own transaction
+ * and holds that lock until its commit, so none is half done meanwhile
+ * and none starts until this transaction ends.
+ */
+uint64_t	store_queue_stamp(const int64_t c[STORE_NCOUNTERS]);
+int	store_queue_forget(struct store *, uint32_t qid, uint64_t stamp);
 /* Name of a queue by qid, into buf (NUL-terminated); *len its length. */
 int	store_queue_name(struct store *, uint32_t, char *buf, size_t bufsize,
 	    size_t *len);

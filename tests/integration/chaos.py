@@ -200,6 +200,8 @@ class Server:
                 "wheel_bucket_ms = %d;\ncheckpoint_interval_s = %d;\n"
                 "flush_interval_ms = %d;\nmax_message_bytes = %d;\n"
                 "enable_debug_command = true;\n"
+                # queues that go idle are forgotten under the faults too
+                "empty_queue_ttl_s = 1;\n"
                 % (self.port, a.workers, self.data, a.durability, self.log,
                    MAX_DELIVERIES, a.maxclients, a.wheel_ms,
                    a.checkpoint_s, a.flush_ms, a.max_bytes))

@@ -4,6 +4,8 @@ commands (EXISTS, TYPE, DBSIZE, SCAN), driven through redis-py and raw
 RESP; durability across a graceful restart and a kill -9."""
 
 import os
+import random
+import re
 import sys
 import threading
 import time
@@ -544,6 +546,110 @@ class KeysMemory(dqtest.TestCase):
         print("\n  worker RSS after KEYS and SCAN of 17 MB: %+.1f MiB"
               % (grown / 1048576.0))
         self.assertLess(grown, 8 << 20)
+
+
+
+class ForgetEmpty(dqtest.TestCase):
+    """A queue empty and untouched for empty_queue_ttl_s is forgotten
+    (its name and counters go, as after DEL): drained names no longer
+    pile up in the registry that KEYS, SCAN and DBSIZE walk."""
+
+    def totals(self, r, q):
+        st = r.execute_command("QSTAT", q)
+        st = dict(zip(st[::2], st[1::2]))
+        return int(st[b"messages"]), int(st[b"enqueued_total"])
+
+    def test_drained_queue_forgotten_others_kept(self):
+        srv = self.server(workers=2, empty_queue_ttl_s=1)
+        r = srv.client()
+        self.assertEqual(r.config_get("empty_queue_ttl_s"),
+                         {"empty_queue_ttl_s": "1"})
+        r.execute_command("SADD", "drained", "a", 0)
+        self.assertEqual(r.execute_command("SPOP", "drained"), b"a")
+        r.execute_command("SADD", "waiting", "w", 3600000)
+        r.execute_command("QADD", "leased", "l", 0)
+        self.assertEqual(len(r.execute_command("QRESERVE", "leased", 1,
+                                               600000)), 1)
+        self.assertEqual(self.totals(r, "drained"), (0, 1))
+        deadline = time.monotonic() + 20
+        while self.totals(r, "drained") != (0, 0):
+            self.assertLess(time.monotonic(), deadline, "never forgotten")
+            time.sleep(0.1)
+        with open(srv.log_file) as f:
+            self.assertIn("forgot 1 empty queues", f.read())
+        self.assertEqual(self.totals(r, "waiting"), (1, 1))
+        self.assertEqual(self.totals(r, "leased"), (1, 1))
+        self.assertEqual(sorted(r.keys()), [b"leased", b"waiting"])
+        # the name works again, as a new queue
+        self.assertEqual(r.execute_command("SADD", "drained", "b", 0), 1)
+        self.assertEqual(self.totals(r, "drained"), (1, 1))
+        self.assertEqual(r.execute_command("SPOP", "drained"), b"b")
+
+    def test_ttl_0_keeps_every_name(self):
+        srv = self.server(workers=1, empty_queue_ttl_s=0)
+        r = srv.client()
+        r.execute_command("SADD", "drained", "a", 0)
+        r.execute_command("SPOP", "drained")
+        time.sleep(4.5)     # two publishes and more
+        self.assertEqual(self.totals(r, "drained"), (0, 1))
+        self.assertNotIn("forgot", srv.logs())
+
+    def test_nothing_lost_while_queues_are_forgotten(self):
+        """Producers come back to their queues just as they may be
+        forgotten (gaps around the 1 s ttl) while consumers keep them
+        empty: every message enqueued is taken exactly once."""
+        srv = self.server(workers=2, empty_queue_ttl_s=1)
+        names = ["race:%d" % i for i in range(40)]
+        sent, got, errors = [], [], []
+        stop = time.monotonic() + 9
+
+        def produce(k):
+            rng = random.Random(k)
+            r = srv.client()
+            n = 0
+            try:
+                while time.monotonic() < stop:
+                    q = rng.choice(names)
+                    body = "%d:%d" % (k, n)
+                    self.assertEqual(r.execute_command("SADD", q, body, 0),
+                                     1)
+                    sent.append(body)
+                    n += 1
+                    # each queue's next message comes ~2 s later on
+                    # average: some just before, some just after
+                    time.sleep(rng.uniform(0.1, 0.3))
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+        def consume():
+            r = srv.client()
+            try:
+                while time.monotonic() < stop + 1:
+                    for q in names:
+                        got.extend(r.execute_command("SPOP", q, 1000))
+                    time.sleep(0.2)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        threads = [threading.Thread(target=produce, args=(k,))
+                   for k in range(4)] + [threading.Thread(target=consume)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        r = srv.client()
+        for q in names:
+            got.extend(r.execute_command("SPOP", q, 100000))
+        got = [b.decode() for b in got]
+        self.assertEqual(len(got), len(set(got)), "taken twice")
+        self.assertEqual(sorted(got), sorted(sent))
+        with open(srv.log_file) as f:
+            forgot = sum(int(m) for m in re.findall(r"forgot (\d+) empty",
+                                                     f.read()))
+        print("\n  %d messages through 40 queues, %d queues forgotten "
+              "meanwhile" % (len(sent), forgot))
+        self.assertGreater(forgot, 0, "no queue was forgotten: the test "
+                           "did not race anything")
 
 
 class ManyQueues(dqtest.TestCase):

@@ -14,7 +14,7 @@
 #define SRCDIR "."
 #endif
 
-#define MAXFILES	64
+#define MAXFILES	128
 
 static char	tmpdir[64];
 static char	files[MAXFILES][128];
@@ -115,6 +115,7 @@ expect_defaults(const struct config *cfg)
 	cr_expect_eq(cfg->protected_mode, 1);
 	cr_expect_eq(cfg->daemonize, 0);
 	cr_expect_eq(cfg->checkpoint_interval_s, 60);
+	cr_expect_eq(cfg->empty_queue_ttl_s, 600);
 	cr_expect_str_eq(cfg->metrics_bind, "127.0.0.1");
 	cr_expect_eq(cfg->metrics_port, 0);
 }
@@ -364,6 +365,10 @@ static const struct bad bad_values[] = {
 	    INTMSG("checkpoint_interval_s", 1, 86400) ", not 0" },
 	{ "checkpoint_interval_s = 86401;", 1,
 	    INTMSG("checkpoint_interval_s", 1, 86400) ", not 86401" },
+	{ "empty_queue_ttl_s = -1;", 1, INTMSG("empty_queue_ttl_s", 0,
+	    31536000) " (0: never), not -1" },
+	{ "empty_queue_ttl_s = 31536001;", 1, INTMSG("empty_queue_ttl_s", 0,
+	    31536000) " (0: never), not 31536001" },
 	{ "bind = \"\";", 1, "bind: must be a non-empty string, not an empty "
 	    "string" },
 	{ "bind = 1;", 1, "bind: must be a non-empty string, not 1" },
@@ -679,6 +684,7 @@ Test(config, each)
 	    "checkpoint_interval_s=60\n"
 	    "min_free_disk_mb=64\n"
 	    "wheel_bucket_ms=65536\n"
+	    "empty_queue_ttl_s=600\n"
 	    "metrics.bind=127.0.0.1\n"
 	    "metrics.port=0\n"
 	    "save=\n"
