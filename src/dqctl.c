@@ -1016,7 +1016,7 @@ cmd_queues(int argc, char **argv)
 		printf("[");
 		for (i = 0; i < ns.n; i++) {
 			printf("%s\n  {", i ? "," : "");
-			json_bytes_field("name", ns.v[i].p, ns.v[i].len);
+			json_bytes_field("queue", ns.v[i].p, ns.v[i].len);
 			for (k = 0; k < Q_NFIELDS; k++) {
 				fputs(", ", stdout);
 				json_qfield(&qs[i], k);

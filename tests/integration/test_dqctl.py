@@ -127,7 +127,7 @@ class DqctlTest(dqtest.TestCase):
         self.assertEqual(lines[2].split()[1], "3")
 
         qs = json.loads(self.ok(*self.srv_args(srv), "--json", "queues"))
-        by = {q["name"]: q for q in qs}
+        by = {q["queue"]: q for q in qs}
         self.assertEqual(set(by), {"orders", "mails"})
         self.assertEqual(by["orders"]["messages"], 3)
         if by["orders"]["ready"] is not None:          # QSTAT known
@@ -164,7 +164,7 @@ class DqctlTest(dqtest.TestCase):
         srv.client().execute_command("SADD", b"bin\xff\x00q", b"\x01", 0)
         qs = json.loads(self.ok(*self.srv_args(srv), "--json", "queues"))
         self.assertEqual(len(qs), 1)
-        self.assertIn("name_base64", qs[0])
+        self.assertEqual(qs[0]["queue_base64"], "Ymlu/wBx")
         out = self.ok(*self.srv_args(srv), "queues")
         self.assertIn("bin\\xff\\x00q", out)
         # byte 1 and the four characters \x01 must not look the same
