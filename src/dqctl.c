@@ -17,7 +17,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <langinfo.h>
 #include <limits.h>
+#include <locale.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
+#include <wctype.h>
 
 #include <hiredis/hiredis.h>
 
@@ -212,12 +216,14 @@ human_due(char *out, size_t len, long long due_ms)
 }
 
 /* Length of the UTF-8 sequence at p, or 0 if it is not valid. */
+/* Length of the UTF-8 sequence at p (0: not one) and its code point. */
 static size_t
-utf8_len(const unsigned char *p, size_t n)
+utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
 {
 	size_t		need, i;
 	uint32_t	c;
 
+	*cp = p[0];
 	if (p[0] < 0x80)
 		return 1;
 	if ((p[0] & 0xe0) == 0xc0) {
@@ -242,7 +248,16 @@ utf8_len(const unsigned char *p, size_t n)
 	    (need == 4 && (c < 0x10000 || c > 0x10ffff)) ||
 	    (c >= 0xd800 && c <= 0xdfff))
 		return 0;
+	*cp = c;
 	return need;
+}
+
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	uint32_t	c;
+
+	return utf8_decode(p, n, &c);
 }
 
 static int
@@ -340,34 +355,83 @@ json_bytes_field(const char *key, const char *s, size_t n)
 }
 
 /*
- * Bytes made printable for a terminal, redis-cli style: printable ASCII
- * as is but a backslash doubled, other bytes as \xHH, cut at max
- * characters with "...".
+ * Columns a printable character takes on a terminal of this locale, or 0
+ * if it is to be written as \xHH: printable ASCII; under a UTF-8 locale
+ * also the printable characters beyond it (a Chinese name stays
+ * readable: two columns a character).
+ */
+static int	utf8_term;	/* LC_CTYPE's codeset is UTF-8 */
+
+static size_t
+char_cols(const unsigned char *p, size_t n, size_t *len)
+{
+	uint32_t	c;
+	int		w;
+
+	*len = 1;
+	if (p[0] < 0x80)
+		return isprint(p[0]) ? 1 : 0;
+	if (!utf8_term || (*len = utf8_decode(p, n, &c)) == 0) {
+		*len = 1;
+		return 0;
+	}
+	if (!iswprint((wint_t)c) || (w = wcwidth((wchar_t)c)) <= 0) {
+		*len = 1;
+		return 0;
+	}
+	return (size_t)w;
+}
+
+/* Columns a string made by printable() takes. */
+static size_t
+text_cols(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 n = strlen(s), i = 0, cols = 0, l, w;
+
+	while (i < n) {
+		w = char_cols(p + i, n - i, &l);
+		cols += w ? w : 1;
+		i += l;
+	}
+	return cols;
+}
+
+/*
+ * Bytes made printable for a terminal, redis-cli style: printable
+ * characters as they are (see char_cols) but a backslash doubled, other
+ * bytes as \xHH, cut at max columns with "...".
  */
 static char *
 printable(const char *s, size_t n, size_t max)
 {
 	const unsigned char	*p = (const unsigned char *)s;
 	char			*out;
-	size_t			 i, o = 0, cap;
+	size_t			 i, o = 0, cols = 0, cap, l, w;
 
-	cap = (n > max ? max : n) * 4 + 4;
+	cap = (n > max ? max : n) * 4 + 8;
 	if ((out = dq_malloc(cap)) == NULL)
 		fail(EX_ERR, "out of memory");
-	for (i = 0; i < n; i++) {
-		if (o >= max) {
+	for (i = 0; i < n; i += l) {
+		if (cols >= max) {
 			memcpy(out + o, "...", 3);
 			o += 3;
 			break;
 		}
+		w = char_cols(p + i, n - i, &l);
 		if (p[i] == '\\') {
 			/* Else "\x01" and byte 1 would look the same. */
 			out[o++] = '\\';
 			out[o++] = '\\';
-		} else if (isprint(p[i]) && p[i] < 0x80)
-			out[o++] = (char)p[i];
-		else
+			cols += 2;
+		} else if (w > 0) {
+			memcpy(out + o, p + i, l);
+			o += l;
+			cols += w;
+		} else {
 			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", p[i]);
+			cols += 4;
+		}
 	}
 	out[o] = '\0';
 	return out;
@@ -409,12 +473,12 @@ table_add(struct table *t, ...)
 static void
 table_print(struct table *t)
 {
-	size_t	w[8] = { 0 }, r, c, l, last;
+	size_t	w[8] = { 0 }, r, c, l, last, pad;
 	char	*s;
 
 	for (r = 0; r < t->nrows; r++)
 		for (c = 0; c < t->ncols; c++)
-			if ((l = strlen(t->cells[r * t->ncols + c])) > w[c])
+			if ((l = text_cols(t->cells[r * t->ncols + c])) > w[c])
 				w[c] = l;
 	for (r = 0; r < t->nrows; r++) {
 		/* No padding after the last cell that has something. */
@@ -423,12 +487,13 @@ table_print(struct table *t)
 			;
 		for (c = 0; c < last; c++) {
 			s = t->cells[r * t->ncols + c];
-			if (c == last - 1 && !t->right[c])
-				printf("%s", s);
-			else if (t->right[c])
-				printf("%*s", (int)w[c], s);
-			else
-				printf("%-*s", (int)w[c], s);
+			/* Padded by columns: a character may take 1 or 2. */
+			pad = w[c] - text_cols(s);
+			if (t->right[c])
+				printf("%*s", (int)pad, "");
+			fputs(s, stdout);
+			if (!t->right[c] && c < last - 1)
+				printf("%*s", (int)pad, "");
 			if (c < last - 1)
 				fputs("  ", stdout);
 		}
@@ -1713,6 +1778,9 @@ main(int argc, char *argv[])
 	static char		 progname[] = "dqctl";
 
 	argv[0] = progname;	/* getopt's messages */
+	/* Only the character type: numbers and times stay as in "C". */
+	if (setlocale(LC_CTYPE, "") != NULL)
+		utf8_term = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
 	while ((ch = getopt_long(argc, argv, "h:p:a:c:d:T:jyV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unicodedata
 
 import redis
 
@@ -158,6 +159,40 @@ class DqctlTest(dqtest.TestCase):
         self.assertIn("in ", out)            # due in the future
         # Nothing changed.
         self.assertEqual(r.execute_command("SCARD", "orders"), 3)
+
+    def test_utf8_names_under_a_utf8_locale(self):
+        """Under a UTF-8 locale a Chinese name is shown as it is, two
+        columns a character, and the columns after it still line up;
+        under C, and for bytes that are not UTF-8, \\xHH as before."""
+        srv = self.server()
+        r = srv.client()
+        r.execute_command("SADD", "订单:超时", "x", 0)
+        r.execute_command("SADD", "orders", "y", 0, "z", 0)
+        r.execute_command("SADD", b"bad\xe8q", "m", 0)
+
+        def cols(text):
+            return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1
+                       for ch in text)
+
+        def messages_end(line):
+            # display column where the MESSAGES field ends
+            name_end = line.index("  ")
+            rest = line[name_end:]
+            field = rest.split()[0]
+            return cols(line[:name_end + rest.index(field) + len(field)])
+        out = self.ok(*self.srv_args(srv), "queues",
+                      env={"LC_ALL": "C.UTF-8"})
+        lines = out.splitlines()
+        self.assertIn("订单:超时", out)
+        self.assertIn("bad\\xe8q", out)
+        ends = {messages_end(l) for l in lines}
+        self.assertEqual(len(ends), 1, "columns do not line up:\n" + out)
+        st = self.ok(*self.srv_args(srv), "stat", "订单:超时",
+                     env={"LC_ALL": "C.UTF-8"})
+        self.assertIn("订单:超时", st)
+        out = self.ok(*self.srv_args(srv), "queues", env={"LC_ALL": "C"})
+        self.assertNotIn("订单", out)
+        self.assertIn("\\xe8\\xae\\xa2\\xe5\\x8d\\x95:", out)
 
     def test_binary_names_json(self):
         srv = self.server()
