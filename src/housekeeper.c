@@ -129,12 +129,14 @@ compact_due(const struct config *cfg, uint64_t now)
  * Forgetting empty queues: a queue drained by its consumers kept its name
  * until DEL, and KEYS, SCAN, DBSIZE and the metrics walk every name ever
  * used (151 ms for 260,000 names, 2,000 of them live).  Every
- * empty_queue_ttl_s the publish walk notes the empty queues and their
- * stamps (store.h); those still empty with the same stamp at the next
- * such walk are forgotten, FORGET_BATCH to a transaction.  IDLE_MAX a
- * round keeps the memory bounded (16 bytes each); the others wait.
+ * empty_queue_ttl_s the publish walk (in qid order) notes the empty queues
+ * and their stamps (store.h).  A queue noted by the walk before with the
+ * same stamp is due to be forgotten: those are kept at the front of
+ * idle_prev as the walk passes them, and forgotten after it, FORGET_BATCH
+ * to a transaction.  IDLE_MAX new ones a round keeps the memory bounded
+ * (16 bytes each); the others wait a round.
  */
-#define IDLE_MAX	65536
+#define IDLE_MAX	131072
 #define FORGET_BATCH	100
 
 struct idle {
@@ -143,18 +145,32 @@ struct idle {
 };
 static struct idle	*idle_prev, *idle_next;
 static size_t		 nidle_prev, nidle_next;
+static size_t		 idle_seen;	/* idle_prev passed by the walk */
+static size_t		 idle_due;	/* idle_prev[0 .. idle_due): forget */
 static int		 idle_noting;	/* this walk notes them */
 static uint64_t		 next_idle_ms;	/* mono: the next such walk */
 
 static void
 note_idle(uint32_t qid, const int64_t c[STORE_NCOUNTERS])
 {
-	if (!idle_noting || nidle_next == IDLE_MAX ||
-	    c[STORE_C_RESERVED] != 0)
+	uint64_t	stamp;
+
+	if (!idle_noting || c[STORE_C_RESERVED] != 0)
 		return;
-	idle_next[nidle_next].qid = qid;
-	idle_next[nidle_next].stamp = store_queue_stamp(c);
-	nidle_next++;
+	stamp = store_queue_stamp(c);
+	while (idle_seen < nidle_prev && idle_prev[idle_seen].qid < qid)
+		idle_seen++;
+	if (idle_seen < nidle_prev && idle_prev[idle_seen].qid == qid &&
+	    idle_prev[idle_seen].stamp == stamp) {
+		/* Empty and untouched since the walk before. */
+		idle_prev[idle_due++] = idle_prev[idle_seen++];
+		return;
+	}
+	if (nidle_next < IDLE_MAX) {
+		idle_next[nidle_next].qid = qid;
+		idle_next[nidle_next].stamp = stamp;
+		nidle_next++;
+	}
 }
 
 /* Whether this publish walk notes the empty queues. */
@@ -172,52 +188,36 @@ idle_round(const struct config *cfg, uint64_t now)
 		idle_prev = NULL;
 		return 0;
 	}
-	nidle_next = 0;
+	nidle_next = idle_seen = idle_due = 0;
 	return 1;
 }
 
-/* One queue of both walks, same stamp; counts what was committed. */
-static int
-forget_one(struct store *s, const struct idle *q, size_t *batch,
-    size_t *forgotten)
-{
-	int	r;
-
-	if ((r = store_queue_forget(s, q->qid, q->stamp)) == STORE_NOTFOUND)
-		r = STORE_OK;
-	else if (r == STORE_OK)
-		(*batch)++;
-	if (r == STORE_OK && *batch == FORGET_BATCH) {
-		if ((r = store_commit(s)) == STORE_OK)
-			*forgotten += *batch;
-		*batch = 0;
-	}
-	return r;
-}
-
-/* Forgets the queues empty and untouched since the walk before. */
+/* Forgets the queues the walk found due; the new ones wait a round. */
 static int
 forget_idle(struct store *s)
 {
 	struct idle	*swap;
-	size_t		 i = 0, j = 0, batch = 0, forgotten = 0;
+	uint64_t	 t0 = mono_ms();
+	size_t		 i, batch = 0, forgotten = 0;
 	int		 r = STORE_OK;
 
-	while (r == STORE_OK && i < nidle_prev && j < nidle_next) {
-		if (idle_prev[i].qid < idle_next[j].qid)
-			i++;
-		else if (idle_prev[i].qid > idle_next[j].qid)
-			j++;
-		else if (idle_prev[i++].stamp == idle_next[j++].stamp)
-			r = forget_one(s, &idle_next[j - 1], &batch,
-			    &forgotten);
+	for (i = 0; r == STORE_OK && i < idle_due; i++) {
+		if ((r = store_queue_forget(s, idle_prev[i].qid,
+		    idle_prev[i].stamp)) == STORE_NOTFOUND)
+			r = STORE_OK;
+		else if (r == STORE_OK && ++batch == FORGET_BATCH) {
+			if ((r = store_commit(s)) == STORE_OK)
+				forgotten += batch;
+			batch = 0;
+		}
 	}
 	if (r == STORE_OK && (r = store_commit(s)) == STORE_OK)
 		forgotten += batch;
 	else
 		store_abort(s);	/* a deadlock: the next round */
 	if (forgotten > 0)
-		log_info("forgot %zu empty queues", forgotten);
+		log_info("forgot %zu empty queues in %.1f s", forgotten,
+		    (double)(mono_ms() - t0) / 1000);
 	swap = idle_prev;
 	idle_prev = idle_next;
 	idle_next = swap;
@@ -296,9 +296,6 @@ publish(const struct config *cfg, struct store *s, uint64_t now)
 	__atomic_add_fetch(&e->version, 1, __ATOMIC_SEQ_CST);	/* even */
 	if (r == STORE_OK)
 		note_removals((int64_t)d.messages);
-	if (r == STORE_OK && idle_noting)
-		r = forget_idle(s);
-	idle_noting = 0;
 	return r;
 }
 
@@ -381,6 +378,10 @@ housekeeper_main(const struct config *cfg, int slot)
 			next_publish = mono_ms();
 			next_publish += next_publish - now > PUBLISH_MS / 10 ?
 			    10 * (next_publish - now) : PUBLISH_MS;
+			/* Not counted in the pass: 131072 take seconds. */
+			if (idle_noting)
+				check(forget_idle(s), "forget");
+			idle_noting = 0;
 		}
 		/* Not while a deleted queue is purged: its pages are still
 		   in use, and its end wants a compaction anyway. */

@@ -585,6 +585,34 @@ class ForgetEmpty(dqtest.TestCase):
         self.assertEqual(self.totals(r, "drained"), (1, 1))
         self.assertEqual(r.execute_command("SPOP", "drained"), b"b")
 
+    def test_many_drained_queues_forgotten_in_one_round(self):
+        """3,000 names used once: forgotten in batches of 100 at the
+        first round that finds them still empty, 1 to 2 ttl after."""
+        srv = self.server(workers=2, empty_queue_ttl_s=2)
+        r = srv.client()
+        p = r.pipeline(transaction=False)
+        for i in range(3000):
+            p.execute_command("SADD", "once:%d" % i, "m", 0)
+            p.execute_command("SPOP", "once:%d" % i)
+        p.execute()
+        r.execute_command("SADD", "kept", "m", 0)
+        start = time.monotonic()
+
+        def forgot():
+            with open(srv.log_file) as f:
+                return sum(int(m) for m in
+                           re.findall(r"forgot (\d+) empty", f.read()))
+        while forgot() < 3000:
+            self.assertLess(time.monotonic() - start, 30, "%d forgotten"
+                            % forgot())
+            time.sleep(0.2)
+        print("\n  3000 drained queues forgotten in %.1f s (ttl 2 s)"
+              % (time.monotonic() - start))
+        self.assertEqual(forgot(), 3000)
+        self.assertEqual(self.totals(r, "once:1234"), (0, 0))
+        self.assertEqual(self.totals(r, "kept"), (1, 1))
+        self.assertEqual(r.keys(), [b"kept"])
+
     def test_ttl_0_keeps_every_name(self):
         srv = self.server(workers=1, empty_queue_ttl_s=0)
         r = srv.client()
