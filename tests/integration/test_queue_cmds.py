@@ -624,28 +624,30 @@ class ForgetEmpty(dqtest.TestCase):
 
     def test_nothing_lost_while_queues_are_forgotten(self):
         """Producers come back to their queues just as they may be
-        forgotten (gaps around the 1 s ttl) while consumers keep them
+        forgotten (each queue's next message 0.5 to 5 s after its last,
+        the ttl 1 s, a round every 2 s) while a consumer keeps them
         empty: every message enqueued is taken exactly once."""
         srv = self.server(workers=2, empty_queue_ttl_s=1)
         names = ["race:%d" % i for i in range(40)]
         sent, got, errors = [], [], []
-        stop = time.monotonic() + 9
+        stop = time.monotonic() + 12
 
         def produce(k):
             rng = random.Random(k)
             r = srv.client()
+            mine = names[k::4]
+            due = {q: time.monotonic() + rng.uniform(0, 2) for q in mine}
             n = 0
             try:
                 while time.monotonic() < stop:
-                    q = rng.choice(names)
+                    q = min(mine, key=due.get)
+                    time.sleep(max(0.0, due[q] - time.monotonic()))
                     body = "%d:%d" % (k, n)
                     self.assertEqual(r.execute_command("SADD", q, body, 0),
                                      1)
                     sent.append(body)
                     n += 1
-                    # each queue's next message comes ~2 s later on
-                    # average: some just before, some just after
-                    time.sleep(rng.uniform(0.1, 0.3))
+                    due[q] = time.monotonic() + rng.uniform(0.5, 5.0)
             except Exception as e:  # noqa: BLE001 (reported below)
                 errors.append(e)
 

@@ -13,6 +13,7 @@ the worker fail the same way."""
 import os
 import random
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -203,8 +204,14 @@ class LockTable(dqtest.ServerCase):
         others = [c for _, c in dqtest.clients_on_workers(self.srv, 2).items()]
         ids = ["id%d" % i for i in range(n)]
         random.Random(1).shuffle(ids)     # scattered over the pages
+        # Reading 100,000 ids' pages until the table runs out takes a few
+        # seconds alone, more than the usual 10 s timeout beside a loaded
+        # make check.
+        big = self.srv.client(socket_timeout=120)
+        t0 = time.monotonic()
         with self.assertRaises(redis.ResponseError) as e:
-            r.execute_command("QCANCEL", "big", *ids[:100000])
+            big.execute_command("QCANCEL", "big", *ids[:100000])
+        print("\n  refused after %.1f s" % (time.monotonic() - t0))
         self.assertIn("needs more locks than Berkeley DB's lock table "
                       "holds (20000); send fewer ids at a time",
                       str(e.exception))
