@@ -131,22 +131,26 @@ compact_due(const struct config *cfg, uint64_t now)
  * used (151 ms for 260,000 names, 2,000 of them live).  Every
  * empty_queue_ttl_s the publish walk (in qid order) notes the empty queues
  * and their stamps (store.h).  A queue noted by the walk before with the
- * same stamp is due to be forgotten: those are kept at the front of
- * idle_prev as the walk passes them, and forgotten after it, FORGET_BATCH
- * to a transaction.  IDLE_MAX new ones a round keeps the memory bounded
- * (16 bytes each); the others wait a round.
+ * same stamp goes to idle_doomed as the walk passes it; those are then
+ * forgotten FORGET_STEP an iteration of the housekeeper's loop, as deleted
+ * queues are purged, so that leases, the wheel and the metrics do not wait
+ * for them (131,072 take about 3 s).  IDLE_MAX new ones a round keeps the
+ * memory bounded (16 bytes each); the others wait a round.
  */
 #define IDLE_MAX	131072
-#define FORGET_BATCH	100
+#define FORGET_BATCH	100	/* queues a transaction */
+#define FORGET_STEP	1000	/* queues an iteration */
 
 struct idle {
 	uint32_t	qid;
 	uint64_t	stamp;
 };
-static struct idle	*idle_prev, *idle_next;
-static size_t		 nidle_prev, nidle_next;
+static struct idle	*idle_prev, *idle_next, *idle_doomed;
+static size_t		 nidle_prev, nidle_next, nidle_doomed;
 static size_t		 idle_seen;	/* idle_prev passed by the walk */
-static size_t		 idle_due;	/* idle_prev[0 .. idle_due): forget */
+static size_t		 idle_done;	/* idle_doomed handled */
+static size_t		 idle_forgotten;	/* of idle_doomed */
+static uint64_t		 idle_t0;	/* mono: the round's walk */
 static int		 idle_noting;	/* this walk notes them */
 static uint64_t		 next_idle_ms;	/* mono: the next such walk */
 
@@ -163,7 +167,7 @@ note_idle(uint32_t qid, const int64_t c[STORE_NCOUNTERS])
 	if (idle_seen < nidle_prev && idle_prev[idle_seen].qid == qid &&
 	    idle_prev[idle_seen].stamp == stamp) {
 		/* Empty and untouched since the walk before. */
-		idle_prev[idle_due++] = idle_prev[idle_seen++];
+		idle_doomed[nidle_doomed++] = idle_prev[idle_seen++];
 		return;
 	}
 	if (nidle_next < IDLE_MAX) {
@@ -173,56 +177,88 @@ note_idle(uint32_t qid, const int64_t c[STORE_NCOUNTERS])
 	}
 }
 
-/* Whether this publish walk notes the empty queues. */
+static int
+idle_alloc(void)
+{
+	if (idle_prev != NULL)
+		return 0;
+	if ((idle_prev = dq_calloc(IDLE_MAX, sizeof(struct idle))) != NULL &&
+	    (idle_next = dq_calloc(IDLE_MAX, sizeof(struct idle))) != NULL &&
+	    (idle_doomed = dq_calloc(IDLE_MAX, sizeof(struct idle))) != NULL)
+		return 0;
+	log_warnx("forgetting empty queues: out of memory");
+	dq_free(idle_prev);
+	dq_free(idle_next);
+	idle_prev = idle_next = NULL;
+	return -1;
+}
+
+/*
+ * Whether this publish walk notes the empty queues: every ttl, once the
+ * last round's queues are all handled.
+ */
 static int
 idle_round(const struct config *cfg, uint64_t now)
 {
-	if (cfg->empty_queue_ttl_s == 0 || now < next_idle_ms)
+	if (cfg->empty_queue_ttl_s == 0 || now < next_idle_ms ||
+	    nidle_doomed > 0 || idle_alloc() == -1)
 		return 0;
 	next_idle_ms = now + (uint64_t)cfg->empty_queue_ttl_s * 1000;
-	if (idle_prev == NULL &&
-	    ((idle_prev = dq_calloc(IDLE_MAX, sizeof(*idle_prev))) == NULL ||
-	    (idle_next = dq_calloc(IDLE_MAX, sizeof(*idle_next))) == NULL)) {
-		log_warnx("forgetting empty queues: out of memory");
-		dq_free(idle_prev);
-		idle_prev = NULL;
-		return 0;
-	}
-	nidle_next = idle_seen = idle_due = 0;
+	nidle_next = idle_seen = idle_done = idle_forgotten = 0;
+	idle_t0 = now;
 	return 1;
 }
 
-/* Forgets the queues the walk found due; the new ones wait a round. */
-static int
-forget_idle(struct store *s)
+/* After the walk: what it noted is the next round's to confirm. */
+static void
+idle_round_end(void)
 {
-	struct idle	*swap;
-	uint64_t	 t0 = mono_ms();
-	size_t		 i, batch = 0, forgotten = 0;
-	int		 r = STORE_OK;
+	struct idle	*swap = idle_prev;
 
-	for (i = 0; r == STORE_OK && i < idle_due; i++) {
-		if ((r = store_queue_forget(s, idle_prev[i].qid,
-		    idle_prev[i].stamp)) == STORE_NOTFOUND)
-			r = STORE_OK;
-		else if (r == STORE_OK && ++batch == FORGET_BATCH) {
-			if ((r = store_commit(s)) == STORE_OK)
-				forgotten += batch;
-			batch = 0;
-		}
-	}
-	if (r == STORE_OK && (r = store_commit(s)) == STORE_OK)
-		forgotten += batch;
-	else
-		store_abort(s);	/* a deadlock: the next round */
-	if (forgotten > 0)
-		log_info("forgot %zu empty queues in %.1f s", forgotten,
-		    (double)(mono_ms() - t0) / 1000);
-	swap = idle_prev;
 	idle_prev = idle_next;
 	idle_next = swap;
 	nidle_prev = nidle_next;
 	nidle_next = 0;
+	idle_noting = 0;
+}
+
+/*
+ * Forgets up to FORGET_STEP of the round's due queues, FORGET_BATCH to a
+ * transaction.  A batch that meets a deadlock runs again next time; one
+ * that fails otherwise (disk full) is skipped: its queues stay, for a
+ * later round.  *more: some are left.
+ */
+static int
+forget_step(struct store *s, int *more)
+{
+	size_t	end = MIN(idle_done + FORGET_STEP, nidle_doomed), i, n, gone;
+	int	r = STORE_OK;
+
+	while (r == STORE_OK && idle_done < end) {
+		n = MIN(FORGET_BATCH, end - idle_done);
+		for (gone = 0, i = idle_done; r == STORE_OK &&
+		    i < idle_done + n; i++)
+			if ((r = store_queue_forget(s, idle_doomed[i].qid,
+			    idle_doomed[i].stamp)) == STORE_OK)
+				gone++;
+			else if (r == STORE_NOTFOUND)
+				r = STORE_OK;
+		if (r == STORE_OK && (r = store_commit(s)) == STORE_OK)
+			idle_forgotten += gone;
+		else
+			store_abort(s);	/* nothing if the commit ended it */
+		if (r == STORE_RETRY)
+			break;
+		idle_done += n;
+	}
+	*more = idle_done < nidle_doomed;
+	if (!*more && nidle_doomed > 0) {
+		if (idle_forgotten > 0)
+			log_info("forgot %zu empty queues in %.1f s",
+			    idle_forgotten, (double)(mono_ms() - idle_t0) /
+			    1000);
+		nidle_doomed = 0;
+	}
 	return r == STORE_RETRY ? STORE_OK : r;
 }
 
@@ -378,10 +414,8 @@ housekeeper_main(const struct config *cfg, int slot)
 			next_publish = mono_ms();
 			next_publish += next_publish - now > PUBLISH_MS / 10 ?
 			    10 * (next_publish - now) : PUBLISH_MS;
-			/* Not counted in the pass: 131072 take seconds. */
 			if (idle_noting)
-				check(forget_idle(s), "forget");
-			idle_noting = 0;
+				idle_round_end();
 		}
 		/* Not while a deleted queue is purged: its pages are still
 		   in use, and its end wants a compaction anyway. */
@@ -410,6 +444,9 @@ housekeeper_main(const struct config *cfg, int slot)
 			wake_send();
 		else
 			wake_discard();
+		more |= more2;
+		/* Empty queues a round found untouched since the last. */
+		check(forget_step(s, &more2), "forget");
 		more |= more2;
 		store_trim(s);
 		child_reopen_log();

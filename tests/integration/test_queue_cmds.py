@@ -613,6 +613,38 @@ class ForgetEmpty(dqtest.TestCase):
         self.assertEqual(self.totals(r, "kept"), (1, 1))
         self.assertEqual(r.keys(), [b"kept"])
 
+    def test_dead_letters_on_time_while_queues_are_forgotten(self):
+        """The housekeeper forgets a round's queues 1000 at a time
+        between its other work, such as moving the messages whose last
+        lease ran out to the dead-letter queue: 40,000 forgotten at once
+        (a second or more of work) held those up."""
+        srv = self.server(workers=1, empty_queue_ttl_s=2, max_deliveries=1)
+        r = srv.client(socket_timeout=30)
+        for base in range(0, 40000, 5000):
+            p = r.pipeline(transaction=False)
+            for i in range(base, base + 5000):
+                p.execute_command("SADD", "once:%d" % i, "m", 0)
+                p.execute_command("SPOP", "once:%d" % i)
+            p.execute()
+        late = []
+        deadline = time.monotonic() + 30
+        while "forgot" not in open(srv.log_file).read() or not late:
+            self.assertLess(time.monotonic(), deadline, "never forgotten")
+            r.execute_command("QADD", "work", "job", 0)
+            self.assertEqual(len(r.execute_command("QRESERVE", "work", 1,
+                                                   100)), 1)
+            ends = time.monotonic() + 0.1
+            dead = r.execute_command("BSPOP", "work:dead", 5)
+            late.append(time.monotonic() - ends)
+            self.assertEqual(dead, [b"work:dead", b"job"])
+        took = float(re.search(r"forgot \d+ empty queues in ([0-9.]+) s",
+                               open(srv.log_file).read()).group(1))
+        print("\n  %d dead letters while 40,000 queues were forgotten in "
+              "%.1f s: at most %.0f ms after the lease"
+              % (len(late), took, max(late) * 1000))
+        # Held up for the whole round, they were as late as it was long.
+        self.assertLess(max(late), 0.3 + took / 3)
+
     def test_ttl_0_keeps_every_name(self):
         srv = self.server(workers=1, empty_queue_ttl_s=0)
         r = srv.client()
