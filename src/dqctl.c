@@ -215,7 +215,6 @@ human_due(char *out, size_t len, long long due_ms)
 	snprintf(out, len, d < 0 ? "%s ago" : "in %s", t);
 }
 
-/* Length of the UTF-8 sequence at p, or 0 if it is not valid. */
 /* Length of the UTF-8 sequence at p (0: not one) and its code point. */
 static size_t
 utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
@@ -366,19 +365,16 @@ static size_t
 char_cols(const unsigned char *p, size_t n, size_t *len)
 {
 	uint32_t	c;
+	size_t		l;
 	int		w;
 
 	*len = 1;
 	if (p[0] < 0x80)
 		return isprint(p[0]) ? 1 : 0;
-	if (!utf8_term || (*len = utf8_decode(p, n, &c)) == 0) {
-		*len = 1;
+	if (!utf8_term || (l = utf8_decode(p, n, &c)) == 0 ||
+	    !iswprint((wint_t)c) || (w = wcwidth((wchar_t)c)) <= 0)
 		return 0;
-	}
-	if (!iswprint((wint_t)c) || (w = wcwidth((wchar_t)c)) <= 0) {
-		*len = 1;
-		return 0;
-	}
+	*len = l;
 	return (size_t)w;
 }
 

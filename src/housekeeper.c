@@ -215,6 +215,8 @@ idle_round_end(void)
 {
 	struct idle	*swap = idle_prev;
 
+	if (!idle_noting)
+		return;
 	idle_prev = idle_next;
 	idle_next = swap;
 	nidle_prev = nidle_next;
@@ -325,6 +327,7 @@ publish(const struct config *cfg, struct store *s, uint64_t now)
 	idle_noting = idle_round(cfg, now);
 	r = store_queue_totals(s, queue_depth, &d);
 	store_abort(s);		/* read only */
+	idle_round_end();
 	e->nqueues = d.n;
 	e->nregistered = d.registered;
 	e->nmessages = d.messages;
@@ -414,8 +417,6 @@ housekeeper_main(const struct config *cfg, int slot)
 			next_publish = mono_ms();
 			next_publish += next_publish - now > PUBLISH_MS / 10 ?
 			    10 * (next_publish - now) : PUBLISH_MS;
-			if (idle_noting)
-				idle_round_end();
 		}
 		/* Not while a deleted queue is purged: its pages are still
 		   in use, and its end wants a compaction anyway. */

@@ -898,9 +898,11 @@ store_queue_forget(struct store *s, uint32_t qid, uint64_t stamp)
 	if ((r = store_queue_name(s, qid, name, sizeof(name), &len)) != 0 ||
 	    (r = queue_get(s, name, len, &found, DB_RMW)) != 0)
 		return r;
+	if (found != qid)
+		return STORE_NOTFOUND;	/* deleted, the name used again */
 	/* Read-committed is enough now: no writer of the queue is left. */
-	if (found != qid || (r = store_queue_counters(s, qid, c)) != 0)
-		return found != qid ? STORE_NOTFOUND : r;
+	if ((r = store_queue_counters(s, qid, c)) != 0)
+		return r;
 	if (c[STORE_C_MESSAGES] != 0 || c[STORE_C_RESERVED] != 0 ||
 	    store_queue_stamp(c) != stamp)
 		return STORE_NOTFOUND;
