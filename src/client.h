@@ -43,6 +43,7 @@ struct client {
 	char			*lib_ver;
 	uint64_t		 created_ms;
 	uint64_t		 last_ms;	/* last input, for timeout */
+	uint64_t		 active_window;	/* worker.c: sync_here */
 	uint64_t		 last_out_ms;	/* last reply bytes written */
 	uint64_t		 linger_until;	/* mono ms: CLIENT_LINGERING */
 	size_t			 outq;		/* kernel send queue, last look */

@@ -163,7 +163,8 @@ section_stats(struct info *in)
 	    "protocol_errors:%llu\r\nexpired_keys:0\r\nevicted_keys:0\r\n"
 	    "keyspace_hits:0\r\nkeyspace_misses:0\r\n"
 	    "messages_enqueued:%llu\r\nmessages_delivered:%llu\r\n"
-	    "commits:%llu\r\nlog_syncs:%llu\r\nwheel_moves:%llu\r\n"
+	    "commits:%llu\r\nlog_syncs:%llu\r\nlog_syncs_by_workers:%llu\r\n"
+	    "wheel_moves:%llu\r\n"
 	    "batch_retries:%llu\r\n"
 	    "deadlocks:%llu\r\n"
 	    "lock_waits:%llu\r\ncache_hit_ratio:%.4f\r\n"
@@ -176,6 +177,7 @@ section_stats(struct info *in)
 	    (unsigned long long)s->protocol_errors,
 	    (unsigned long long)s->enqueued, (unsigned long long)s->delivered,
 	    (unsigned long long)s->commits, (unsigned long long)s->log_syncs,
+	    (unsigned long long)s->worker_syncs,
 	    (unsigned long long)s->wheel_moves,
 	    (unsigned long long)s->retries,
 	    (unsigned long long)in->si.deadlocks,

@@ -507,6 +507,9 @@ static const struct {
 	SLOT("dqd_log_syncs_total", "counter",
 	    "Syncs of the log under durability fsync; one covers the commits "
 	    "of every worker since the one before.", log_syncs),
+	SLOT("dqd_log_syncs_by_workers_total", "counter",
+	    "Of those, syncs a worker did itself instead of the flusher "
+	    "(a lone client, or no flusher).", worker_syncs),
 	SLOT("dqd_wheel_moves_total", "counter",
 	    "Messages moved from a far bucket to the due-ordered keys, "
 	    "about a bucket before they are due.", wheel_moves),

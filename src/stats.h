@@ -49,6 +49,7 @@ struct stats_slot {
 	uint64_t	redelivered;	/* deliveries after the first */
 	uint64_t	dead_lettered;
 	uint64_t	log_syncs;	/* flush.c: syncs of the log */
+	uint64_t	worker_syncs;	/* of those, by a worker itself */
 	uint64_t	wheel_moves;	/* far messages moved to near keys */
 	uint64_t	cmd_calls[STATS_CMDS];
 	uint64_t	cmd_usec[STATS_CMDS];

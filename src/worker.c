@@ -48,6 +48,9 @@
 #define DRAIN_MS	2000		/* replies' grace period at stop */
 #define RETIRE_MS	60000		/* old clients' grace after a reload */
 #define SPIN_US		50		/* polling, no sleep, after a batch */
+#define ACTIVE_MS	4		/* a client with input this recent is
+					   active (sync_here) */
+#define SYNC_HERE_ACTIVE 3		/* at most this many active clients */
 #define ACCEPT_PAUSE_MS	100		/* out of descriptors: accept later */
 #define LINGER_MS	2000		/* reading after a protocol error */
 
@@ -77,8 +80,35 @@ static uint64_t		 held_want;	/* flush.h: the newest held ticket */
 static int		 batch_sync_here; /* the batch syncs the log itself */
 static uint64_t		 last_batch_us;	/* mono us: a lone client's batch began;
 					   0: no polling due (wait_events) */
+static uint64_t		 active_window;	/* mono ms / ACTIVE_MS */
+static int		 active_now;	/* clients with input in this window */
+static int		 active_before;	/* and in the one before */
 
 static void	on_client(struct ev_loop *, int, int, void *);
+
+/* Starts a new window of ACTIVE_MS when now is past the current one. */
+static void
+roll_active(uint64_t now_ms)
+{
+	uint64_t	w = now_ms / ACTIVE_MS;
+
+	if (w == active_window)
+		return;
+	active_before = w == active_window + 1 ? active_now : 0;
+	active_now = 0;
+	active_window = w;
+}
+
+/* c sent input: it counts once among this window's active clients. */
+static void
+note_active(struct client *c)
+{
+	roll_active(c->last_ms);
+	if (c->active_window != active_window) {
+		c->active_window = active_window;
+		active_now++;
+	}
+}
 
 static void
 on_signal(int sig)
@@ -274,6 +304,7 @@ on_client(struct ev_loop *ev, int fd, int events, void *arg)
 			return;
 		}
 		c->last_ms = mono_ms();
+		note_active(c);
 		if (!(c->flags & CLIENT_THROTTLED))
 			pend(c);
 	}
@@ -830,12 +861,23 @@ finish_client(struct client *c, uint64_t ticket)
 /*
  * With nothing else to do and the flusher asleep, waking it would only add
  * two context switches to this batch's wait (one client, or a quiet time):
- * the worker syncs the log itself.
+ * the worker syncs the log itself.  Not while many other clients of this
+ * worker are active, though they have nothing pending at this instant:
+ * they are waiting for their replies and come back during the sync, which
+ * the worker would spend blocked instead of running their next batch.
+ * With 50 connections under durability fsync a third to half of the syncs
+ * were workers' own; with this limit the flusher does them all and the
+ * rate went up 4-10 % (paired runs, bench/results/2026-12-07m-before-after.md).
+ * With two or three clients the worker's own sync is still the faster
+ * (7.2k against 5.0k/s for two): the flusher's wake-up costs more than
+ * the little there is to do meanwhile.
  */
 static int
 sync_here(void)
 {
-	return server.pending == NULL && flush_idle();
+	roll_active(mono_ms());
+	return server.pending == NULL &&
+	    MAX(active_now, active_before) <= SYNC_HERE_ACTIVE && flush_idle();
 }
 
 /*
@@ -886,6 +928,7 @@ release_held(int force)
 			drop_held();
 			return;
 		}
+		STAT_ADD(worker_syncs, 1);
 	}
 	for (pp = &server.held; (c = *pp) != NULL;) {
 		if (!flush_covered(c->hold_ticket)) {

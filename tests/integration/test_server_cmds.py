@@ -533,7 +533,8 @@ class ServerCmds(dqtest.TestCase):
             "cluster": ["cluster_enabled"],
             "persistence": ["loading"],
             "stats": ["total_connections_received", "total_commands_processed",
-                      "commits", "log_syncs", "cache_hit_ratio",
+                      "commits", "log_syncs", "log_syncs_by_workers",
+                      "cache_hit_ratio",
                       "cache_hits", "cache_misses", "wheel_moves"],
             "replication": ["role"],
         }
