@@ -177,9 +177,10 @@ def disk_bytes(path, only_regions=False):
 class Server:
     """One system under test, started from scratch in its own directory."""
 
-    def __init__(self, system, durability, workdir, args):
+    def __init__(self, system, durability, workdir, args, role=""):
         self.system, self.durability, self.args = system, durability, args
-        self.dir = os.path.join(workdir, "%s-%s" % (system, durability))
+        self.dir = os.path.join(workdir, "%s-%s%s" % (system, durability,
+                                                      role))
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(os.path.join(self.dir, "data"))
         self.port = free_port()
@@ -393,10 +394,69 @@ def run_deq(args, srv, tag, conns=50, batch=100, extra=()):
     return med
 
 
-def scenario_throughput(args, res, durability, backlog, system):
+def enq_test(args, res, srv, name, conns, depth, batch, delays, tag,
+             common):
+    """One enqueue test: a row of msgs/s (and, for dqd, cache misses)."""
+    if srv.system == "dqd":
+        m0 = dqd_counts(srv.port)
+    r = loadgen(args, srv, "enq", conns=conns, depth=depth, batch=batch,
+                duration=args.seconds, tag=tag, delays=delays)
+    row = res.add(test=name, unit="msgs/s", value=r["msgs_per_s"],
+                  p50_us=r["req_lat_us"]["p50"],
+                  p99_us=r["req_lat_us"]["p99"], errors=r["errors"],
+                  **common)
+    if srv.system == "dqd":
+        # pages Berkeley DB had to read into its cache, per message
+        m1 = dqd_counts(srv.port)
+        row["misses_per_msg"] = (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
+    return row
+
+
+def scenario_enq_interleaved(args, res, durability, systems):
+    """The enqueue tests with none waiting, test by test, each system in
+    turn on a fresh, empty server of its own, args.enq_rounds times in
+    alternating order; the median of each system's runs is its row (all
+    runs in "runs").
+
+    This machine's speed (and its disk's sync latency, 2x) moves from one
+    minute to the next, and run system after system the rows compared
+    figures minutes apart (2026-12-07g-fsync-analysis.md, bench/README.md).
+    Fresh servers, one at a time, so that no server's background work (a
+    checkpoint, an AOF rewrite) falls in another's run."""
+    runs = {}
+    tests = ENQ_TESTS if durability == "write" else ENQ_FSYNC
+    for i, (name, c, d, b, delays) in enumerate(tests):
+        for rnd in range(args.enq_rounds):
+            order = systems if (i + rnd) % 2 == 0 else systems[::-1]
+            for system in order:
+                srv = Server(system, durability, args.workdir, args)
+                try:
+                    srv.start()
+                    r = loadgen(args, srv, "enq", conns=c, depth=d, batch=b,
+                                duration=args.seconds, tag="i%d%d" % (i, rnd),
+                                delays=delays)
+                finally:
+                    srv.dispose(120)
+                runs.setdefault((name, system), []).append(r)
+                log("  %-40s %-10s %10.0f msgs/s" % (name, system,
+                                                     r["msgs_per_s"]))
+        for system in systems:
+            rs = sorted(runs[(name, system)], key=lambda r: r["msgs_per_s"])
+            med = rs[len(rs) // 2]
+            res.add(scenario="throughput", durability=durability, backlog=0,
+                    system=system, setup=SETUPS[durability][system],
+                    test=name, unit="msgs/s", value=med["msgs_per_s"],
+                    p50_us=med["req_lat_us"]["p50"],
+                    p99_us=med["req_lat_us"]["p99"], errors=med["errors"],
+                    runs=" ".join("%.0f" % r["msgs_per_s"] for r in
+                                  runs[(name, system)]))
+
+
+def scenario_throughput(args, res, durability, backlog, system, enq=True):
     srv = Server(system, durability, args.workdir, args)
     common = dict(scenario="throughput", durability=durability,
                   backlog=backlog, system=system, setup=srv.setup)
+    empty = None
     try:
         srv.start()
         loaded, load_s = 0, 0.0
@@ -442,22 +502,26 @@ def scenario_throughput(args, res, durability, backlog, system):
             p, r, _ = srv.memory()
             peak[0], peak[1] = max(peak[0], p), max(peak[1], r)
         sample()
+        if backlog and system in args.beside:
+            # The same system, empty, beside it: each enqueue test runs on
+            # both back to back, so "N waiting against none" compares two
+            # runs seconds apart rather than minutes (this machine's speed
+            # moves by a third from minute to minute; bench/README.md).
+            empty = Server(system, durability, args.workdir, args, "-empty")
+            empty.start()
         tests = ENQ_TESTS if durability == "write" else ENQ_FSYNC
-        for i, (name, c, d, b, delays) in enumerate(tests):
-            if system == "dqd":
-                m0 = dqd_counts(srv.port)
-            r = loadgen(args, srv, "enq", conns=c, depth=d, batch=b,
-                        duration=args.seconds, tag="e%d" % i, delays=delays)
-            row = res.add(test=name, unit="msgs/s", value=r["msgs_per_s"],
-                          p50_us=r["req_lat_us"]["p50"],
-                          p99_us=r["req_lat_us"]["p99"], errors=r["errors"],
-                          **common)
-            if system == "dqd":
-                # pages Berkeley DB had to read into its cache, per message
-                m1 = dqd_counts(srv.port)
-                row["misses_per_msg"] = ((m1[0] - m0[0]) /
-                                         max(1, m1[1] - m0[1]))
-            log("  %-40s %10.0f msgs/s" % (name, r["msgs_per_s"]))
+        for i, (name, c, d, b, delays) in enumerate(tests if enq else []):
+            # Which of the two goes first alternates: drift within a pair
+            # favours neither.
+            pair = [(srv, "throughput"), (empty, "beside")]
+            for s, scen in (pair if i % 2 == 0 else pair[::-1]):
+                if s is None:
+                    continue
+                r = enq_test(args, res, s, name, c, d, b, delays,
+                             "e%d%s" % (i, scen[0]), dict(common,
+                                                          scenario=scen))
+                log("  %-40s %10.0f msgs/s%s" % (
+                    name, r["value"], "" if s is srv else ", empty beside"))
             sample()
         r = run_deq(args, srv, "dq")
         res.add(test="deq SPOP 100, 50 conns", unit="msgs/s",
@@ -482,6 +546,8 @@ def scenario_throughput(args, res, durability, backlog, system):
         log("  PSS %.1f MiB RSS %.1f MiB disk %.1f MiB restart %.3f s" % (
             peak[0] / 2**20, peak[1] / 2**20, disk / 2**20, start_s))
     finally:
+        if empty is not None:
+            empty.dispose(120)
         srv.dispose(120)
 
 
@@ -760,13 +826,21 @@ def targets(res, args):
                       durability="write", unit="msgs/s"):
             if x["test"] not in tests:
                 continue
-            z = find(scenario="throughput", system="dqd", backlog=0,
+            # Against the same test on an empty dqd run right beside it
+            # (scenario "beside"), else against the backlog-0 run.
+            z = find(scenario="beside", system="dqd", backlog=big,
                      durability="write", test=x["test"])
+            how = "an empty dqd run beside it"
+            if not z:
+                z = find(scenario="throughput", system="dqd", backlog=0,
+                         durability="write", test=x["test"])
+                how = "the backlog-0 run"
             if z and z[0]["value"]:
                 r = x["value"] / z[0]["value"]
                 add(r >= 0.8, "%s with %s waiting: %.0f%% of the rate with "
-                    "none waiting, target >= 80%%%s" % (
-                        x["test"], fmtn(big), 100 * r, misses_note(x, z[0])))
+                    "none waiting (%s/s against %s/s, %s), target >= 80%%%s"
+                    % (x["test"], fmtn(big), 100 * r, fmt(x["value"], ""),
+                       fmt(z[0]["value"], ""), how, misses_note(x, z[0])))
     lim = (CACHE_MB + 64) * 2**20
     for x in find(scenario="throughput", system="dqd",
                   test="memory PSS (peak)"):
@@ -834,6 +908,37 @@ def targets(res, args):
     return out
 
 
+def beside_table(res):
+    """Each backlog's enqueue rows against the same system, empty, run
+    right before or after on the same machine (scenario "beside")."""
+    pairs = []
+    for z in res.rows:
+        if z["scenario"] != "beside":
+            continue
+        for x in res.rows:
+            if (x["scenario"] == "throughput" and x["system"] == z["system"]
+                    and x["backlog"] == z["backlog"] and
+                    x["durability"] == z["durability"] and
+                    x["test"] == z["test"]):
+                pairs.append((x, z))
+    if not pairs:
+        return []
+    md = ["## Enqueue with messages waiting against an empty server "
+          "beside it\n",
+          "Each test ran on the loaded server and, right before or after "
+          "it (alternately), on an empty one of the same system started "
+          "beside it: the two runs are seconds apart, where the backlog-0 "
+          "tables above ran minutes earlier.\n",
+          "| test | system | waiting | rate | empty, beside | waiting / "
+          "empty |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for x, z in pairs:
+        md.append("| %s | %s | %s | %s | %s | %.0f%% |" % (
+            x["test"], x["system"], fmtn(x["backlog"]), fmt(x["value"], ""),
+            fmt(z["value"], ""), 100 * x["value"] / max(1, z["value"])))
+    md.append("")
+    return md
+
+
 def fmtn(n):
     if n >= 1000000 and n % 1000000 == 0:
         return "%dM" % (n // 1000000)
@@ -844,7 +949,8 @@ def fmtn(n):
 
 def misses_table(res):
     """dqd's cache misses per enqueued message, by test and backlog."""
-    rows = [r for r in res.rows if "misses_per_msg" in r]
+    rows = [r for r in res.rows if "misses_per_msg" in r and
+            r["scenario"] == "throughput"]
     if not rows:
         return []
     cols = sorted({(r["durability"], r["backlog"]) for r in rows},
@@ -955,6 +1061,7 @@ def write_reports(args, res, info, stem):
                         fmt(r.get("p99_us"), "us") if r.get("p99_us")
                         is not None else ""))
             md.append("")
+    md += beside_table(res)
     md += misses_table(res)
     lat = [r for r in res.rows if r["scenario"] == "lateness"]
     if lat:
@@ -1087,6 +1194,14 @@ def main():
     ap.add_argument("--lat-delays", default="1000:3000")
     ap.add_argument("--lat-consumers", type=int, default=4)
     ap.add_argument("--poll-ms", type=float, default=1.0)
+    ap.add_argument("--beside", default=None,
+                    help="comma list of systems whose backlog enqueue tests "
+                    "also run on an empty server beside (default: all; "
+                    "--quick: dqd)")
+    ap.add_argument("--enq-rounds", type=int, default=None,
+                    help="enqueue tests with none waiting: runs per "
+                    "system, test by test in turn, the median reported "
+                    "(default 3; --quick 1)")
     ap.add_argument("--dqd-workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default=None, help="results file stem")
@@ -1095,12 +1210,17 @@ def main():
     args.kind = "bench-quick" if q else "bench"
     if args.seconds is None:
         args.seconds = 2.0 if q else 3.0
+    if args.enq_rounds is None:
+        args.enq_rounds = 1 if q else 3
     if args.deq_runs is None:
         args.deq_runs = 1 if q else 3
     if args.deq_seconds is None:
         args.deq_seconds = 1.5 if q else 2.0
     if args.lat_seconds is None:
         args.lat_seconds = 4 if q else 10
+    if args.beside is None:
+        args.beside = "dqd" if q else ",".join(SYSTEMS)
+    args.beside = [x for x in args.beside.split(",") if x]
     if args.backlogs is None:
         args.backlogs = "1000000" if q else "1000000,10000000"
     args.dqd = shutil.which(args.dqd) or args.dqd
@@ -1139,9 +1259,16 @@ def main():
         for bl, dur in [(b, d) for b in backlogs for d in durs]:
             if dur != "write" and (bl != 0 or not scen & {"1", "2"}):
                 continue
+            # With none waiting the enqueue rows run test by test, the
+            # systems in turn (scenario_enq_interleaved); with a backlog
+            # each system runs them on its loaded server.
+            apart = bl == 0
             for s in systems:
                 log("%s, durability %s, %s waiting" % (s, dur, fmtn(bl)))
-                scenario_throughput(args, res, dur, bl, s)
+                scenario_throughput(args, res, dur, bl, s, enq=not apart)
+            if apart:
+                log("enqueue, durability %s, systems in turn" % dur)
+                scenario_enq_interleaved(args, res, dur, systems)
         if "4" in scen:
             for s in systems:
                 log("%s, lateness" % s)
