@@ -430,26 +430,22 @@ def scenario_enq_interleaved(args, res, durability, systems):
             order = systems if (i + rnd) % 2 == 0 else systems[::-1]
             for system in order:
                 srv = Server(system, durability, args.workdir, args)
+                common = dict(scenario="throughput", durability=durability,
+                              backlog=0, system=system, setup=srv.setup)
                 try:
                     srv.start()
-                    r = loadgen(args, srv, "enq", conns=c, depth=d, batch=b,
-                                duration=args.seconds, tag="i%d%d" % (i, rnd),
-                                delays=delays)
+                    row = enq_test(args, Results(), srv, name, c, d, b,
+                                   delays, "i%d%d" % (i, rnd), common)
                 finally:
                     srv.dispose(120)
-                runs.setdefault((name, system), []).append(r)
+                runs.setdefault((name, system), []).append(row)
                 log("  %-40s %-10s %10.0f msgs/s" % (name, system,
-                                                     r["msgs_per_s"]))
+                                                     row["value"]))
         for system in systems:
-            rs = sorted(runs[(name, system)], key=lambda r: r["msgs_per_s"])
-            med = rs[len(rs) // 2]
-            res.add(scenario="throughput", durability=durability, backlog=0,
-                    system=system, setup=SETUPS[durability][system],
-                    test=name, unit="msgs/s", value=med["msgs_per_s"],
-                    p50_us=med["req_lat_us"]["p50"],
-                    p99_us=med["req_lat_us"]["p99"], errors=med["errors"],
-                    runs=" ".join("%.0f" % r["msgs_per_s"] for r in
-                                  runs[(name, system)]))
+            rows = runs[(name, system)]
+            med = sorted(rows, key=lambda r: r["value"])[len(rows) // 2]
+            res.add(**dict(med, runs=" ".join("%.0f" % r["value"]
+                                              for r in rows)))
 
 
 def scenario_throughput(args, res, durability, backlog, system, enq=True):
