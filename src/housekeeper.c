@@ -11,6 +11,7 @@
 #include "child.h"
 #include "housekeeper.h"
 #include "log.h"
+#include "logprep.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -81,6 +82,38 @@ disk_low(const struct config *cfg)
 	    statvfs(cfg->data_dir, &sv) == 0 &&
 	    (uint64_t)sv.f_bavail * sv.f_frsize / (1024 * 1024) <
 	    config_disk_floor_mb(cfg);
+}
+
+/*
+ * Under durability fsync, the next log file is made ahead of time with all
+ * its blocks written, so that the log's syncs do not allocate (logprep.h).
+ * Not with the disk nearly full: the file is LOG_FILE_MB more.
+ */
+static void
+prepare_log(const struct config *cfg, struct store *s)
+{
+	static uint64_t	 last_warn, next_look;
+	static uint32_t	 done;		/* the last file found or made + 1 */
+	uint32_t	 cur;
+	int		 r;
+
+	if (cfg->durability != DURABILITY_FSYNC || mono_ms() < next_look)
+		return;
+	next_look = mono_ms() + IDLE_MS;
+	if (store_log_file(s, &cur) != STORE_OK || cur + 1 == done ||
+	    disk_low(cfg))
+		return;
+	if ((r = logprep_next(cfg->data_dir, cur,
+	    (uint64_t)LOG_FILE_MB * 1024 * 1024)) != -1) {
+		done = cur + 1;
+		if (r == 1)
+			log_debug("log file %u made ahead", cur + 1);
+		return;
+	}
+	if (mono_ms() - last_warn >= 60000) {
+		log_warn("making log file %u ahead", cur + 1);
+		last_warn = mono_ms();
+	}
 }
 
 static void
@@ -448,6 +481,7 @@ housekeeper_main(const struct config *cfg, int slot)
 		more |= more2;
 		/* Empty queues a round found untouched since the last. */
 		check(forget_step(s, &more2), "forget");
+		prepare_log(cfg, s);
 		more |= more2;
 		store_trim(s);
 		child_reopen_log();

@@ -1339,6 +1339,19 @@ store_checkpoint(struct store *s, uint32_t min_kbytes, int *done)
 }
 
 int
+store_log_file(struct store *s, uint32_t *file)
+{
+	DB_LOG_STAT	*st;
+	int		 r;
+
+	if ((r = st_rc(s, s->env->log_stat(s->env, &st, 0), "log_stat")) != 0)
+		return r;
+	*file = st->st_cur_file;
+	free(st);
+	return STORE_OK;
+}
+
+int
 store_log_flush(struct store *s)
 {
 	return st_rc(s, s->env->log_flush(s->env, NULL), "log_flush");

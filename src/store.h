@@ -253,6 +253,8 @@ int	store_checkpoint(struct store *, uint32_t min_kbytes, int *done);
  */
 void	store_short_sleeps(void);
 int	store_log_flush(struct store *);
+/* The number of the log file Berkeley DB writes to now (logprep.h). */
+int	store_log_file(struct store *, uint32_t *file);
 /* Compacts the message databases; *freed: pages given back to the file
    system. */
 int	store_compact(struct store *, uint64_t *freed);

@@ -1,0 +1,84 @@
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "logprep.h"
+
+#define CHUNK	(64 * 1024)
+
+ssize_t	(*logprep_write_fn)(int, const void *, size_t) = write;
+
+static int
+write_zeros(int fd, uint64_t size)
+{
+	static const char	 zeros[CHUNK];
+	uint64_t		 left = size;
+	ssize_t			 n;
+
+	while (left > 0) {
+		n = logprep_write_fn(fd, zeros, left < CHUNK ? left : CHUNK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		left -= (uint64_t)n;
+	}
+	return fdatasync(fd);
+}
+
+int
+logprep_next(const char *dir, uint32_t cur, uint64_t size)
+{
+	char	path[PATH_MAX], tmp[PATH_MAX];
+	int	fd, saved, made;
+
+	if (cur == UINT32_MAX) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/log.%010u", dir,
+	    cur + 1) >= sizeof(path) || (size_t)snprintf(tmp, sizeof(tmp),
+	    "%s/%s", dir, LOGPREP_TMP) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	/* Berkeley DB's own mode for log files (store.c opens with 0600). */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return -1;
+	if (write_zeros(fd, size) == -1) {
+		saved = errno;
+		(void)close(fd);
+		(void)unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) == -1) {
+		saved = errno;
+		(void)unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	/* link, never rename: if Berkeley DB made the file meanwhile, it
+	   fails (EEXIST) and the file stays as Berkeley DB has it. */
+	made = link(tmp, path) == 0;
+	saved = errno;
+	(void)unlink(tmp);
+	if (!made && saved != EEXIST) {
+		errno = saved;
+		return -1;
+	}
+	return made;
+}
