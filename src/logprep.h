@@ -20,6 +20,9 @@
  * where the header has not yet been written") and writes into it when it
  * gets there.  Recovery finds the end of the log before it and removes
  * the log files past that end, this one too (tests/unit/test_logprep.c).
+ * dqctl's backup and log counts leave out log files at the end whose
+ * header is still zeros (store_admin.c, list_logs): the backup copies the
+ * file Berkeley DB writes to last, and must not take this one for it.
  *
  * The file is written under a temporary name, synced, and linked to its
  * final name, which fails if Berkeley DB made that file meanwhile: a log

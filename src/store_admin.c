@@ -151,7 +151,37 @@ cmp_uint(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The log file numbers in dir, sorted; -1 on error (errno set). */
+/*
+ * Whether Berkeley DB has begun log file num: its header is on disk.  The
+ * housekeeper makes the next log file ahead of time, all zeros (logprep.h);
+ * a backup must not take that one for the file Berkeley DB writes to.
+ * Unreadable counts as begun: the copy will say what is wrong.
+ */
+static int
+log_begun(const char *dir, unsigned num)
+{
+	char	path[PATH_MAX], name[32], head[64];
+	ssize_t	n, i;
+	int	fd;
+
+	snprintf(name, sizeof(name), "log.%010u", num);
+	if (path_join(path, sizeof(path), dir, name) == -1 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 1;
+	n = read(fd, head, sizeof(head));
+	(void)close(fd);
+	if (n < 0)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (head[i] != 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The log file numbers in dir, sorted, without the files at the end that
+ * Berkeley DB has not begun; -1 on error (errno set).
+ */
 static int
 list_logs(const char *dir, unsigned **out, size_t *n)
 {
@@ -185,6 +215,8 @@ list_logs(const char *dir, unsigned **out, size_t *n)
 	closedir(d);
 	if (len > 0)
 		qsort(v, len, sizeof(*v), cmp_uint);
+	while (len > 0 && !log_begun(dir, v[len - 1]))
+		len--;
 	*out = v;
 	*n = len;
 	return 0;
