@@ -92,7 +92,7 @@ disk_low(const struct config *cfg)
 static void
 prepare_log(const struct config *cfg, struct store *s)
 {
-	static uint64_t	 last_warn, next_look;
+	static uint64_t	 next_look;
 	static uint32_t	 done;		/* the last file found or made + 1 */
 	uint32_t	 cur;
 	int		 r;
@@ -110,10 +110,9 @@ prepare_log(const struct config *cfg, struct store *s)
 			log_debug("log file %u made ahead", cur + 1);
 		return;
 	}
-	if (mono_ms() - last_warn >= 60000) {
-		log_warn("making log file %u ahead", cur + 1);
-		last_warn = mono_ms();
-	}
+	/* A full disk, say: not again for a while. */
+	log_warn("making log file %u ahead (again in a minute)", cur + 1);
+	next_look = mono_ms() + 60000;
 }
 
 static void
@@ -414,6 +413,7 @@ housekeeper_main(const struct config *cfg, int slot)
 	if (child_open(cfg, slot, "housekeeper", &s) == -1)
 		return 1;
 	log_info("ready");
+	logprep_clean(cfg->data_dir);
 	store_set_dead_hook(s, on_dead_letter);
 	store_set_wheel_hook(s, stats_wheel_moves);
 	next_ckpt = mono_ms() + (uint64_t)cfg->checkpoint_interval_s * 1000;

@@ -1,9 +1,11 @@
-#include <sys/stat.h>
-
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "logprep.h"
@@ -46,7 +48,7 @@ logprep_next(const char *dir, uint32_t cur, uint64_t size)
 	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/log.%010u", dir,
 	    cur + 1) >= sizeof(path) || (size_t)snprintf(tmp, sizeof(tmp),
-	    "%s/%s", dir, LOGPREP_TMP) >= sizeof(tmp)) {
+	    "%s/%s%ld", dir, LOGPREP_TMP, (long)getpid()) >= sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -81,4 +83,29 @@ logprep_next(const char *dir, uint32_t cur, uint64_t size)
 		return -1;
 	}
 	return made;
+}
+
+void
+logprep_clean(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[PATH_MAX], *end;
+	long		 pid;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, LOGPREP_TMP, strlen(LOGPREP_TMP)) != 0)
+			continue;
+		errno = 0;
+		pid = strtol(de->d_name + strlen(LOGPREP_TMP), &end, 10);
+		if (errno != 0 || *end != '\0' || pid <= 0 ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+		    de->d_name) < sizeof(path))
+			(void)unlink(path);
+	}
+	closedir(d);
 }

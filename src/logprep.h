@@ -35,7 +35,9 @@
 
 #include <stdint.h>
 
-#define LOGPREP_TMP	"dqd-logprep.tmp"	/* in the log directory */
+/* In the log directory, followed by the writer's pid: two housekeepers
+   (a reload) never write the same file. */
+#define LOGPREP_TMP	"dqd-logprep.tmp."
 
 /*
  * Makes log file number cur + 1 in dir, of size bytes, unless it exists.
@@ -43,6 +45,8 @@
  * failure (nothing is left behind).
  */
 int	logprep_next(const char *dir, uint32_t cur, uint64_t size);
+/* Removes the temporary files of writers that are gone (a crash). */
+void	logprep_clean(const char *dir);
 
 /* Fault-injection seam: the writes of the zeros (a test makes them fail). */
 extern ssize_t	(*logprep_write_fn)(int, const void *, size_t);

@@ -65,6 +65,15 @@ path_of(const char *name)
 	return p;
 }
 
+static char *
+tmp_path(void)
+{
+	static char	name[64];
+
+	snprintf(name, sizeof(name), "%s%ld", LOGPREP_TMP, (long)getpid());
+	return path_of(name);
+}
+
 static int
 all_zero(const char *path, off_t *size)
 {
@@ -94,7 +103,7 @@ Test(logprep, makes_the_next_file_once)
 	cr_assert_eq(all_zero(path_of("log.0000000002"), &size), 1);
 	cr_assert_eq(size, LOG_SIZE);
 	cr_assert_eq(logprep_next(dir, 1, LOG_SIZE), 0);
-	cr_assert_eq(access(path_of(LOGPREP_TMP), F_OK), -1);
+	cr_assert_eq(access(tmp_path(), F_OK), -1);
 }
 
 Test(logprep, never_touches_a_file_that_exists)
@@ -112,7 +121,7 @@ Test(logprep, never_touches_a_file_that_exists)
 	cr_assert_eq(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(text));
 	close(fd);
 	cr_assert_str_eq(buf, text);
-	cr_assert_eq(access(path_of(LOGPREP_TMP), F_OK), -1);
+	cr_assert_eq(access(tmp_path(), F_OK), -1);
 }
 
 Test(logprep, a_failed_write_leaves_nothing)
@@ -122,10 +131,31 @@ Test(logprep, a_failed_write_leaves_nothing)
 	cr_assert_eq(logprep_next(dir, 1, LOG_SIZE), -1);
 	cr_assert_eq(errno, ENOSPC);
 	cr_assert_eq(access(path_of("log.0000000002"), F_OK), -1);
-	cr_assert_eq(access(path_of(LOGPREP_TMP), F_OK), -1);
+	cr_assert_eq(access(tmp_path(), F_OK), -1);
 	/* and the next try, with room again, works */
 	writes_left = -1;
 	cr_assert_eq(logprep_next(dir, 1, LOG_SIZE), 1);
+}
+
+Test(logprep, clean_removes_only_the_files_of_writers_gone)
+{
+	char	mine[256], gone[256], other[256];
+	int	fd;
+
+	/* pid 0x7ffffff0 is above pid_max: no such process */
+	snprintf(mine, sizeof(mine), "%s", tmp_path());
+	snprintf(gone, sizeof(gone), "%s", path_of(LOGPREP_TMP "2147483632"));
+	snprintf(other, sizeof(other), "%s", path_of("dqd-logprep.tmp.x"));
+	cr_assert_geq(fd = open(mine, O_CREAT | O_WRONLY, 0600), 0);
+	close(fd);
+	cr_assert_geq(fd = open(gone, O_CREAT | O_WRONLY, 0600), 0);
+	close(fd);
+	cr_assert_geq(fd = open(other, O_CREAT | O_WRONLY, 0600), 0);
+	close(fd);
+	logprep_clean(dir);
+	cr_assert_eq(access(mine, F_OK), 0, "a live writer's file went");
+	cr_assert_eq(access(gone, F_OK), -1, "a dead writer's file stayed");
+	cr_assert_eq(access(other, F_OK), 0, "not ours, must stay");
 }
 
 Test(logprep, bad_arguments)
