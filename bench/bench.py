@@ -386,11 +386,15 @@ def run_deq(args, srv, tag, conns=50, batch=100, extra=()):
     # A drain is the noisiest figure here (page reads, a checkpoint that
     # overlaps it): the median of args.deq_runs drains, the same for every
     # system; all of them go to the CSV and JSON.
-    runs = sorted((once(want, "%sm%d" % (tag, i))
-                   for i in range(args.deq_runs)),
-                  key=lambda r: r["msgs_per_s"])
-    med = runs[len(runs) // 2]
-    med["runs"] = " ".join("%.0f" % r["msgs_per_s"] for r in runs)
+    return median_run([once(want, "%sm%d" % (tag, i))
+                       for i in range(args.deq_runs)], "msgs_per_s")
+
+
+def median_run(runs, key):
+    """The median of runs by key (the upper one of an even count), with
+    every run's figure, in run order, under "runs"."""
+    med = dict(sorted(runs, key=lambda r: r[key])[len(runs) // 2])
+    med["runs"] = " ".join("%.0f" % r[key] for r in runs)
     return med
 
 
@@ -442,10 +446,7 @@ def scenario_enq_interleaved(args, res, durability, systems):
                 log("  %-40s %-10s %10.0f msgs/s" % (name, system,
                                                      row["value"]))
         for system in systems:
-            rows = runs[(name, system)]
-            med = sorted(rows, key=lambda r: r["value"])[len(rows) // 2]
-            res.add(**dict(med, runs=" ".join("%.0f" % r["value"]
-                                              for r in rows)))
+            res.add(**median_run(runs[(name, system)], "value"))
 
 
 def scenario_throughput(args, res, durability, backlog, system, enq=True):

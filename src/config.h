@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #define LOG_FILE_MB	8	/* each Berkeley DB log file (store.c) */
+#define LOG_FILE_FMT	"log.%010u"	/* Berkeley DB's name for file N */
 
 enum durability {
 	DURABILITY_FSYNC,	/* on disk before the reply; group commit */

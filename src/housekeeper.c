@@ -481,8 +481,8 @@ housekeeper_main(const struct config *cfg, int slot)
 		more |= more2;
 		/* Empty queues a round found untouched since the last. */
 		check(forget_step(s, &more2), "forget");
-		prepare_log(cfg, s);
 		more |= more2;
+		prepare_log(cfg, s);
 		store_trim(s);
 		child_reopen_log();
 		/* Between purge chunks, a pause that lets writers in. */

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "logprep.h"
+#include "util.h"
 
 #define CHUNK	(64 * 1024)
 
@@ -39,19 +41,19 @@ write_zeros(int fd, uint64_t size)
 int
 logprep_next(const char *dir, uint32_t cur, uint64_t size)
 {
-	char	path[PATH_MAX], tmp[PATH_MAX];
+	char	path[PATH_MAX], tmp[PATH_MAX], name[64];
 	int	fd, saved, made;
 
 	if (cur == UINT32_MAX) {
 		errno = EOVERFLOW;
 		return -1;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/log.%010u", dir,
-	    cur + 1) >= sizeof(path) || (size_t)snprintf(tmp, sizeof(tmp),
-	    "%s/%s%ld", dir, LOGPREP_TMP, (long)getpid()) >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
+	snprintf(name, sizeof(name), LOG_FILE_FMT, cur + 1);
+	if (path_join(path, sizeof(path), dir, name) == -1)
 		return -1;
-	}
+	snprintf(name, sizeof(name), "%s%ld", LOGPREP_TMP, (long)getpid());
+	if (path_join(tmp, sizeof(tmp), dir, name) == -1)
+		return -1;
 	if (access(path, F_OK) == 0)
 		return 0;
 	if (errno != ENOENT)
@@ -103,8 +105,7 @@ logprep_clean(const char *dir)
 		if (errno != 0 || *end != '\0' || pid <= 0 ||
 		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
-		    de->d_name) < sizeof(path))
+		if (path_join(path, sizeof(path), dir, de->d_name) == 0)
 			(void)unlink(path);
 	}
 	closedir(d);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "config.h"
 #include "store.h"
 #include "store_admin.h"
 #include "util.h"
@@ -102,19 +103,6 @@ set_err(struct admin *a, char *err, size_t errlen, const char *what, int ret)
 		snprintf(err, errlen, "%s: %s", what, db_strerror(ret));
 }
 
-static int
-path_join(char *out, size_t len, const char *dir, const char *name)
-{
-	int	n;
-
-	n = snprintf(out, len, "%s/%s", dir, name);
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 int
 admin_is_data_dir(const char *dir)
 {
@@ -164,7 +152,7 @@ log_begun(const char *dir, unsigned num)
 	ssize_t	n, i;
 	int	fd;
 
-	snprintf(name, sizeof(name), "log.%010u", num);
+	snprintf(name, sizeof(name), LOG_FILE_FMT, num);
 	if (path_join(path, sizeof(path), dir, name) == -1 ||
 	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return 1;
@@ -296,7 +284,7 @@ admin_log_usage(const char *dir, struct admin_log_usage *u)
 	if (list_logs(dir, &v, &n) == -1)
 		return;
 	for (i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "log.%010u", v[i]);
+		snprintf(name, sizeof(name), LOG_FILE_FMT, v[i]);
 		if (path_join(path, sizeof(path), dir, name) == 0 &&
 		    stat(path, &st) == 0) {
 			u->files++;
@@ -539,7 +527,7 @@ copy_logs(struct admin *a, struct backup_ctx *b, enum log_pass pass)
 			continue;
 		if (b->next_log != 0 && v[i] != b->next_log)
 			goto gap;
-		snprintf(name, sizeof(name), "log.%010u", v[i]);
+		snprintf(name, sizeof(name), LOG_FILE_FMT, v[i]);
 		if ((r = copy_file(b, a->dir, name)) == -1) {
 			dq_free(v);
 			return -1;

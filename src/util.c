@@ -157,6 +157,19 @@ now_ms(void)
 	return clock_ms(CLOCK_REALTIME);
 }
 
+int
+path_join(char *out, size_t len, const char *dir, const char *name)
+{
+	int	n;
+
+	n = snprintf(out, len, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 uint64_t
 mono_ms(void)
 {

@@ -21,6 +21,8 @@ uint64_t mono_ms(void);		/* CLOCK_MONOTONIC in ms */
 uint64_t mono_us(void);		/* CLOCK_MONOTONIC in us */
 int	eqcase(const char *, size_t, const char *);	/* ASCII, whole word */
 uint64_t fnv1a(const void *, size_t);	/* FNV-1a, 64 bits */
+/* "dir/name" into out; -1 with ENAMETOOLONG if it does not fit. */
+int	path_join(char *out, size_t len, const char *dir, const char *name);
 /*
  * A worker's or the housekeeper's signals: fn for TERM (stop), QUIT
  * (retire) and USR1 (reopen the log); INT, HUP and PIPE ignored, since ^C

@@ -304,7 +304,8 @@ on_client(struct ev_loop *ev, int fd, int events, void *arg)
 			return;
 		}
 		c->last_ms = mono_ms();
-		note_active(c);
+		if (server.defer_sync)
+			note_active(c);
 		if (!(c->flags & CLIENT_THROTTLED))
 			pend(c);
 	}
