@@ -1218,6 +1218,12 @@ def main():
     if args.beside is None:
         args.beside = "dqd" if q else ",".join(SYSTEMS)
     args.beside = [x for x in args.beside.split(",") if x]
+    bad = [x for x in args.beside if x not in SYSTEMS]
+    if bad:
+        sys.exit("bench: --beside: unknown system %s (one of %s)"
+                 % (bad[0], ", ".join(SYSTEMS)))
+    if args.enq_rounds < 1:
+        sys.exit("bench: --enq-rounds must be at least 1")
     if args.backlogs is None:
         args.backlogs = "1000000" if q else "1000000,10000000"
     args.dqd = shutil.which(args.dqd) or args.dqd
