@@ -343,6 +343,7 @@ spawn(int slot)
 	pid_t		 pid;
 
 	stats_slot_used(slot);		/* before the child can use it */
+	__atomic_store_n(&stats->slot[slot].retire, 0, __ATOMIC_SEQ_CST);
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
 		ch->respawn_at = mono_ms() + 1000;
@@ -867,9 +868,25 @@ reload_files(struct config *n)
 			unlink(n->pidfile);
 		return -1;
 	}
-	if (moved && cfg->pidfile != NULL)
-		unlink(cfg->pidfile);
 	return 0;
+}
+
+/*
+ * The old workers stop accepting.  The flag in shared memory is read
+ * before every accept, so it holds even before a worker handles the
+ * signal: a client that connects once the reload shows (the old pidfile
+ * gone) waits in the backlog for a worker of the new configuration.
+ */
+static void
+retire_workers(void)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].kind == K_WORKER && children[i].pid != 0)
+			__atomic_store_n(&stats->slot[i].retire, 1,
+			    __ATOMIC_SEQ_CST);
+	signal_all(SIGQUIT, K_WORKER);
 }
 
 /* SIGHUP: a new configuration and a new generation of children. */
@@ -889,7 +906,9 @@ reload(void)
 	fit_maxclients(n);
 	forget_waiting();
 	/* Old workers keep their clients for a while (worker.c). */
-	signal_all(SIGQUIT, K_WORKER);
+	retire_workers();
+	if (!same_str(n->pidfile, cfg->pidfile) && cfg->pidfile != NULL)
+		unlink(cfg->pidfile);
 	signal_all(SIGTERM, K_HOUSEKEEPER);
 	signal_all(SIGTERM, K_FLUSHER);
 	config_free(cfg);

@@ -27,6 +27,7 @@
 struct stats_slot {
 	pid_t		pid;		/* 0: slot unused */
 	int		is_worker;	/* accepts clients */
+	int		retire;		/* master: a reload, stop accepting */
 	uint64_t	started_ms;
 	uint64_t	wake_watch;	/* wake.c: queues our clients wait on */
 	uint64_t	wake_pending;	/* wake.c: queues that got messages */

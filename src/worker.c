@@ -476,6 +476,10 @@ on_accept(struct ev_loop *ev, int lfd, int events, void *arg)
 	socklen_t		len;
 	int			i, fd;
 
+	if (__atomic_load_n(&my_stats->retire, __ATOMIC_SEQ_CST)) {
+		retire = 1;	/* a reload: the new workers take it */
+		return;
+	}
 	/*
 	 * The first connection is always taken: the kernel woke this worker
 	 * alone for it, and one that finds itself over its share only now

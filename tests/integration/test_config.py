@@ -747,6 +747,33 @@ class TestConfig(dqtest.TestCase):
                          {"pidfile": ""})
         srv.stop()
 
+    def test_new_connections_after_a_reload_get_the_new_config(self):
+        """Once a reload shows (the old pidfile gone), a new connection
+        is served with the new configuration.  The old workers used to
+        accept until they handled the master's signal, a few ms later:
+        CI once read the old pidfile setting from a client connected
+        right after the old file went."""
+        names = [os.path.join(self.tmp, n) for n in ("a.pid", "b.pid")]
+        srv = self.server(pidfile=names[0], workers=2)
+        stale = []
+        for i in range(1, 41):
+            old, new = names[(i - 1) % 2], names[i % 2]
+            srv.settings["pidfile"] = new
+            srv.write_config()
+            os.kill(srv.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while os.path.exists(old):
+                self.assertLess(time.monotonic(), deadline, "old pidfile")
+                time.sleep(0.001)
+            c = srv.client()
+            got = c.config_get("pidfile")["pidfile"]
+            c.close()
+            if got != new:
+                stale.append((i, got))
+        self.assertEqual(stale, [])
+        self.assertTrue(srv.client().ping())
+        srv.stop()
+
     def test_pidfile_never_empty_during_reloads(self):
         """A reload rewrites the pidfile; one written in place was empty
         for an instant, and start-stop-daemon --status then said "not
