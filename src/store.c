@@ -216,8 +216,8 @@ seq_open(DB *db, DB_SEQUENCE **seqp, const char *name, int32_t cache,
 static void
 handles_close(struct store *s)
 {
-	DB	**dbs[] = { &s->queues, &s->qnames, &s->msgs, &s->far,
-		    &s->ids, &s->leases, &s->purge };
+	DB	**dbs[] = { &s->queues, &s->qnames, &s->msgs, &s->ids,
+		    &s->leases, &s->purge };
 	size_t	  i;
 
 	if (s->seq_qid != NULL)
@@ -227,6 +227,9 @@ handles_close(struct store *s)
 	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++)
 		if (*dbs[i] != NULL)
 			(*dbs[i])->close(*dbs[i], 0);
+	for (i = 0; i < FAR_SHARDS; i++)
+		if (s->far[i] != NULL)
+			s->far[i]->close(s->far[i], 0);
 	for (i = 0; i < STORE_SLOTS; i++)
 		if (s->counts[i] != NULL)
 			s->counts[i]->close(s->counts[i], 0);
@@ -252,12 +255,19 @@ handles_open(struct store *s, char *err, size_t errlen)
 	    db_open(s->env, &s->qnames, "qnames.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->msgs, "msgs.db", NULL, NEAR_PAGE_SIZE, err,
 	    errlen) ||
-	    db_open(s->env, &s->far, "far.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->ids, "ids.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->leases, "leases.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->purge, "purge.db", NULL, 0, err, errlen) ||
 	    db_open(s->env, &s->seqdb, "seq.db", NULL, 0, err, errlen))
 		return -1;
+	for (i = 0; i < FAR_SHARDS; i++) {
+		if (i == 0)
+			snprintf(name, sizeof(name), "far.db");
+		else
+			snprintf(name, sizeof(name), "far%d.db", i);
+		if (db_open(s->env, &s->far[i], name, NULL, 0, err, errlen))
+			return -1;
+	}
 	/*
 	 * One sub-database per slot, each on its own pages: writers in
 	 * different processes never wait on each other's counters.  Pages
@@ -319,37 +329,40 @@ wheel_meta(struct store *s, const struct config *cfg, int create, char *err,
 }
 
 /*
- * Far keys live in far.db; environments made by earlier builds kept them
- * in msgs.db.  At the first start of such an environment they are moved
- * over, once ("far_db" in seq.db says it is done; a new environment is
- * marked at once, msgs.db having nothing to move).
+ * A move of records done once, at the first start of an environment made
+ * by an earlier build; the record `mark` in seq.db says it is done (a new
+ * environment is marked at once, having nothing to move):
+ * - "far_db": far keys live in far.db; the first builds of the wheel kept
+ *   them in msgs.db.
+ * - "far_shards": far keys live in their writer's far database (far.db,
+ *   far1.db, ...); builds before that had far.db alone.
  */
 static int
-far_db_meta(struct store *s, char *err, size_t errlen)
+move_once(struct store *s, const char *mark, int (*move)(struct store *,
+    size_t *), const char *what, char *err, size_t errlen)
 {
 	DBT	key, val;
 	size_t	moved;
 	int	ret;
 
-	dbt_set(&key, "far_db", 6);
+	dbt_set(&key, mark, strlen(mark));
 	dbt_set(&val, NULL, 0);
 	val.flags = DB_DBT_PARTIAL;
 	if ((ret = s->seqdb->get(s->seqdb, NULL, &key, &val, 0)) == 0)
 		return 0;
 	if (ret != DB_NOTFOUND) {
-		set_err(err, errlen, "seq.db far_db", ret);
+		snprintf(err, errlen, "seq.db %s: %s", mark, db_strerror(ret));
 		return -1;
 	}
-	if (st_wheel_split(s, &moved) != STORE_OK) {
-		snprintf(err, errlen, "moving far keys to far.db: %s", s->err);
+	if (move(s, &moved) != STORE_OK) {
+		snprintf(err, errlen, "moving %s: %s", what, s->err);
 		return -1;
 	}
 	if (moved > 0)
-		log_notice("moved %zu far messages from msgs.db to far.db",
-		    moved);
+		log_notice("moved %zu %s", moved, what);
 	dbt_set(&val, "1", 1);
 	if ((ret = s->seqdb->put(s->seqdb, NULL, &key, &val, 0)) != 0) {
-		set_err(err, errlen, "seq.db far_db", ret);
+		snprintf(err, errlen, "seq.db %s: %s", mark, db_strerror(ret));
 		return -1;
 	}
 	return 0;
@@ -376,7 +389,13 @@ store_recover(const struct config *cfg, char *err, size_t errlen)
 	if (rc == 0)
 		rc = wheel_meta(&s, cfg, 1, err, errlen);
 	if (rc == 0)
-		rc = far_db_meta(&s, err, errlen);
+		rc = move_once(&s, "far_db", st_wheel_split,
+		    "far messages from msgs.db to the far databases", err,
+		    errlen);
+	if (rc == 0)
+		rc = move_once(&s, "far_shards", st_wheel_spread,
+		    "far messages from far.db to their writers' far databases",
+		    err, errlen);
 	/*
 	 * A checkpoint (none if nothing happened since the last, as after a
 	 * clean stop), and the log files from before it go: after a stop
@@ -885,10 +904,14 @@ store_queue_stamp(const int64_t c[STORE_NCOUNTERS])
 	return stamp;
 }
 
+/* The lists of databases below name each far database. */
+_Static_assert(FAR_SHARDS == 4, "a list of far databases is out of date");
+
 int
 store_queue_forget(struct store *s, uint32_t qid, uint64_t stamp)
 {
-	DB		*dbs[] = { s->msgs, s->far, s->ids, s->leases };
+	DB		*dbs[] = { s->msgs, s->far[0], s->far[1], s->far[2],
+			    s->far[3], s->ids, s->leases };
 	char		 name[STORE_DEAD_NAME_MAX + 1];
 	int64_t		 c[STORE_NCOUNTERS];
 	uint32_t	 found;
@@ -1415,7 +1438,8 @@ db_pages(struct store *s, DB *db, uint32_t *pages)
 int
 store_compact(struct store *s, uint64_t *freed)
 {
-	DB		*dbs[] = { s->msgs, s->far, s->ids, s->leases };
+	DB		*dbs[] = { s->msgs, s->far[0], s->far[1], s->far[2],
+			    s->far[3], s->ids, s->leases };
 	DB_COMPACT	 c;
 	uint32_t	 pages;
 	size_t		 i;
@@ -1489,15 +1513,15 @@ store_purge_step(struct store *s, size_t max, int *more)
 {
 	unsigned char	kb[QID_LEN];
 	uint32_t	qid;
-	size_t		n1 = 0, n2 = 0;
+	size_t		n1 = 0, n2 = 0, i;
 	int		r;
 
 	*more = 0;
 	r = purge_first(s, &qid);
 	if (r == STORE_OK)
 		r = purge_prefix(s, s->msgs, qid, max, &n1);
-	if (r == STORE_OK && n1 < max)
-		r = purge_prefix(s, s->far, qid, max, &n1);
+	for (i = 0; i < FAR_SHARDS && r == STORE_OK && n1 < max; i++)
+		r = purge_prefix(s, s->far[i], qid, max, &n1);
 	if (r == STORE_OK)
 		r = purge_prefix(s, s->ids, qid, max, &n2);
 	if (r == STORE_OK && n2 < max)

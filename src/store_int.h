@@ -10,11 +10,20 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "key.h"
 #include "store.h"
 
 #define PENDING_MAX	64	/* queues whose count changes wait for commit */
 #define LOCKS_MAX	20000	/* lock table: locks, and locked objects */
 #define SEQ_SLOT_BITS	10	/* low bits of a sequence: the process */
+/*
+ * Far keys are spread over this many databases (far.db, far1.db, ...) by
+ * the process slot in their sequence: each worker adds to its own file,
+ * so two workers' batches never wait on each other's pages, the newest
+ * pages of a bucket or the metadata page that allocates new ones (one
+ * lock wait per commit with a single far.db).
+ */
+#define FAR_SHARDS	4
 
 struct count_delta {
 	uint32_t	qid;
@@ -24,7 +33,8 @@ struct count_delta {
 struct store {
 	DB_ENV		*env;
 	/* msgs: near keys, far: far keys (doc/storage.md, "The wheel"). */
-	DB		*queues, *qnames, *msgs, *far, *ids, *leases, *purge;
+	DB		*queues, *qnames, *msgs, *ids, *leases, *purge;
+	DB		*far[FAR_SHARDS];
 	DB		*seqdb;
 	DB		*counts[STORE_SLOTS];
 	DB_SEQUENCE	*seq_qid;
@@ -105,14 +115,14 @@ int	st_cursor_get_in(struct store *, DBC *, DBT *key, DBT *val,
 int	st_rbuf_reserve(struct store *, size_t);
 int	st_adds_flush(struct store *);
 void	st_adds_drop(struct store *);
-struct msg_key;
 int	st_add_defer(struct store *, const struct msg_key *, const void *,
 	    size_t, const void *, size_t);
 
 /* store_wheel.c */
-/* A cursor on far.db at qid's first far key with a bucket >= from, read
-   committed unless flags has DB_RMW (then values are read too). */
-int	st_far_seek(struct store *, uint32_t qid, uint64_t from,
+/* A cursor on far database `shard` at qid's first far key with a bucket
+   >= from, read committed unless flags has DB_RMW (then values are read
+   too). */
+int	st_far_seek(struct store *, int shard, uint32_t qid, uint64_t from,
 	    uint32_t flags, DBC **, DBT *key, DBT *val);
 /* The far bucket a new message due then goes to; 0: a near key. */
 uint64_t st_far_bucket(const struct store *, uint64_t due, uint64_t now);
@@ -132,18 +142,28 @@ struct far_ref {
 /* Moves every far record of msgs.db to far.db (environments made before
    far.db held both); *moved: how many.  Commits as it goes. */
 int	st_wheel_split(struct store *, size_t *moved);
+/* Moves the records of far.db that belong in another far database (an
+   environment made when far.db was the only one); *moved: how many. */
+int	st_wheel_spread(struct store *, size_t *moved);
 /* The far messages of qid's first bucket starting at or after from, in
    (due, seq) order, into *a (grown as needed, the caller frees it); *n 0
    when there is no such bucket. */
 int	st_far_bucket_read(struct store *, uint32_t qid, uint64_t from,
 	    struct far_ref **a, size_t *cap, size_t *n);
 
-/* The database a message key belongs in: near keys in msgs.db, far keys
-   (a bucket) in far.db. */
+/* The far database of the process that made sequence seq. */
 static inline DB *
-st_msg_db(const struct store *s, uint64_t bucket)
+st_far_db(const struct store *s, uint64_t seq)
 {
-	return bucket != 0 ? s->far : s->msgs;
+	return s->far[(seq & ((1u << SEQ_SLOT_BITS) - 1)) % FAR_SHARDS];
+}
+
+/* The database a message key belongs in: near keys in msgs.db, far keys
+   (a bucket) in their writer's far database. */
+static inline DB *
+st_msg_db(const struct store *s, const struct msg_key *mk)
+{
+	return mk->bucket != 0 ? st_far_db(s, mk->seq) : s->msgs;
 }
 
 static inline void

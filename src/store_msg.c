@@ -243,6 +243,7 @@ int
 st_adds_flush(struct store *s)
 {
 	const unsigned char	*p;
+	struct msg_key		 mk;
 	size_t			 i;
 	int			 r = STORE_OK;
 
@@ -252,9 +253,14 @@ st_adds_flush(struct store *s)
 	qsort(s->aoff, s->nadds, sizeof(*s->aoff), adds_cmp);
 	for (i = 0; i < s->nadds && r == STORE_OK; i++) {
 		p = s->abuf + s->aoff[i];
-		r = key_put(s, p[ADD_KLEN_OFF] == MSG_FAR_KEY_LEN ? s->far :
-		    s->msgs, p, p[ADD_KLEN_OFF], p + ADD_VAL_OFF,
-		    be32_get(p + ADD_VLEN_OFF), DB_NOOVERWRITE, "msgs put");
+		if (msg_key_decode(p, p[ADD_KLEN_OFF], &mk) == -1) {
+			snprintf(s->err, sizeof(s->err), "malformed key");
+			r = STORE_ERR;
+			break;
+		}
+		r = key_put(s, st_msg_db(s, &mk), p, p[ADD_KLEN_OFF],
+		    p + ADD_VAL_OFF, be32_get(p + ADD_VLEN_OFF),
+		    DB_NOOVERWRITE, "msgs put");
 	}
 	st_adds_drop(s);
 	/* A key already taken (the clock stepped back): the batch runs
@@ -281,7 +287,7 @@ msg_write(struct store *s, const struct msg_key *mk, const struct msg_hdr *h,
 
 	if ((n = value_build(s, h, id, body, len)) == 0)
 		return STORE_ERR;
-	if ((r = key_put(s, st_msg_db(s, mk->bucket), kb,
+	if ((r = key_put(s, st_msg_db(s, mk), kb,
 	    msg_key_encode(kb, mk), s->vbuf, n, flags, "msgs put")) !=
 	    STORE_OK)
 		return r;
@@ -355,7 +361,7 @@ static int
 msg_get(struct store *s, const struct msg_key *mk, uint32_t flags, DBT *val)
 {
 	unsigned char	kb[MSG_KEY_MAX];
-	DB		*db = st_msg_db(s, mk->bucket);
+	DB		*db = st_msg_db(s, mk);
 	size_t		klen;
 	DBT		key;
 	int		ret;
@@ -473,7 +479,7 @@ msgs_del(struct store *s, DBC *c, const struct msg_key *mk)
 
 	if (c != NULL)
 		return st_cursor_del(s, c, "msgs del");
-	return st_del_key(s, st_msg_db(s, mk->bucket), kb,
+	return st_del_key(s, st_msg_db(s, mk), kb,
 	    msg_key_encode(kb, mk), "msgs del");
 }
 
@@ -942,7 +948,8 @@ struct side_walk {
 	DBC	*c;
 	DBT	 key, val;
 	int	 r;		/* of the last get */
-	int	 later, far, done;
+	int	 later, done;
+	int	 far;		/* 0: near keys; else far database far - 1 */
 	int64_t	 n;
 };
 
@@ -953,7 +960,8 @@ side_seek(struct store *s, struct side_walk *w, uint32_t qid, uint64_t now)
 	struct msg_key	mk = { qid, w->later ? now + 1 : 0, 0, 0 };
 
 	if (w->far)
-		w->r = st_far_seek(s, qid, 0, 0, &w->c, &w->key, &w->val);
+		w->r = st_far_seek(s, w->far - 1, qid, 0, 0, &w->c, &w->key,
+		    &w->val);
 	else if ((w->r = walk_open(s, s->msgs, &mk, kb, &w->key, &w->val,
 	    &w->c, DB_READ_COMMITTED)) == STORE_OK) {
 		w->val.flags = DB_DBT_PARTIAL;
@@ -970,7 +978,7 @@ side_counts(const struct side_walk *w, uint32_t qid, uint64_t now)
 	struct msg_key	mk;
 
 	if (w->r != STORE_OK || msg_key_decode(w->key.data, w->key.size,
-	    &mk) == -1 || mk.qid != qid || (mk.bucket != 0) != w->far)
+	    &mk) == -1 || mk.qid != qid || (mk.bucket != 0) != (w->far != 0))
 		return 0;
 	return w->far || w->later || mk.due <= now;
 }
@@ -992,8 +1000,8 @@ side_step(struct store *s, struct side_walk *w, uint32_t qid, uint64_t now)
 	if ((w->r = st_cursor_close(s, w->c, STORE_OK)) != STORE_OK)
 		return w->r;
 	w->c = NULL;
-	if (w->later && !w->far) {
-		w->far = 1;
+	if (w->later && w->far < FAR_SHARDS) {
+		w->far++;
 		return side_seek(s, w, qid, now);
 	}
 	w->done = 1;

@@ -34,13 +34,13 @@ st_far_bucket(const struct store *s, uint64_t due, uint64_t now)
 }
 
 int
-st_far_seek(struct store *s, uint32_t qid, uint64_t from, uint32_t flags,
-    DBC **c, DBT *key, DBT *val)
+st_far_seek(struct store *s, int shard, uint32_t qid, uint64_t from,
+    uint32_t flags, DBC **c, DBT *key, DBT *val)
 {
 	unsigned char	kb[FAR_SEEK_LEN];
 	int		r;
 
-	if ((r = st_cursor_open(s, s->far, c, (flags & DB_RMW) ? 0 :
+	if ((r = st_cursor_open(s, s->far[shard], c, (flags & DB_RMW) ? 0 :
 	    DB_READ_COMMITTED)) != STORE_OK)
 		return r;
 	be32_put(kb, qid);
@@ -63,8 +63,8 @@ far_key(const DBT *key, uint32_t qid, struct msg_key *mk)
 	    mk->qid == qid && mk->bucket != 0;
 }
 
-int
-st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
+static int
+move_shard(struct store *s, int shard, uint32_t qid, uint64_t until,
     size_t max, size_t *n)
 {
 	struct msg_key	 mk;
@@ -72,10 +72,7 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 	DBT		 key, val;
 	int		 r;
 
-	*n = 0;
-	if (max == 0)
-		return STORE_OK;
-	r = st_far_seek(s, qid, 0, DB_RMW, &c, &key, &val);
+	r = st_far_seek(s, shard, qid, 0, DB_RMW, &c, &key, &val);
 	while (r == STORE_OK && *n < max) {
 		if (!far_key(&key, qid, &mk) || mk.bucket > until)
 			break;
@@ -97,6 +94,47 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 	return st_cursor_close(s, c, r);
 }
 
+int
+st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
+    size_t max, size_t *n)
+{
+	int	i, r = STORE_OK;
+
+	*n = 0;
+	for (i = 0; i < FAR_SHARDS && r == STORE_OK && *n < max; i++)
+		r = move_shard(s, i, qid, until, max, n);
+	return r;
+}
+
+/*
+ * The first far key of the first queue from qid on that has any, over
+ * every far database: STORE_NOTFOUND if there is none.
+ */
+static int
+far_first(struct store *s, uint32_t qid, struct msg_key *first)
+{
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	int		 i, r, found = 0;
+
+	for (i = 0; i < FAR_SHARDS; i++) {
+		r = st_far_seek(s, i, qid, 0, 0, &c, &key, &val);
+		if (r == STORE_OK && msg_key_decode(key.data, key.size,
+		    &mk) == -1)
+			r = STORE_ERR;
+		if ((r = st_cursor_close(s, c, r)) == STORE_NOTFOUND)
+			continue;
+		if (r != STORE_OK)
+			return r;
+		if (!found || mk.qid < first->qid || (mk.qid == first->qid &&
+		    mk.bucket < first->bucket))
+			*first = mk;
+		found = 1;
+	}
+	return found ? STORE_OK : STORE_NOTFOUND;
+}
+
 /*
  * The mover's pass over all queues.  A far key is only ever made for a
  * bucket after now + wheel_ms: once a pass has moved every bucket up to
@@ -106,9 +144,7 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 int
 store_wheel_turn(struct store *s, uint64_t now, size_t max, int *more)
 {
-	struct msg_key	 mk;
-	DBC		*c;
-	DBT		 key, val;
+	struct msg_key	 mk = { 0, 0, 0, 0 };
 	uint64_t	 until = msg_bucket(now + s->wheel_ms, s->wheel_ms);
 	uint32_t	 qid;
 	size_t		 n = 0, moved;
@@ -122,11 +158,7 @@ store_wheel_turn(struct store *s, uint64_t now, size_t max, int *more)
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
 	for (qid = s->wheel_qid; r == STORE_OK && n < max;) {
-		r = st_far_seek(s, qid, 0, 0, &c, &key, &val);
-		if (r == STORE_OK && msg_key_decode(key.data, key.size,
-		    &mk) == -1)
-			r = STORE_ERR;
-		if ((r = st_cursor_close(s, c, r)) == STORE_NOTFOUND) {
+		if ((r = far_first(s, qid, &mk)) == STORE_NOTFOUND) {
 			r = STORE_OK;
 			done = 1;
 			break;
@@ -165,9 +197,9 @@ store_wheel_turn(struct store *s, uint64_t now, size_t max, int *more)
 	return STORE_OK;
 }
 
-int
-st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
-    int64_t *n, uint64_t *next)
+static int
+count_shard(struct store *s, int shard, uint32_t qid, uint64_t from,
+    uint64_t to, int64_t *n, uint64_t *next)
 {
 	struct msg_key	 mk;
 	DBC		*c;
@@ -179,8 +211,8 @@ st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
 	 * due before its start: the walk ends at the first bucket that
 	 * starts after `to` and after the best next due time found.
 	 */
-	r = st_far_seek(s, qid, msg_bucket(from, s->wheel_ms), 0, &c, &key,
-	    &val);
+	r = st_far_seek(s, shard, qid, msg_bucket(from, s->wheel_ms), 0, &c,
+	    &key, &val);
 	while (r == STORE_OK && far_key(&key, qid, &mk)) {
 		if (mk.bucket > to && (next == NULL ||
 		    (*next != 0 && mk.bucket >= *next)))
@@ -198,21 +230,43 @@ st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
 }
 
 int
-st_far_head(struct store *s, uint32_t qid, uint64_t *bucket)
+st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
+    int64_t *n, uint64_t *next)
+{
+	int	i, r = STORE_OK;
+
+	for (i = 0; i < FAR_SHARDS && r == STORE_OK; i++)
+		r = count_shard(s, i, qid, from, to, n, next);
+	return r;
+}
+
+/* The first bucket of qid from `from` on, over every far database. */
+static int
+first_bucket(struct store *s, uint32_t qid, uint64_t from, uint64_t *bucket)
 {
 	struct msg_key	 mk;
 	DBC		*c;
 	DBT		 key, val;
-	int		 r;
+	int		 i, r, found = 0;
 
-	r = st_far_seek(s, qid, 0, 0, &c, &key, &val);
-	if (r == STORE_OK) {
-		if (far_key(&key, qid, &mk))
+	for (i = 0; i < FAR_SHARDS; i++) {
+		r = st_far_seek(s, i, qid, from, 0, &c, &key, &val);
+		if (r == STORE_OK && far_key(&key, qid, &mk) &&
+		    (!found || mk.bucket < *bucket)) {
 			*bucket = mk.bucket;
-		else
-			r = STORE_NOTFOUND;
+			found = 1;
+		}
+		if ((r = st_cursor_close(s, c, r)) != STORE_OK &&
+		    r != STORE_NOTFOUND)
+			return r;
 	}
-	return st_cursor_close(s, c, r);
+	return found ? STORE_OK : STORE_NOTFOUND;
+}
+
+int
+st_far_head(struct store *s, uint32_t qid, uint64_t *bucket)
+{
+	return first_bucket(s, qid, 0, bucket);
 }
 
 static int
@@ -227,53 +281,82 @@ ref_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* Appends a far key to *ap. */
+static int
+ref_add(struct store *s, const struct msg_key *mk, struct far_ref **ap,
+    size_t *cap, size_t *n)
+{
+	struct far_ref	*p;
+
+	if (*n == *cap) {
+		if ((p = dq_reallocarray(*ap, *cap ? 2 * *cap : 64,
+		    sizeof(*p))) == NULL) {
+			snprintf(s->err, sizeof(s->err), "out of memory");
+			return STORE_ERR;
+		}
+		*ap = p;
+		*cap = *cap ? 2 * *cap : 64;
+	}
+	(*ap)[*n].due = mk->due;
+	(*ap)[*n].seq = mk->seq;
+	(*ap)[(*n)++].bucket = mk->bucket;
+	return STORE_OK;
+}
+
 /* Keys only; one bucket at a time, so memory is one bucket's keys. */
 int
 st_far_bucket_read(struct store *s, uint32_t qid, uint64_t from,
     struct far_ref **ap, size_t *cap, size_t *np)
 {
-	struct far_ref	*p;
 	struct msg_key	 mk;
 	DBC		*c;
 	DBT		 key, val;
-	uint64_t	 bucket = 0;
+	uint64_t	 bucket;
 	size_t		 n = 0;
-	int		 r;
+	int		 i, r;
 
-	r = st_far_seek(s, qid, from, 0, &c, &key, &val);
-	while (r == STORE_OK && far_key(&key, qid, &mk)) {
-		if (n > 0 && mk.bucket != bucket)
-			break;
-		bucket = mk.bucket;
-		if (n == *cap) {
-			if ((p = dq_reallocarray(*ap, *cap ? 2 * *cap : 64,
-			    sizeof(*p))) == NULL) {
-				snprintf(s->err, sizeof(s->err),
-				    "out of memory");
-				r = STORE_ERR;
-				break;
-			}
-			*ap = p;
-			*cap = *cap ? 2 * *cap : 64;
-		}
-		(*ap)[n].due = mk.due;
-		(*ap)[n].seq = mk.seq;
-		(*ap)[n++].bucket = mk.bucket;
-		r = st_rc(s, c->get(c, &key, &val, DB_NEXT), "far next");
+	*np = 0;
+	if ((r = first_bucket(s, qid, from, &bucket)) != STORE_OK)
+		return r == STORE_NOTFOUND ? STORE_OK : r;
+	for (i = 0; i < FAR_SHARDS; i++) {
+		r = st_far_seek(s, i, qid, bucket, 0, &c, &key, &val);
+		while (r == STORE_OK && far_key(&key, qid, &mk) &&
+		    mk.bucket == bucket &&
+		    (r = ref_add(s, &mk, ap, cap, &n)) == STORE_OK)
+			r = st_rc(s, c->get(c, &key, &val, DB_NEXT),
+			    "far next");
+		if (r == STORE_NOTFOUND)
+			r = STORE_OK;
+		if ((r = st_cursor_close(s, c, r)) != STORE_OK)
+			return r;
 	}
-	if (r == STORE_NOTFOUND)
-		r = STORE_OK;
-	if ((r = st_cursor_close(s, c, r)) != STORE_OK)
-		return r;
 	if (n > 1)
 		qsort(*ap, n, sizeof(**ap), ref_cmp);
 	*np = n;
 	return STORE_OK;
 }
 
+/* A far record of an older layout, into its writer's far database. */
+static int
+far_put(struct store *s, DBT *key, DBT *val, const char *what)
+{
+	struct msg_key	 mk;
+	DB		*db;
+
+	if (msg_key_decode(key->data, key->size, &mk) == -1 ||
+	    mk.bucket == 0) {
+		snprintf(s->err, sizeof(s->err), "%s: malformed far key",
+		    what);
+		return STORE_ERR;
+	}
+	db = st_far_db(s, mk.seq);
+	return st_rc(s, db->put(db, s->txn, key, val, DB_NOOVERWRITE), what);
+}
+
 /*
  * Moves up to max far records of msgs.db (an environment made before
- * far.db) to far.db, from the first queue with any: *n says how many.
+ * far.db) to the far databases, from the first queue with any: *n says
+ * how many.
  */
 static int
 split_some(struct store *s, size_t max, size_t *n)
@@ -296,8 +379,8 @@ split_some(struct store *s, size_t max, size_t *n)
 		    "split seek");
 		while (r == STORE_OK && *n < max &&
 		    key.size == MSG_FAR_KEY_LEN && be32_get(key.data) == qid) {
-			if ((r = st_rc(s, s->far->put(s->far, s->txn, &key,
-			    &val, DB_NOOVERWRITE), "split put")) != STORE_OK ||
+			if ((r = far_put(s, &key, &val, "split put")) !=
+			    STORE_OK ||
 			    (r = st_cursor_del(s, c, "split del")) !=
 			    STORE_OK)
 				break;
@@ -338,6 +421,75 @@ st_wheel_split(struct store *s, size_t *moved)
 			return r;
 		*moved += n;
 	} while (n > 0);
+	return STORE_OK;
+}
+
+/*
+ * Moves up to max records of far.db that belong in another far database
+ * (an environment made when far.db was the only one), walking on from the
+ * key in pos (*poslen 0: the first); *done once the walk reached the end.
+ */
+static int
+spread_some(struct store *s, unsigned char pos[MSG_KEY_MAX], size_t *poslen,
+    size_t max, size_t *n, int *done)
+{
+	struct msg_key	 mk;
+	DBC		*c;
+	DBT		 key, val;
+	int		 r;
+
+	*n = 0;
+	if ((r = st_cursor_open(s, s->far[0], &c, 0)) != STORE_OK)
+		return r;
+	dbt_set(&key, pos, *poslen);
+	dbt_set(&val, NULL, 0);
+	r = st_rc(s, c->get(c, &key, &val, (*poslen ? DB_SET_RANGE :
+	    DB_FIRST) | DB_RMW), "spread seek");
+	while (r == STORE_OK && *n < max) {
+		if (msg_key_decode(key.data, key.size, &mk) == -1 ||
+		    mk.bucket == 0) {
+			snprintf(s->err, sizeof(s->err), "malformed far key");
+			r = STORE_ERR;
+			break;
+		}
+		memcpy(pos, key.data, key.size);
+		*poslen = key.size;
+		if (st_far_db(s, mk.seq) != s->far[0]) {
+			if ((r = far_put(s, &key, &val, "spread put")) !=
+			    STORE_OK ||
+			    (r = st_cursor_del(s, c, "spread del")) != STORE_OK)
+				break;
+			(*n)++;
+		}
+		r = st_rc(s, c->get(c, &key, &val, DB_NEXT | DB_RMW),
+		    "spread next");
+	}
+	*done = r == STORE_NOTFOUND;
+	if (r == STORE_NOTFOUND)
+		r = STORE_OK;
+	return st_cursor_close(s, c, r);
+}
+
+int
+st_wheel_spread(struct store *s, size_t *moved)
+{
+	unsigned char	pos[MSG_KEY_MAX];
+	size_t		poslen = 0, n;
+	int		r, done = 0;
+
+	*moved = 0;
+	while (!done) {
+		if ((r = st_txn(s)) != STORE_OK)
+			return r;
+		if ((r = spread_some(s, pos, &poslen, 1000, &n, &done)) !=
+		    STORE_OK) {
+			store_abort(s);
+			return r;	/* alone at the start: no deadlock */
+		}
+		if ((r = store_commit(s)) != STORE_OK)
+			return r;
+		*moved += n;
+	}
 	return STORE_OK;
 }
 

@@ -318,30 +318,42 @@ move_all(DB_ENV *env, DB_TXN *txn, const char *from, const char *to)
 	cr_assert_eq(b->close(b, 0), 0);
 }
 
-/* Makes dir look as the builds before far.db left it: far keys in
-   msgs.db, and seq.db without "far_db". */
+/* Makes home look as an older build left it: the records of each
+   moves[i][0] in moves[i][1], and seq.db without the mark of the move. */
 static void
-make_old(const char *home)
+make_older(const char *home, const char *const moves[][2], size_t n,
+    const char *mark)
 {
 	DB_ENV	*env;
 	DB_TXN	*txn;
 	DB	*seq;
 	DBT	 key;
+	size_t	 i;
 
 	cr_assert_eq(db_env_create(&env, 0), 0);
 	cr_assert_eq(env->open(env, home, DB_CREATE | DB_INIT_LOCK |
 	    DB_INIT_LOG | DB_INIT_MPOOL | DB_INIT_TXN, 0600), 0);
 	cr_assert_eq(env->txn_begin(env, NULL, &txn, 0), 0);
-	move_all(env, txn, "far.db", "msgs.db");
+	for (i = 0; i < n; i++)
+		move_all(env, txn, moves[i][0], moves[i][1]);
 	cr_assert_eq(db_create(&seq, env, 0), 0);
 	cr_assert_eq(seq->open(seq, txn, "seq.db", NULL, DB_BTREE, 0, 0), 0);
 	memset(&key, 0, sizeof(key));
-	key.data = "far_db";
-	key.size = 6;
+	key.data = (void *)mark;
+	key.size = (uint32_t)strlen(mark);
 	cr_assert_eq(seq->del(seq, txn, &key, 0), 0);
 	cr_assert_eq(seq->close(seq, 0), 0);
 	cr_assert_eq(txn->commit(txn, 0), 0);
 	cr_assert_eq(env->close(env, 0), 0);
+}
+
+/* As the builds before far.db: far keys in msgs.db. */
+static void
+make_old(const char *home)
+{
+	static const char *const moves[][2] = { { "far.db", "msgs.db" } };
+
+	make_older(home, moves, 1, "far_db");
 }
 
 /*
@@ -429,4 +441,154 @@ Test(wheel, a_failed_commit_ends_the_transaction)
 	turn(t0 + 10400, 100);
 	cr_assert_eq(moved, 3, "the next pass moved what the failed one "
 	    "had not");
+}
+
+/* Records in file of the environment at home (opened alone). */
+static size_t
+records_in(const char *home, const char *file)
+{
+	DB_ENV	*env;
+	DB	*db;
+	DBC	*c;
+	DBT	 key, val;
+	size_t	 n = 0;
+	int	 ret;
+
+	cr_assert_eq(db_env_create(&env, 0), 0);
+	cr_assert_eq(env->open(env, home, DB_CREATE | DB_INIT_LOCK |
+	    DB_INIT_LOG | DB_INIT_MPOOL | DB_INIT_TXN, 0600), 0);
+	cr_assert_eq(db_create(&db, env, 0), 0);
+	cr_assert_eq(db->open(db, NULL, file, NULL, DB_BTREE, 0, 0), 0);
+	cr_assert_eq(db->cursor(db, NULL, &c, 0), 0);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	while ((ret = c->get(c, &key, &val, DB_NEXT)) == 0)
+		n++;
+	cr_assert_eq(ret, DB_NOTFOUND);
+	cr_assert_eq(c->close(c), 0);
+	cr_assert_eq(db->close(db, 0), 0);
+	cr_assert_eq(env->close(env, 0), 0);
+	return n;
+}
+
+/*
+ * Four writers (process slots 0 to 3) add far messages to one queue, two
+ * each, due 5100 + 100 * slot and 9100 + 100 * slot; the server id of
+ * slot 2's first goes to id2.
+ */
+static void
+add_from_four_slots(uint32_t q, uint64_t t0, char *id2, size_t *id2len)
+{
+	char		 err[512];
+	struct store	*w;
+	int		 slot;
+
+	for (slot = 0; slot < 4; slot++) {
+		w = s;
+		if (slot > 0)
+			cr_assert_eq(store_open(&cfg, slot, &w, err,
+			    sizeof(err)), 0, "%s", err);
+		cr_assert_eq(store_msg_add(w, q, t0 + 5100 + 100 * slot, "a",
+		    1, slot == 2 ? id2 : NULL, slot == 2 ? id2len : NULL),
+		    STORE_OK);
+		cr_assert_eq(store_msg_add(w, q, t0 + 9100 + 100 * slot, "b",
+		    1, NULL, NULL), STORE_OK);
+		cr_assert_eq(store_commit(w), STORE_OK);
+		if (slot > 0)
+			store_close(w);
+	}
+}
+
+/* s opened again, after a store_close, with its hook. */
+static void
+reopen(void)
+{
+	testenv_open(&cfg, &s);
+	store_set_wheel_hook(s, count_moves);
+}
+
+/* What add_from_four_slots added, read through s: all of it. */
+static void
+four_slots_read(uint32_t q, uint64_t t0, const char *id2, size_t id2len)
+{
+	struct seen	 sn = { { 0 }, 0 };
+	int		 done;
+
+	stat_is(q, t0, 0, 8, (int64_t)(t0 + 5100));
+	cr_assert_eq(store_msg_peek(s, q, SIZE_MAX, record, &sn), STORE_OK);
+	store_abort(s);
+	cr_assert_eq(sn.n, 8);
+	cr_assert_eq(sn.due[0], t0 + 5100);
+	cr_assert_eq(sn.due[3], t0 + 5400);
+	cr_assert_eq(sn.due[7], t0 + 9400);
+	/* Found by its id, in the far database of the slot that made it. */
+	cr_assert_eq(store_msg_op(s, q, id2, id2len, STORE_CANCEL, 0, 0,
+	    &done), STORE_OK);
+	cr_assert_eq(store_commit(s), STORE_OK);
+	cr_assert_eq(done, 1, "the message of slot 2 not found by its id");
+	stat_is(q, t0, 0, 7, (int64_t)(t0 + 5100));
+	turn(t0 + 9400, 100);
+	cr_assert_eq(moved, 7, "the mover missed a far database: %zu", moved);
+	sn.n = 0;
+	cr_assert_eq(take(q, t0 + 9400, &sn), 7);
+	cr_assert_eq(sn.due[0], t0 + 5100);
+	cr_assert_eq(sn.due[1], t0 + 5200);
+	cr_assert_eq(sn.due[2], t0 + 5400, "the cancelled one is gone");
+	cr_assert_eq(sn.due[6], t0 + 9400);
+}
+
+/*
+ * Each process adds its far keys to a far database of its own (by the
+ * slot in their sequence), so that two workers never wait on each other's
+ * pages; every read sees them all: QSTAT, QPEEK, lookups by id, the mover
+ * and SPOP.
+ */
+Test(wheel, far_keys_of_four_writers_in_four_databases)
+{
+	char		id2[64];
+	size_t		id2len;
+	uint32_t	q = queue("q");
+	uint64_t	t0 = now_ms();
+
+	add_from_four_slots(q, t0, id2, &id2len);
+	store_close(s);
+	cr_assert_eq(records_in(cfg.data_dir, "far.db"), 2);
+	cr_assert_eq(records_in(cfg.data_dir, "far1.db"), 2);
+	cr_assert_eq(records_in(cfg.data_dir, "far3.db"), 2);
+	reopen();
+	four_slots_read(q, t0, id2, id2len);
+}
+
+/* As the builds with far.db alone: every far key in it. */
+static void
+make_one_far_db(const char *home)
+{
+	static const char *const moves[][2] = { { "far1.db", "far.db" },
+		{ "far2.db", "far.db" }, { "far3.db", "far.db" } };
+
+	make_older(home, moves, 3, "far_shards");
+}
+
+/*
+ * An environment from the builds with far.db alone: its first start moves
+ * each far key to the far database of the slot in its sequence, where
+ * lookups by id look; the next start has nothing to move.
+ */
+Test(wheel, far_keys_of_one_far_db_move_to_their_writers_databases)
+{
+	char		id2[64];
+	size_t		id2len;
+	uint32_t	q = queue("q");
+	uint64_t	t0 = now_ms();
+
+	add_from_four_slots(q, t0, id2, &id2len);
+	store_close(s);
+	make_one_far_db(cfg.data_dir);
+	cr_assert_eq(records_in(cfg.data_dir, "far.db"), 8);
+	reopen();
+	store_close(s);
+	cr_assert_eq(records_in(cfg.data_dir, "far.db"), 2);
+	cr_assert_eq(records_in(cfg.data_dir, "far2.db"), 2);
+	reopen();
+	four_slots_read(q, t0, id2, id2len);
 }
