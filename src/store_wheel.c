@@ -107,11 +107,13 @@ st_wheel_move_queue(struct store *s, uint32_t qid, uint64_t until,
 }
 
 /*
- * The first far key of the first queue from qid on that has any, over
- * every far database: STORE_NOTFOUND if there is none.
+ * The first far key at or after (qid, bucket from) over every far
+ * database: qid's, or that of the next queue that has any; STORE_NOTFOUND
+ * if there is none.
  */
 static int
-far_first(struct store *s, uint32_t qid, struct msg_key *first)
+far_first(struct store *s, uint32_t qid, uint64_t from,
+    struct msg_key *first)
 {
 	struct msg_key	 mk;
 	DBC		*c;
@@ -119,7 +121,7 @@ far_first(struct store *s, uint32_t qid, struct msg_key *first)
 	int		 i, r, found = 0;
 
 	for (i = 0; i < FAR_SHARDS; i++) {
-		r = st_far_seek(s, i, qid, 0, 0, &c, &key, &val);
+		r = st_far_seek(s, i, qid, from, 0, &c, &key, &val);
 		if (r == STORE_OK && msg_key_decode(key.data, key.size,
 		    &mk) == -1)
 			r = STORE_ERR;
@@ -158,7 +160,7 @@ store_wheel_turn(struct store *s, uint64_t now, size_t max, int *more)
 	if ((r = st_txn(s)) != STORE_OK)
 		return r;
 	for (qid = s->wheel_qid; r == STORE_OK && n < max;) {
-		if ((r = far_first(s, qid, &mk)) == STORE_NOTFOUND) {
+		if ((r = far_first(s, qid, 0, &mk)) == STORE_NOTFOUND) {
 			r = STORE_OK;
 			done = 1;
 			break;
@@ -244,23 +246,14 @@ st_far_count(struct store *s, uint32_t qid, uint64_t from, uint64_t to,
 static int
 first_bucket(struct store *s, uint32_t qid, uint64_t from, uint64_t *bucket)
 {
-	struct msg_key	 mk;
-	DBC		*c;
-	DBT		 key, val;
-	int		 i, r, found = 0;
+	struct msg_key	mk;
+	int		r;
 
-	for (i = 0; i < FAR_SHARDS; i++) {
-		r = st_far_seek(s, i, qid, from, 0, &c, &key, &val);
-		if (r == STORE_OK && far_key(&key, qid, &mk) &&
-		    (!found || mk.bucket < *bucket)) {
-			*bucket = mk.bucket;
-			found = 1;
-		}
-		if ((r = st_cursor_close(s, c, r)) != STORE_OK &&
-		    r != STORE_NOTFOUND)
-			return r;
-	}
-	return found ? STORE_OK : STORE_NOTFOUND;
+	if ((r = far_first(s, qid, from, &mk)) == STORE_OK && mk.qid != qid)
+		r = STORE_NOTFOUND;
+	if (r == STORE_OK)
+		*bucket = mk.bucket;
+	return r;
 }
 
 int
@@ -403,47 +396,77 @@ split_some(struct store *s, size_t max, size_t *n)
 	return st_cursor_close(s, c, r);
 }
 
-int
-st_wheel_split(struct store *s, size_t *moved)
+/*
+ * A move done once at the start (store.c, move_once), in transactions of
+ * up to 1000 records: step moves the next ones and says whether it is
+ * done; *moved counts them.
+ */
+static int
+move_in_rounds(struct store *s, int (*step)(struct store *, void *, size_t,
+    size_t *, int *), void *arg, size_t *moved)
 {
 	size_t	n;
-	int	r;
+	int	r, done = 0;
 
 	*moved = 0;
-	do {
+	while (!done) {
 		if ((r = st_txn(s)) != STORE_OK)
 			return r;
-		if ((r = split_some(s, 1000, &n)) != STORE_OK) {
+		if ((r = step(s, arg, 1000, &n, &done)) != STORE_OK) {
 			store_abort(s);
 			return r;	/* alone at the start: no deadlock */
 		}
 		if ((r = store_commit(s)) != STORE_OK)
 			return r;
 		*moved += n;
-	} while (n > 0);
+	}
 	return STORE_OK;
 }
+
+/* A round of split_some: each starts from the first queue again. */
+static int
+split_step(struct store *s, void *arg, size_t max, size_t *n, int *done)
+{
+	int	r;
+
+	(void)arg;
+	r = split_some(s, max, n);
+	*done = *n == 0;
+	return r;
+}
+
+int
+st_wheel_split(struct store *s, size_t *moved)
+{
+	return move_in_rounds(s, split_step, NULL, moved);
+}
+
+/* Where spread_some walks on from: the last key it looked at. */
+struct spread_pos {
+	unsigned char	key[MSG_KEY_MAX];
+	size_t		len;		/* 0: from the first */
+};
 
 /*
  * Moves up to max records of far.db that belong in another far database
  * (an environment made when far.db was the only one), walking on from the
- * key in pos (*poslen 0: the first); *done once the walk reached the end.
+ * spread_pos at arg; *done once the walk reached the end.
  */
 static int
-spread_some(struct store *s, unsigned char pos[MSG_KEY_MAX], size_t *poslen,
-    size_t max, size_t *n, int *done)
+spread_some(struct store *s, void *arg, size_t max, size_t *n, int *done)
 {
-	struct msg_key	 mk;
-	DBC		*c;
-	DBT		 key, val;
-	int		 r;
+	struct spread_pos	*pos = arg;
+	struct msg_key		 mk;
+	DBC			*c;
+	DBT			 key, val;
+	int			 r;
 
 	*n = 0;
 	if ((r = st_cursor_open(s, s->far[0], &c, 0)) != STORE_OK)
 		return r;
-	dbt_set(&key, pos, *poslen);
+	dbt_set(&key, pos->key, pos->len);
 	dbt_set(&val, NULL, 0);
-	r = st_rc(s, c->get(c, &key, &val, (*poslen ? DB_SET_RANGE :
+	r = st_rc(s, c->get(c, &key, &val, (pos->len ? DB_SET_RANGE :
 	    DB_FIRST) | DB_RMW), "spread seek");
 	while (r == STORE_OK && *n < max) {
 		if (msg_key_decode(key.data, key.size, &mk) == -1 ||
@@ -452,8 +475,8 @@ spread_some(struct store *s, unsigned char pos[MSG_KEY_MAX], size_t *poslen,
 			r = STORE_ERR;
 			break;
 		}
-		memcpy(pos, key.data, key.size);
-		*poslen = key.size;
+		memcpy(pos->key, key.data, key.size);
+		pos->len = key.size;
 		if (st_far_db(s, mk.seq) != s->far[0]) {
 			if ((r = far_put(s, &key, &val, "spread put")) !=
 			    STORE_OK ||
@@ -473,24 +496,9 @@ spread_some(struct store *s, unsigned char pos[MSG_KEY_MAX], size_t *poslen,
 int
 st_wheel_spread(struct store *s, size_t *moved)
 {
-	unsigned char	pos[MSG_KEY_MAX];
-	size_t		poslen = 0, n;
-	int		r, done = 0;
+	struct spread_pos	pos = { { 0 }, 0 };
 
-	*moved = 0;
-	while (!done) {
-		if ((r = st_txn(s)) != STORE_OK)
-			return r;
-		if ((r = spread_some(s, pos, &poslen, 1000, &n, &done)) !=
-		    STORE_OK) {
-			store_abort(s);
-			return r;	/* alone at the start: no deadlock */
-		}
-		if ((r = store_commit(s)) != STORE_OK)
-			return r;
-		*moved += n;
-	}
-	return STORE_OK;
+	return move_in_rounds(s, spread_some, &pos, moved);
 }
 
 void
